@@ -1,0 +1,196 @@
+//! The command line: parses arguments, loads configuration, picks reporters, and maps
+//! results to the documented exit codes. Each verb lives in `cli/<verb>.rs`.
+
+mod check;
+mod run;
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Diagnostics, Inventory, Selection};
+use crate::error::ExitCode;
+
+/// Deploy and operate fleets of agent services on plain Linux servers over SSH.
+///
+/// Exit codes: 0 all ok, 1 some targets failed, 2 bad input, 3 halted, 4 some hosts
+/// unreachable.
+#[derive(Debug, Parser)]
+#[command(name = "drover", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalOpts,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options valid for every command.
+#[derive(Debug, Args)]
+struct GlobalOpts {
+    /// Inventory file; repeat for several. Default: every `inventory/*.toml`.
+    #[arg(short = 'i', long = "inventory", global = true, value_name = "FILE", env = "DROVER_INVENTORY", value_delimiter = ',')]
+    inventory: Vec<PathBuf>,
+    /// When to use colour.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+    /// More log output (-v info, -vv debug); logs go to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// No progress output.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the inventory without connecting anywhere.
+    Check(check::Opts),
+    /// Run an ad-hoc shell command on the selected hosts.
+    Run(run::Opts),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Which hosts to act on. `--host`, `--group` and `--tenant` add hosts; `--all` adds
+/// every host; `--limit` keeps only hosts whose name matches one of its globs (alone,
+/// it selects those hosts). Without any selector nothing runs.
+///
+/// Examples: `--all`, `--group eu --limit 'web-*'`, `--tenant acme --tenant beta`.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct SelectOpts {
+    /// Every host in the inventory.
+    #[arg(long)]
+    all: bool,
+    /// A host by name (repeatable).
+    #[arg(long = "host", value_name = "HOST")]
+    hosts: Vec<String>,
+    /// Every host with this group label (repeatable).
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+    /// Every host this tenant is placed on (repeatable).
+    #[arg(long = "tenant", value_name = "TENANT")]
+    tenants: Vec<String>,
+    /// Keep only hosts whose name matches this glob, e.g. 'web-*' (repeatable).
+    #[arg(long = "limit", value_name = "GLOB")]
+    limits: Vec<String>,
+}
+
+impl From<SelectOpts> for Selection {
+    fn from(o: SelectOpts) -> Self {
+        Selection { all: o.all, hosts: o.hosts, groups: o.groups, tenants: o.tenants, limits: o.limits }
+    }
+}
+
+/// What the verbs share: global options resolved once.
+pub(crate) struct Context {
+    inventory_paths: Vec<PathBuf>,
+    color: bool,
+    quiet: bool,
+    verbose: u8,
+}
+
+impl Context {
+    /// Loads and validates the inventory, or prints the diagnostics.
+    fn load_inventory(&self) -> Result<Inventory, ExitCode> {
+        if self.inventory_paths.is_empty() {
+            eprintln!("error: no inventory: pass -i FILE or create inventory/*.toml");
+            return Err(ExitCode::BadInput);
+        }
+        Inventory::load(&self.inventory_paths).map_err(|d| {
+            self.print_diagnostics(&d);
+            ExitCode::BadInput
+        })
+    }
+
+    fn print_diagnostics(&self, diagnostics: &Diagnostics) {
+        eprint!("{}", diagnostics.render(self.color));
+        eprintln!(
+            "error: {} problem{} found; nothing was changed",
+            diagnostics.len(),
+            if diagnostics.len() == 1 { "" } else { "s" }
+        );
+    }
+}
+
+fn default_inventory() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir("inventory")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "drover=warn",
+        1 => "drover=info",
+        _ => "drover=debug,russh=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Runs drover with these arguments and returns the process exit code.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap's own code: 0 for --help/--version, 2 for usage errors (= BadInput).
+            return e.exit_code();
+        }
+    };
+    let color = match cli.global.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    init_tracing(cli.global.verbose);
+    let cx = Context {
+        inventory_paths: if cli.global.inventory.is_empty() { default_inventory() } else { cli.global.inventory },
+        color,
+        quiet: cli.global.quiet,
+        verbose: cli.global.verbose,
+    };
+    let code = match cli.command {
+        Command::Check(opts) => check::run(&cx, &opts),
+        Command::Run(opts) => run::run(&cx, opts),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "drover", &mut std::io::stdout());
+            ExitCode::Ok
+        }
+    };
+    code.code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,423 @@
+//! The inventory: hosts, groups and tenants, read from one or more TOML files.
+//!
+//! Parsing keeps spans (`toml::Spanned`) on everything a later check may point at;
+//! [`Inventory::load`] runs every check and only then builds the resolved view.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::diagnostic::{Diagnostic, Diagnostics};
+use super::source::SourceFile;
+use super::validate;
+
+/// Default time allowed for TCP connect + SSH handshake + authentication.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a single remote command may run before it is ended.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `[defaults]`: values every host inherits unless it sets its own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDefaults {
+    pub(crate) user: Option<Spanned<String>>,
+    pub(crate) identity: Option<Spanned<String>>,
+    pub(crate) known_hosts: Option<Spanned<String>>,
+    pub(crate) port: Option<Spanned<u16>>,
+    pub(crate) r#become: Option<Spanned<String>>,
+    pub(crate) connect_timeout: Option<Spanned<String>>,
+    pub(crate) command_timeout: Option<Spanned<String>>,
+}
+
+/// `[hosts.NAME]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHost {
+    pub(crate) address: Option<Spanned<String>>,
+    pub(crate) port: Option<Spanned<u16>>,
+    pub(crate) user: Option<Spanned<String>>,
+    pub(crate) identity: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) groups: Vec<Spanned<String>>,
+    pub(crate) jump: Option<Spanned<String>>,
+    pub(crate) r#become: Option<Spanned<String>>,
+    pub(crate) connect_timeout: Option<Spanned<String>>,
+    pub(crate) command_timeout: Option<Spanned<String>>,
+}
+
+/// `[tenants.NAME]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTenant {
+    #[serde(default)]
+    pub(crate) hosts: Vec<Spanned<String>>,
+    pub(crate) port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub(crate) vars: toml::Table,
+}
+
+/// One inventory file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFile {
+    pub(crate) defaults: Option<RawDefaults>,
+    #[serde(default)]
+    pub(crate) hosts: BTreeMap<Spanned<String>, RawHost>,
+    #[serde(default)]
+    pub(crate) tenants: BTreeMap<Spanned<String>, RawTenant>,
+}
+
+/// A parsed file with the source it came from.
+#[derive(Debug)]
+pub(crate) struct ParsedFile {
+    pub(crate) source: SourceFile,
+    pub(crate) raw: RawFile,
+}
+
+/// How steps become root on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Become {
+    /// `sudo -n` (never prompts; a missing right is an error).
+    Sudo,
+    /// Run as the login user (e.g. when logging in as root).
+    None,
+}
+
+/// A server reachable over SSH, with every default already applied.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Inventory name, a safe identifier.
+    pub name: String,
+    /// Address or DNS name to connect to.
+    pub address: String,
+    /// SSH port; `None` leaves it to `~/.ssh/config`, then 22.
+    pub port: Option<u16>,
+    /// Login user; `None` leaves it to `~/.ssh/config`, then the local user.
+    pub user: Option<String>,
+    /// Private key file; `None` uses the agent and `~/.ssh/config`/default keys.
+    pub identity: Option<PathBuf>,
+    /// Group labels.
+    pub groups: Vec<String>,
+    /// Name of the inventory host to jump through.
+    pub jump: Option<String>,
+    /// How steps become root.
+    pub r#become: Become,
+    /// Time allowed for TCP connect, handshake and authentication.
+    pub connect_timeout: Duration,
+    /// Time a single command may run.
+    pub command_timeout: Duration,
+    /// Tenants placed on this host, in name order.
+    pub tenants: Vec<String>,
+}
+
+/// One customer's agent instance, placed on one or more hosts.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Inventory name, a safe identifier.
+    pub name: String,
+    /// Hosts it runs on.
+    pub hosts: Vec<String>,
+    /// Base port: blue listens on `port`, green on `port + 1`.
+    pub port: Option<u16>,
+    /// Free-form variables for templates.
+    pub vars: toml::Table,
+}
+
+/// The whole, validated inventory.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    /// Hosts in natural name order (`web-2` before `web-10`).
+    pub hosts: Vec<Host>,
+    /// Tenants in natural name order.
+    pub tenants: Vec<Tenant>,
+    /// Extra known_hosts files named by the inventory, consulted before `~/.ssh/known_hosts`.
+    pub known_hosts: Vec<PathBuf>,
+    host_index: HashMap<String, usize>,
+    tenant_index: HashMap<String, usize>,
+}
+
+impl Inventory {
+    /// Reads, parses and validates the given files, reporting every problem found.
+    ///
+    /// # Errors
+    /// All diagnostics, sorted by file and position.
+    pub fn load(paths: &[PathBuf]) -> Result<Self, Diagnostics> {
+        let mut sources = Vec::with_capacity(paths.len());
+        let mut problems = Diagnostics::default();
+        for path in paths {
+            match SourceFile::read(path) {
+                Ok(source) => sources.push(source),
+                Err(e) => problems.push(Diagnostic::bare(
+                    "inventory::unreadable",
+                    format!("cannot read inventory file {}: {e}", path.display()),
+                )),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Self::from_sources(sources)
+    }
+
+    /// Parses and validates already-read sources (tests, fuzzing, generated inventories).
+    ///
+    /// # Errors
+    /// All diagnostics, sorted by file and position.
+    pub fn from_sources(sources: Vec<SourceFile>) -> Result<Self, Diagnostics> {
+        let mut problems = Diagnostics::default();
+        let mut files = Vec::with_capacity(sources.len());
+        for source in sources {
+            match toml::from_str::<RawFile>(&source.text) {
+                Ok(raw) => files.push(ParsedFile { source, raw }),
+                Err(e) => problems.push(validate::toml_error(&source, &e)),
+            }
+        }
+        if !problems.is_empty() {
+            problems.sort();
+            return Err(problems);
+        }
+        let checked = validate::check(&files);
+        if !checked.problems.is_empty() {
+            let mut problems = checked.problems;
+            problems.sort();
+            return Err(problems);
+        }
+        Ok(build(&files, &checked.defaults))
+    }
+
+    /// The host of that name.
+    #[must_use]
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.host_index.get(name).map(|&i| &self.hosts[i])
+    }
+
+    /// The tenant of that name.
+    #[must_use]
+    pub fn tenant(&self, name: &str) -> Option<&Tenant> {
+        self.tenant_index.get(name).map(|&i| &self.tenants[i])
+    }
+
+    /// Every group label in use, sorted.
+    #[must_use]
+    pub fn groups(&self) -> Vec<&str> {
+        let mut groups: Vec<&str> = self
+            .hosts
+            .iter()
+            .flat_map(|h| h.groups.iter().map(String::as_str))
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        groups
+    }
+}
+
+/// Defaults merged over all files, already parsed and with paths resolved.
+#[derive(Debug, Default)]
+pub(crate) struct Defaults {
+    pub(crate) user: Option<String>,
+    pub(crate) identity: Option<PathBuf>,
+    pub(crate) known_hosts: Option<PathBuf>,
+    pub(crate) port: Option<u16>,
+    pub(crate) r#become: Option<Become>,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) command_timeout: Option<Duration>,
+}
+
+/// Expands `~/` and makes relative paths relative to the inventory file that names them.
+pub(crate) fn resolve_path(source: &SourceFile, text: &str) -> PathBuf {
+    if let Some(rest) = text.strip_prefix("~/") {
+        if let Some(home) = dirs::home_dir() {
+            return home.join(rest);
+        }
+    }
+    let path = Path::new(text);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        source.dir().join(path)
+    }
+}
+
+pub(crate) fn parse_become(text: &str) -> Option<Become> {
+    match text {
+        "sudo" => Some(Become::Sudo),
+        "none" => Some(Become::None),
+        _ => None,
+    }
+}
+
+fn build(files: &[ParsedFile], defaults: &Defaults) -> Inventory {
+    let mut hosts = Vec::new();
+    let mut tenants = Vec::new();
+    for file in files {
+        let source = &file.source;
+        for (name, raw) in &file.raw.hosts {
+            let duration = |field: &Option<Spanned<String>>| {
+                field.as_ref().and_then(|d| super::duration::parse(d.get_ref()).ok())
+            };
+            hosts.push(Host {
+                name: name.get_ref().clone(),
+                address: raw.address.as_ref().map(|a| a.get_ref().clone()).unwrap_or_default(),
+                port: raw.port.as_ref().map(|p| *p.get_ref()).or(defaults.port),
+                user: raw.user.as_ref().map(|u| u.get_ref().clone()).or_else(|| defaults.user.clone()),
+                identity: raw
+                    .identity
+                    .as_ref()
+                    .map(|i| resolve_path(source, i.get_ref()))
+                    .or_else(|| defaults.identity.clone()),
+                groups: raw.groups.iter().map(|g| g.get_ref().clone()).collect(),
+                jump: raw.jump.as_ref().map(|j| j.get_ref().clone()),
+                r#become: raw
+                    .r#become
+                    .as_ref()
+                    .and_then(|b| parse_become(b.get_ref()))
+                    .or(defaults.r#become)
+                    .unwrap_or(Become::Sudo),
+                connect_timeout: duration(&raw.connect_timeout)
+                    .or(defaults.connect_timeout)
+                    .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+                command_timeout: duration(&raw.command_timeout)
+                    .or(defaults.command_timeout)
+                    .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
+                tenants: Vec::new(),
+            });
+        }
+        for (name, raw) in &file.raw.tenants {
+            tenants.push(Tenant {
+                name: name.get_ref().clone(),
+                hosts: raw.hosts.iter().map(|h| h.get_ref().clone()).collect(),
+                port: raw.port.as_ref().map(|p| *p.get_ref()),
+                vars: raw.vars.clone(),
+            });
+        }
+    }
+    hosts.sort_by(|a, b| natural_cmp(&a.name, &b.name));
+    tenants.sort_by(|a, b| natural_cmp(&a.name, &b.name));
+    let host_index: HashMap<String, usize> =
+        hosts.iter().enumerate().map(|(i, h)| (h.name.clone(), i)).collect();
+    for tenant in &tenants {
+        for host in &tenant.hosts {
+            if let Some(&i) = host_index.get(host) {
+                hosts[i].tenants.push(tenant.name.clone());
+            }
+        }
+    }
+    let tenant_index = tenants.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+    Inventory {
+        hosts,
+        tenants,
+        known_hosts: defaults.known_hosts.iter().cloned().collect(),
+        host_index,
+        tenant_index,
+    }
+}
+
+/// Orders names so that digit runs compare as numbers: `h2` < `h10`.
+#[must_use]
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (na, nb) = (trim_zeros(&a[..da]), trim_zeros(&b[..db]));
+                let order = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb)).then(da.cmp(&db));
+                if order != std::cmp::Ordering::Equal {
+                    return order;
+                }
+                a = &a[da..];
+                b = &b[db..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}
+
+fn trim_zeros(digits: &[u8]) -> &[u8] {
+    let zeros = digits.iter().take_while(|&&c| c == b'0').count();
+    &digits[zeros..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn load(text: &str) -> Result<Inventory, Diagnostics> {
+        Inventory::from_sources(vec![SourceFile::new("inventory/fleet.toml", text)])
+    }
+
+    #[test]
+    fn natural_order_compares_numbers_by_value() {
+        let mut names = vec!["web-10", "web-2", "web-1", "db", "web-02"];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(names, ["db", "web-1", "web-2", "web-02", "web-10"]);
+    }
+
+    #[test]
+    fn defaults_apply_to_hosts_unless_they_override() {
+        let inv = load(
+            r#"
+[defaults]
+user = "deploy"
+port = 2222
+connect_timeout = "3s"
+become = "none"
+identity = "keys/id"
+
+[hosts.web-1]
+address = "127.0.0.1"
+groups = ["eu"]
+
+[hosts.web-2]
+address = "127.0.0.2"
+user = "root"
+port = 22
+jump = "web-1"
+
+[tenants.acme]
+hosts = ["web-1", "web-2"]
+port = 8100
+vars = { model = "gpt-4o" }
+"#,
+        )
+        .unwrap();
+        let web1 = inv.host("web-1").unwrap();
+        assert_eq!(web1.user.as_deref(), Some("deploy"));
+        assert_eq!(web1.port, Some(2222));
+        assert_eq!(web1.connect_timeout, Duration::from_secs(3));
+        assert_eq!(web1.r#become, Become::None);
+        assert_eq!(web1.identity.as_deref(), Some(Path::new("inventory/keys/id")));
+        assert_eq!(web1.tenants, ["acme"]);
+        let web2 = inv.host("web-2").unwrap();
+        assert_eq!(web2.user.as_deref(), Some("root"));
+        assert_eq!(web2.port, Some(22));
+        assert_eq!(web2.jump.as_deref(), Some("web-1"));
+        assert_eq!(inv.groups(), ["eu"]);
+        assert_eq!(inv.tenant("acme").unwrap().vars["model"].as_str(), Some("gpt-4o"));
+    }
+
+    #[test]
+    fn several_files_merge_into_one_inventory() {
+        let inv = Inventory::from_sources(vec![
+            SourceFile::new("a.toml", "[hosts.a]\naddress = \"127.0.0.1\"\n"),
+            SourceFile::new("b.toml", "[hosts.b]\naddress = \"127.0.0.2\"\n[tenants.t]\nhosts = [\"a\", \"b\"]\n"),
+        ])
+        .unwrap();
+        assert_eq!(inv.hosts.len(), 2);
+        assert_eq!(inv.host("a").unwrap().tenants, ["t"]);
+    }
+}

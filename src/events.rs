@@ -1,0 +1,30 @@
+//! Events the engine emits while it works; reporters consume them. The engine never prints.
+
+use std::sync::Arc;
+
+use crate::engine::HostOutcome;
+
+/// Something that happened during a run.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The run starts on this many hosts.
+    RunStarted {
+        /// hosts selected
+        hosts: usize,
+    },
+    /// A host's connection is being opened.
+    HostStarted {
+        /// host name
+        host: String,
+    },
+    /// A host is done, one way or another.
+    HostFinished(Arc<HostOutcome>),
+    /// A halt was requested; no new host will start.
+    Halting,
+    /// Every host is done.
+    RunFinished,
+}
+
+/// The sending side the engine writes to. Bounded, so a slow terminal slows the run
+/// instead of growing memory without limit at thousands of hosts.
+pub type EventSender = tokio::sync::mpsc::Sender<Event>;

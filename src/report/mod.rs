@@ -1,0 +1,5 @@
+//! Reporters: everything drover prints about a run. Only this module knows terminals.
+
+pub mod group;
+pub mod live;
+pub mod run;

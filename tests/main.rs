@@ -1,0 +1,5 @@
+//! drover's integration tests: one binary, modules per behaviour.
+
+mod support;
+
+mod run;
