@@ -158,7 +158,7 @@ impl SshdFleet {
     pub fn write_inventory(&self, extra: &str) -> PathBuf {
         std::fs::write(self.known_hosts_path(), self.known_hosts_text()).unwrap();
         let mut text = format!(
-            "[defaults]\nuser = \"{}\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nport = {}\nbecome = \"none\"\nconnect_timeout = \"5s\"\n\n",
+            "[defaults]\nuser = \"{}\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nport = {}\nbecome = \"none\"\nconnect_timeout = \"20s\"\n\n",
             Self::user(),
             self.client_key.display(),
             self.known_hosts_path().display(),

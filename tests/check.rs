@@ -1,0 +1,1 @@
+//! `drover check`: validation without connecting.
