@@ -8,5 +8,6 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod plan;
 pub mod report;
 pub mod transport;

@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Login user the harness creates when run as root.
+const TEST_USER: &str = "drover-test";
+/// Its home (sshd wants one that exists).
+const TEST_HOME: &str = "/var/lib/drover-test";
+
 /// sshd accepts at most 16 `ListenAddress` lines; more hosts get more sshd processes.
 const ADDRESSES_PER_SSHD: usize = 16;
 
@@ -148,9 +153,31 @@ impl SshdFleet {
         self.dir.path().join("known_hosts")
     }
 
-    /// The login user (whoever runs the tests; root in CI).
+    /// The login user. As root (CI) a dedicated `drover-test` user with `/bin/sh` as
+    /// its shell, so the machine's own shell start-up files (which may print noise on
+    /// stderr) never leak into the outputs tests compare; otherwise the current user.
     pub fn user() -> String {
-        std::env::var("USER").unwrap_or_else(|_| "root".into())
+        static USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        USER.get_or_init(|| {
+            let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+            if uid.ok().as_deref() != Some("0") {
+                return std::env::var("USER").unwrap_or_else(|_| "root".into());
+            }
+            let exists = || Command::new("id").arg(TEST_USER).output().is_ok_and(|o| o.status.success());
+            if !exists() {
+                // Parallel test processes may race here; whoever loses sees it exist.
+                let _ = Command::new("useradd")
+                    .args(["--system", "--shell", "/bin/sh", "--home-dir", TEST_HOME, "--no-create-home", TEST_USER])
+                    .output();
+            }
+            assert!(exists(), "could not create the test login user {TEST_USER}");
+            // sshd without PAM refuses locked ('!') accounts; '*' = no password, not locked.
+            let _ = Command::new("usermod").args(["-p", "*", "-d", TEST_HOME, TEST_USER]).output();
+            let _ = std::fs::create_dir_all(TEST_HOME);
+            let _ = Command::new("chown").args([TEST_USER, TEST_HOME]).output();
+            TEST_USER.to_string()
+        })
+        .clone()
     }
 
     /// An inventory with one host per address (`h1`, `h2`, …), strict known_hosts

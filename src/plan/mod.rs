@@ -1,0 +1,4 @@
+//! Planning: pure and deterministic. Given the inventory, a playbook and a selection
+//! it yields the targets and, per target, the exact rendered steps and scripts.
+
+pub mod steps;
