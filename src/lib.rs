@@ -9,5 +9,6 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod plan;
+pub mod playbook;
 pub mod report;
 pub mod transport;
