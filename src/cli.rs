@@ -2,6 +2,7 @@
 //! results to the documented exit codes. Each verb lives in `cli/<verb>.rs`.
 
 mod check;
+mod deploy;
 mod run;
 
 use std::ffi::OsString;
@@ -12,6 +13,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Diagnostics, Inventory, Selection};
 use crate::error::ExitCode;
+use crate::transport::{HostKeyPolicy, KnownHosts, SshConfig, SshConnector, TransportContext};
 
 /// Deploy and operate fleets of agent services on plain Linux servers over SSH.
 ///
@@ -56,6 +58,8 @@ enum Command {
     Check(check::Opts),
     /// Run an ad-hoc shell command on the selected hosts.
     Run(run::Opts),
+    /// Apply a playbook to the selected targets (tenant × host).
+    Deploy(deploy::Opts),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -91,6 +95,53 @@ impl From<SelectOpts> for Selection {
     fn from(o: SelectOpts) -> Self {
         Selection { all: o.all, hosts: o.hosts, groups: o.groups, tenants: o.tenants, limits: o.limits }
     }
+}
+
+/// How to connect: shared by every verb that reaches hosts.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct ConnectOpts {
+    /// Record unknown host keys (like OpenSSH's accept-new); changed keys are still refused.
+    #[arg(long)]
+    accept_new: bool,
+    /// ssh_config file to honour (default ~/.ssh/config; "none" to ignore it).
+    #[arg(long, value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+    /// SSH handshakes in flight at once (a shared sshd or bastion resets connections
+    /// beyond its MaxStartups; resets are retried).
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    max_handshakes: usize,
+}
+
+impl ConnectOpts {
+    /// The SSH connector: known_hosts (the inventory's file, then ~/.ssh/known_hosts),
+    /// host-key policy, ssh_config.
+    fn connector(&self, inventory: &std::sync::Arc<Inventory>) -> Result<SshConnector, ExitCode> {
+        let mut files = inventory.known_hosts.clone();
+        if let Some(home) = dirs::home_dir() {
+            files.push(home.join(".ssh").join("known_hosts"));
+        }
+        let known_hosts = KnownHosts::load(&files).map_err(|e| {
+            eprintln!("error: cannot read known_hosts: {e}");
+            ExitCode::BadInput
+        })?;
+        let policy = if self.accept_new { HostKeyPolicy::AcceptNew } else { HostKeyPolicy::Strict };
+        let ctx = std::sync::Arc::new(TransportContext::new(known_hosts, policy, self.max_handshakes));
+        let ssh_config = match &self.ssh_config {
+            Some(p) if p.as_os_str() == "none" => SshConfig::default(),
+            Some(p) => SshConfig::load(Some(p)),
+            None => SshConfig::load(SshConfig::default_path().as_deref()),
+        };
+        Ok(SshConnector::new(ctx, std::sync::Arc::clone(inventory), ssh_config))
+    }
+}
+
+/// The async runtime for verbs that reach hosts.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("error: cannot start the async runtime: {e}"))
+        .ok()
 }
 
 /// What the verbs share: global options resolved once.
@@ -177,6 +228,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let code = match cli.command {
         Command::Check(opts) => check::run(&cx, &opts),
         Command::Run(opts) => run::run(&cx, opts),
+        Command::Deploy(opts) => deploy::run(&cx, opts),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "drover", &mut std::io::stdout());
             ExitCode::Ok

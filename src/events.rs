@@ -2,23 +2,25 @@
 
 use std::sync::Arc;
 
-use crate::engine::HostOutcome;
+use crate::engine::{HostOutcome, TargetOutcome};
 
 /// Something that happened during a run.
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// The run starts on this many hosts.
+    /// The run starts on this many hosts (or deploy targets).
     RunStarted {
-        /// hosts selected
+        /// hosts (or targets) selected
         hosts: usize,
     },
-    /// A host's connection is being opened.
+    /// Work on a host (or a `tenant@host` target) starts.
     HostStarted {
-        /// host name
+        /// host name, or `tenant@host`
         host: String,
     },
     /// A host is done, one way or another.
     HostFinished(Arc<HostOutcome>),
+    /// A deploy target is done.
+    TargetFinished(Arc<TargetOutcome>),
     /// A halt was requested; no new host will start.
     Halting,
     /// Every host is done.

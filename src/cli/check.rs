@@ -1,9 +1,15 @@
-//! `drover check`: validate the inventory without connecting anywhere.
+//! `drover check`: validate the inventory and playbooks without connecting anywhere.
+//! Playbooks are rendered for every target of every tenant, so a template that does
+//! not render fails here, not in the middle of a deploy.
 
 use clap::{Args, ValueEnum};
 
+use std::path::PathBuf;
+
 use super::Context;
-use crate::config::Inventory;
+use crate::config::{Diagnostics, Host, Inventory, Tenant};
+use crate::playbook::Playbook;
+use crate::plan::render::{PlanOptions, plan};
 use crate::error::ExitCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -18,6 +24,52 @@ pub(crate) struct Opts {
     /// {file, line, column, end_line, end_column, code, message, help}.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Playbooks to check (default: every playbooks/*.toml).
+    #[arg(value_name = "PLAYBOOK")]
+    playbooks: Vec<PathBuf>,
+}
+
+fn default_playbooks() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir("playbooks")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Loads and renders each playbook for every target; returns (playbooks, steps, targets).
+fn check_playbooks(inv: &Inventory, paths: &[PathBuf], problems: &mut Diagnostics) -> (usize, usize, usize) {
+    let targets: Vec<(&Tenant, &Host)> = inv
+        .tenants
+        .iter()
+        .flat_map(|t| t.hosts.iter().filter_map(move |h| inv.host(h).map(|h| (t, h))))
+        .collect();
+    let (mut steps, mut rendered) = (0, 0);
+    for path in paths {
+        let playbook = match Playbook::load(path) {
+            Ok(p) => p,
+            Err(d) => {
+                problems.0.extend(d.0);
+                continue;
+            }
+        };
+        steps += playbook.steps.len();
+        for color in ["blue", "green"] {
+            let options = PlanOptions { color: color.into(), ..PlanOptions::default() };
+            match plan(inv, &playbook, &targets, &options) {
+                Ok(p) => rendered += p.targets.len(),
+                Err(d) => {
+                    problems.0.extend(d.0);
+                    break;
+                }
+            }
+        }
+    }
+    (paths.len(), steps, rendered / 2)
 }
 
 pub(crate) fn run(cx: &Context, opts: &Opts) -> ExitCode {
@@ -25,11 +77,31 @@ pub(crate) fn run(cx: &Context, opts: &Opts) -> ExitCode {
         eprintln!("error: no inventory: pass -i FILE or create inventory/*.toml");
         return ExitCode::BadInput;
     }
-    match (Inventory::load(&cx.inventory_paths), opts.format) {
+    let playbooks = if opts.playbooks.is_empty() { default_playbooks() } else { opts.playbooks.clone() };
+    let mut summary = String::new();
+    let loaded = Inventory::load(&cx.inventory_paths).and_then(|inv| {
+        let mut problems = Diagnostics::default();
+        let (n, steps, targets) = check_playbooks(&inv, &playbooks, &mut problems);
+        if n > 0 {
+            summary = format!(
+                "; {n} playbook{} ({steps} step{}) rendered for {targets} target{}",
+                plural(n),
+                plural(steps),
+                plural(targets)
+            );
+        }
+        if problems.is_empty() {
+            Ok(inv)
+        } else {
+            problems.sort();
+            Err(problems)
+        }
+    });
+    match (loaded, opts.format) {
         (Ok(inv), Format::Text) => {
             if !cx.quiet {
                 println!(
-                    "ok: {} host{}, {} tenant{}, {} group{} in {} file{}",
+                    "ok: {} host{}, {} tenant{}, {} group{} in {} file{}{summary}",
                     inv.hosts.len(),
                     plural(inv.hosts.len()),
                     inv.tenants.len(),

@@ -1,45 +1,35 @@
 //! `drover run SELECT -- CMD`: an ad-hoc command on many hosts, results grouped.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::{Context, SelectOpts};
+use super::{ConnectOpts, Context, SelectOpts};
 use crate::config::{Selection, duration};
 use crate::engine::{HostOutcome, RunOptions, run_command};
 use crate::error::ExitCode;
 use crate::events::Event;
 use crate::report::live::{self, LiveMode};
 use crate::report::run::{Tally, render_json, render_text};
-use crate::transport::{HostKeyPolicy, KnownHosts, SshConfig, SshConnector, TransportContext};
 
 #[derive(Debug, Args)]
 pub(crate) struct Opts {
     #[command(flatten)]
     select: SelectOpts,
+    #[command(flatten)]
+    connect: ConnectOpts,
     /// Print one JSON object per host per line instead of grouped text.
     #[arg(long)]
     json: bool,
     /// Hosts worked on at once.
     #[arg(long, default_value_t = 256, value_name = "N")]
     forks: usize,
-    /// SSH handshakes in flight at once (a shared sshd or bastion resets connections
-    /// beyond its MaxStartups; resets are retried).
-    #[arg(long, default_value_t = 128, value_name = "N")]
-    max_handshakes: usize,
     /// End the command after this long (overrides the inventory's command_timeout).
     #[arg(long, value_parser = duration::parse, value_name = "DURATION")]
     timeout: Option<Duration>,
-    /// Record unknown host keys (like OpenSSH's accept-new); changed keys are still refused.
-    #[arg(long)]
-    accept_new: bool,
-    /// ssh_config file to honour (default ~/.ssh/config; "none" to ignore it).
-    #[arg(long, value_name = "FILE")]
-    ssh_config: Option<PathBuf>,
     /// The command, passed to `sh -c` on each host.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
@@ -61,7 +51,7 @@ pub(crate) fn exit_code(outcomes: &[HostOutcome], halted: bool) -> ExitCode {
 
 /// Raises the open-file limit to the hard limit and caps concurrency below it: each
 /// connection is one descriptor, and a thousand hosts exceed common soft limits.
-fn fit_forks(forks: usize) -> usize {
+pub(crate) fn fit_forks(forks: usize) -> usize {
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
     let usable = usize::try_from(limit.saturating_sub(64) / 2).unwrap_or(usize::MAX).max(1);
     forks.clamp(1, usable)
@@ -80,25 +70,10 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
             return ExitCode::BadInput;
         }
     };
-    let mut known_files = inventory.known_hosts.clone();
-    if let Some(home) = dirs::home_dir() {
-        known_files.push(home.join(".ssh").join("known_hosts"));
-    }
-    let known_hosts = match KnownHosts::load(&known_files) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("error: cannot read known_hosts: {e}");
-            return ExitCode::BadInput;
-        }
+    let connector = match opts.connect.connector(&inventory) {
+        Ok(c) => Arc::new(c),
+        Err(code) => return code,
     };
-    let policy = if opts.accept_new { HostKeyPolicy::AcceptNew } else { HostKeyPolicy::Strict };
-    let ctx = Arc::new(TransportContext::new(known_hosts, policy, opts.max_handshakes));
-    let ssh_config = match &opts.ssh_config {
-        Some(p) if p.as_os_str() == "none" => SshConfig::default(),
-        Some(p) => SshConfig::load(Some(p)),
-        None => SshConfig::load(SshConfig::default_path().as_deref()),
-    };
-    let connector = Arc::new(SshConnector::new(ctx, Arc::clone(&inventory), ssh_config));
     let mode = if cx.quiet {
         LiveMode::Silent
     } else if std::io::stderr().is_terminal() && cx.verbose == 0 {
@@ -110,13 +85,7 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
     };
     let options = RunOptions { forks: fit_forks(opts.forks), timeout: opts.timeout };
     let script = opts.command.join(" ");
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::BadInput;
-        }
-    };
+    let Some(runtime) = super::runtime() else { return ExitCode::BadInput };
     let started = Instant::now();
     let halt = Arc::new(AtomicBool::new(false));
     let (outcomes, halted) = runtime.block_on(async {
@@ -137,7 +106,7 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
 }
 
 /// First Ctrl-C: start no new host, let running ones finish. Second: abort now.
-async fn watch_interrupts(halt: Arc<AtomicBool>, events: crate::events::EventSender) {
+pub(crate) async fn watch_interrupts(halt: Arc<AtomicBool>, events: crate::events::EventSender) {
     if tokio::signal::ctrl_c().await.is_ok() {
         halt.store(true, Ordering::Relaxed);
         let _ = events.send(Event::Halting).await;

@@ -2,9 +2,11 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::Arc;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents, SourceCode,
+    SourceSpan, SpanContents,
+};
 use serde::Serialize;
 
 use super::source::SourceFile;
@@ -22,7 +24,6 @@ pub struct Diagnostic {
     pub labels: Vec<(Range<usize>, String)>,
     /// A suggestion, such as a did-you-mean.
     pub help: Option<String>,
-    named: Option<NamedSource<Arc<str>>>,
 }
 
 impl Diagnostic {
@@ -34,15 +35,12 @@ impl Diagnostic {
         message: impl Into<String>,
         label: impl Into<String>,
     ) -> Self {
-        let named = NamedSource::new(file.path.display().to_string(), Arc::clone(&file.text))
-            .with_language("toml");
         Self {
             code,
             message: message.into(),
             file: Some(file.clone()),
             labels: vec![(span, label.into())],
             help: None,
-            named: Some(named),
         }
     }
 
@@ -54,7 +52,18 @@ impl Diagnostic {
             file: None,
             labels: Vec::new(),
             help: None,
-            named: None,
+        }
+    }
+
+    /// A diagnostic about a whole file (one that cannot be read): it names the path, with no
+    /// line or column.
+    pub fn about_file(code: &'static str, path: &std::path::Path, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            file: Some(SourceFile::new(path, "")),
+            labels: Vec::new(),
+            help: None,
         }
     }
 
@@ -160,7 +169,12 @@ impl miette::Diagnostic for Diagnostic {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        self.named.as_ref().map(|n| n as &dyn SourceCode)
+        // Without labels there is nothing to show, and an empty placeholder file (see
+        // `about_file`) must not be rendered as a snippet.
+        if self.labels.is_empty() {
+            return None;
+        }
+        self.file.as_ref().map(|f| f as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
@@ -175,6 +189,36 @@ impl miette::Diagnostic for Diagnostic {
                 LabeledSpan::new_with_span(Some(text.clone()), span)
             }
         })))
+    }
+}
+
+/// miette reads snippets straight from the file, but counts columns in bytes; the location
+/// it prints above a snippet uses [`SourceFile::line_col`] instead, so that it agrees with
+/// the `path:line:col` line and the JSON output (columns in characters).
+impl SourceCode for SourceFile {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner = self.text.read_span(span, context_lines_before, context_lines_after)?;
+        let (mut line, mut column) = (inner.line(), inner.column());
+        if context_lines_before == 0 && context_lines_after == 0 {
+            // The primary label's own line: this is what goes into `╭─[path:line:col]`.
+            let (l, c) = self.line_col(span.offset());
+            (line, column) = (l - 1, c - 1);
+        }
+        let contents = MietteSpanContents::new_named(
+            self.path.display().to_string(),
+            inner.data(),
+            *inner.span(),
+            line,
+            column,
+            inner.line_count(),
+        )
+        .with_language("toml");
+        Ok(Box::new(contents))
     }
 }
 
@@ -205,8 +249,8 @@ impl Diagnostics {
         self.0.sort_by_key(Diagnostic::sort_key);
     }
 
-    /// Renders every diagnostic for a terminal: a `path:line:col: message` line, then
-    /// the annotated source.
+    /// Renders every diagnostic for a terminal: an `error: path:line:col: message` line (one
+    /// line, so editors and `grep` can jump to it), then the annotated source and the help.
     #[must_use]
     pub fn render(&self, color: bool) -> String {
         let theme = if color {
@@ -214,16 +258,75 @@ impl Diagnostics {
         } else {
             GraphicalTheme::unicode_nocolor()
         };
-        let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+        // Lines are not wrapped: the output must not depend on the terminal, and a label or
+        // help that is too long wraps in the terminal anyway.
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(100)
+            .with_wrap_lines(false);
         let mut out = String::new();
         for diagnostic in &self.0 {
             out.push_str("error: ");
             out.push_str(&diagnostic.to_string());
             out.push('\n');
+            let mut body = String::new();
             // Writing into a String cannot fail.
-            let _ = handler.render_report(&mut out, diagnostic);
+            let _ = handler.render_report(&mut body, &Body(diagnostic));
+            // miette starts with a `  ×` line for the message, which the line above already
+            // gave in full; keep only the source snippet and the help after it.
+            out.push_str(body.split_once('\n').map_or("", |(_, rest)| rest));
         }
         out
+    }
+}
+
+/// A diagnostic as miette renders it under drover's own `error:` line: no code header and an
+/// empty message, so only the snippet, its labels and the help remain.
+struct Body<'a>(&'a Diagnostic);
+
+impl fmt::Debug for Body<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.0, f)
+    }
+}
+
+impl fmt::Display for Body<'_> {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Ok(())
+    }
+}
+
+impl std::error::Error for Body<'_> {}
+
+impl miette::Diagnostic for Body<'_> {
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        miette::Diagnostic::help(self.0)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        miette::Diagnostic::source_code(self.0)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        miette::Diagnostic::labels(self.0)
+    }
+}
+
+/// A name or value from a user's file, made safe to print on one line: control characters
+/// (a newline in a quoted key, an escape sequence) are shown escaped.
+#[must_use]
+pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        let mut out = String::with_capacity(text.len() + 8);
+        for c in text.chars() {
+            if c.is_control() {
+                out.extend(c.escape_debug());
+            } else {
+                out.push(c);
+            }
+        }
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(text)
     }
 }
 

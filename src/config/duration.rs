@@ -5,22 +5,22 @@ use std::time::Duration;
 /// Parses a human duration; a bare number is not accepted, so units are never guessed.
 ///
 /// # Errors
-/// A message saying what was expected.
+/// A message saying what was found and what was expected.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err("expected a duration such as \"10s\", found an empty string".into());
+        return Err("found an empty string, expected a duration such as \"10s\"".into());
     }
     if trimmed.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!(
-            "expected a duration with a unit such as \"{trimmed}s\", found a bare number \"{trimmed}\""
+            "found the bare number \"{trimmed}\", expected a duration with a unit such as \"{trimmed}s\""
         ));
     }
-    let value = humantime::parse_duration(trimmed).map_err(|e| {
-        format!("expected a duration such as \"10s\", \"1m30s\" or \"500ms\", found \"{trimmed}\" ({e})")
+    let value = humantime::parse_duration(trimmed).map_err(|_| {
+        format!("found {trimmed:?}, expected a duration such as \"10s\", \"1m30s\" or \"500ms\"")
     })?;
     if value.is_zero() {
-        return Err(format!("expected a duration above zero, found \"{trimmed}\""));
+        return Err(format!("found {trimmed:?}, expected a duration above zero"));
     }
     Ok(value)
 }

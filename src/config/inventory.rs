@@ -12,12 +12,39 @@ use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::source::SourceFile;
-use super::validate;
+use super::{parse, validate};
 
 /// Default time allowed for TCP connect + SSH handshake + authentication.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a single remote command may run before it is ended.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The keys `[defaults]` accepts, in the order messages list them.
+pub(crate) const DEFAULTS_KEYS: &[&str] = &[
+    "user",
+    "identity",
+    "known_hosts",
+    "port",
+    "become",
+    "connect_timeout",
+    "command_timeout",
+];
+/// The keys a `[hosts.NAME]` table accepts.
+pub(crate) const HOST_KEYS: &[&str] = &[
+    "address",
+    "port",
+    "user",
+    "identity",
+    "groups",
+    "jump",
+    "become",
+    "connect_timeout",
+    "command_timeout",
+];
+/// The keys a `[tenants.NAME]` table accepts.
+pub(crate) const TENANT_KEYS: &[&str] = &["hosts", "port", "vars"];
+/// The tables an inventory file may hold.
+pub(crate) const FILE_KEYS: &[&str] = &["defaults", "hosts", "tenants"];
 
 /// `[defaults]`: values every host inherits unless it sets its own.
 #[derive(Debug, Default, Deserialize)]
@@ -46,28 +73,45 @@ pub(crate) struct RawHost {
     pub(crate) r#become: Option<Spanned<String>>,
     pub(crate) connect_timeout: Option<Spanned<String>>,
     pub(crate) command_timeout: Option<Spanned<String>>,
+    /// Known keys that an unknown key in this table probably meant (already reported), so
+    /// checks on them stay quiet instead of reporting the same typo twice.
+    #[serde(skip)]
+    pub(crate) misspelled: Vec<&'static str>,
 }
 
 /// `[tenants.NAME]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTenant {
-    #[serde(default)]
-    pub(crate) hosts: Vec<Spanned<String>>,
+    /// The hosts it is placed on; the outer span is the whole array.
+    pub(crate) hosts: Option<Spanned<Vec<Spanned<String>>>>,
     pub(crate) port: Option<Spanned<u16>>,
     #[serde(default)]
     pub(crate) vars: toml::Table,
+    /// As [`RawHost::misspelled`].
+    #[serde(skip)]
+    pub(crate) misspelled: Vec<&'static str>,
 }
 
-/// One inventory file as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl RawTenant {
+    /// The host names listed, empty when `hosts` is absent.
+    pub(crate) fn host_list(&self) -> &[Spanned<String>] {
+        self.hosts.as_ref().map_or(&[], |h| h.get_ref().as_slice())
+    }
+}
+
+/// One inventory file as written. Built table by table (see `parse.rs`) so that one bad
+/// table does not hide the problems of the others.
+#[derive(Debug, Default)]
 pub(crate) struct RawFile {
     pub(crate) defaults: Option<RawDefaults>,
-    #[serde(default)]
     pub(crate) hosts: BTreeMap<Spanned<String>, RawHost>,
-    #[serde(default)]
     pub(crate) tenants: BTreeMap<Spanned<String>, RawTenant>,
+    /// Hosts whose table had a wrong-typed value (already reported): they exist, so
+    /// references to them are not reported again, but nothing else is checked on them.
+    pub(crate) broken_hosts: Vec<Spanned<String>>,
+    /// Tenants whose table had a wrong-typed value, as `broken_hosts`.
+    pub(crate) broken_tenants: Vec<Spanned<String>>,
 }
 
 /// A parsed file with the source it came from.
@@ -151,10 +195,7 @@ impl Inventory {
         for path in paths {
             match SourceFile::read(path) {
                 Ok(source) => sources.push(source),
-                Err(e) => problems.push(Diagnostic::bare(
-                    "inventory::unreadable",
-                    format!("cannot read inventory file {}: {e}", path.display()),
-                )),
+                Err(e) => problems.push(unreadable(path, &e)),
             }
         }
         if !problems.is_empty() {
@@ -170,23 +211,24 @@ impl Inventory {
     pub fn from_sources(sources: Vec<SourceFile>) -> Result<Self, Diagnostics> {
         let mut problems = Diagnostics::default();
         let mut files = Vec::with_capacity(sources.len());
+        let mut unreadable = false;
         for source in sources {
-            match toml::from_str::<RawFile>(&source.text) {
-                Ok(raw) => files.push(ParsedFile { source, raw }),
-                Err(e) => problems.push(validate::toml_error(&source, &e)),
+            match parse::parse_file(source, &mut problems) {
+                Some(file) => files.push(file),
+                None => unreadable = true,
             }
         }
-        if !problems.is_empty() {
-            problems.sort();
-            return Err(problems);
+        // Cross-file checks (unknown hosts, port overlaps, duplicates) need every file; with
+        // one unparsable they would only report its hosts as missing.
+        if !unreadable {
+            let checked = validate::check(&files);
+            problems.0.extend(checked.problems.0);
+            if problems.is_empty() {
+                return Ok(build(&files, &checked.defaults));
+            }
         }
-        let checked = validate::check(&files);
-        if !checked.problems.is_empty() {
-            let mut problems = checked.problems;
-            problems.sort();
-            return Err(problems);
-        }
-        Ok(build(&files, &checked.defaults))
+        problems.sort();
+        Err(problems)
     }
 
     /// The host of that name.
@@ -213,6 +255,20 @@ impl Inventory {
         groups.dedup();
         groups
     }
+}
+
+fn unreadable(path: &Path, error: &std::io::Error) -> Diagnostic {
+    let found = if error.kind() == std::io::ErrorKind::InvalidData {
+        "it is not UTF-8 text".to_string()
+    } else {
+        error.to_string()
+    };
+    Diagnostic::about_file(
+        "inventory::unreadable",
+        path,
+        format!("cannot read inventory file: {found}; expected a readable UTF-8 TOML file"),
+    )
+    .with_help("pass inventory files with -i FILE, or put them in inventory/*.toml")
 }
 
 /// Defaults merged over all files, already parsed and with paths resolved.
@@ -289,7 +345,7 @@ fn build(files: &[ParsedFile], defaults: &Defaults) -> Inventory {
         for (name, raw) in &file.raw.tenants {
             tenants.push(Tenant {
                 name: name.get_ref().clone(),
-                hosts: raw.hosts.iter().map(|h| h.get_ref().clone()).collect(),
+                hosts: raw.host_list().iter().map(|h| h.get_ref().clone()).collect(),
                 port: raw.port.as_ref().map(|p| *p.get_ref()),
                 vars: raw.vars.clone(),
             });

@@ -5,6 +5,7 @@
 pub mod diagnostic;
 pub mod duration;
 pub mod inventory;
+mod parse;
 pub mod select;
 pub mod source;
 pub mod validate;

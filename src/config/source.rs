@@ -38,9 +38,15 @@ impl SourceFile {
             offset -= 1;
         }
         let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
+        // Line breaks as editors (and miette) see them: `\n`, `\r\n`, or a lone `\r`.
+        let line = before.matches('\n').count() + before.matches('\r').count()
+            - before.matches("\r\n").count()
+            + 1;
+        let line_start = before.rfind(['\n', '\r']).map_or(0, |i| i + 1);
+        // A byte-order mark is invisible in editors, so it does not count as a column.
+        let line_text = &before[line_start..];
+        let line_text = line_text.strip_prefix('\u{feff}').unwrap_or(line_text);
+        let column = line_text.chars().count() + 1;
         (line, column)
     }
 
@@ -66,5 +72,21 @@ mod tests {
         assert_eq!(file.line_col(7), (3, 1));
         assert_eq!(file.line_col(8), (3, 2));
         assert_eq!(file.line_col(999), (3, 3));
+    }
+
+    #[test]
+    fn crlf_counts_as_one_line_break_and_a_lone_cr_as_one() {
+        let file = SourceFile::new("a.toml", "a\r\nb\rc");
+        assert_eq!(file.line_col(3), (2, 1));
+        assert_eq!(file.line_col(5), (3, 1));
+        assert_eq!(file.line_col(6), (3, 2));
+    }
+
+    #[test]
+    fn a_byte_order_mark_takes_no_column() {
+        let file = SourceFile::new("a.toml", "\u{feff}[x]");
+        assert_eq!(file.line_col(0), (1, 1));
+        assert_eq!(file.line_col(3), (1, 1));
+        assert_eq!(file.line_col(4), (1, 2));
     }
 }

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::diagnostic::{Diagnostic, Diagnostics};
+use super::diagnostic::{Diagnostic, Diagnostics, shown};
 use super::duration;
 use super::inventory::{Defaults, ParsedFile, RawHost, parse_become, resolve_path};
 use super::source::SourceFile;
@@ -40,65 +40,12 @@ pub(crate) fn did_you_mean<'a>(
         .map(|(_, c)| c)
 }
 
-/// Turns a TOML parse or type error into a diagnostic, rewording serde's messages into
-/// "found … expected …" form and adding a did-you-mean for unknown keys.
-pub(crate) fn toml_error(source: &SourceFile, error: &toml::de::Error) -> Diagnostic {
-    let span = error.span().unwrap_or(0..0);
-    let message = error.message().trim().to_string();
-    if let Some((field, expected)) = parse_unknown_field(&message) {
-        let mut d = Diagnostic::at(
-            "inventory::unknown-key",
-            source,
-            span,
-            format!("unknown key `{field}`"),
-            format!("expected one of {}", expected.join(", ")),
-        );
-        let names = expected.iter().map(|e| e.trim_matches('`'));
-        if let Some(best) = did_you_mean(&field, names) {
-            d = d.with_help(format!("did you mean `{best}`?"));
-        }
-        return d;
-    }
-    if let Some(field) = message
-        .strip_prefix("missing field `")
-        .and_then(|rest| rest.strip_suffix('`'))
-    {
-        return Diagnostic::at(
-            "inventory::missing-key",
-            source,
-            span,
-            format!("missing key `{field}`"),
-            format!("expected `{field}` in this table"),
-        );
-    }
-    let code = if message.starts_with("invalid type") || message.starts_with("invalid value") {
-        "inventory::wrong-type"
-    } else {
-        "inventory::syntax"
-    };
-    Diagnostic::at(code, source, span, format!("invalid TOML: {message}"), message)
-}
-
-/// Splits serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a`").
-fn parse_unknown_field(message: &str) -> Option<(String, Vec<String>)> {
-    let rest = message.strip_prefix("unknown field `")?;
-    let (field, rest) = rest.split_once('`')?;
-    let expected = rest
-        .trim_start_matches(',')
-        .trim()
-        .trim_start_matches("expected one of ")
-        .trim_start_matches("expected ")
-        .split(", ")
-        .filter(|s| s.starts_with('`'))
-        .map(str::to_string)
-        .collect();
-    Some((field.to_string(), expected))
-}
-
 struct Context<'a> {
     problems: Diagnostics,
-    /// host name → (file, name span, raw host)
+    /// host name → (file, name span, raw host), for hosts whose table could be read.
     hosts: BTreeMap<&'a str, (&'a SourceFile, Range<usize>, &'a RawHost)>,
+    /// Every host name defined, readable table or not: a reference to any of them is fine.
+    defined: BTreeMap<&'a str, (&'a SourceFile, Range<usize>)>,
 }
 
 /// Runs every semantic check over the parsed files.
@@ -106,6 +53,7 @@ pub(crate) fn check(files: &[ParsedFile]) -> Checked {
     let mut cx = Context {
         problems: Diagnostics::default(),
         hosts: BTreeMap::new(),
+        defined: BTreeMap::new(),
     };
     let defaults = merge_defaults(&mut cx, files);
     collect_hosts(&mut cx, files);
@@ -117,26 +65,61 @@ pub(crate) fn check(files: &[ParsedFile]) -> Checked {
     }
 }
 
-fn check_name(cx: &mut Context<'_>, source: &SourceFile, name: &Spanned<String>, what: &str) {
-    if !is_identifier(name.get_ref()) {
-        let found = name.get_ref();
-        let suggestion: String = found
-            .to_lowercase()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        let mut d = Diagnostic::at(
-            "inventory::unsafe-name",
-            source,
-            name.span(),
-            format!("{what} name `{found}` is not a safe identifier"),
-            "expected lowercase letters, digits and `-`, starting with a letter (at most 63)",
-        );
-        if is_identifier(&suggestion) {
-            d = d.with_help(format!("names end up in unit names, users and paths; try `{suggestion}`"));
-        }
-        cx.problems.push(d);
+/// What is wrong with a name that is not an identifier, as "found …".
+fn name_problem(name: &str) -> Option<String> {
+    if is_identifier(name) {
+        return None;
     }
+    let mut chars = name.chars();
+    let Some(first) = chars.next() else {
+        return Some("an empty name".into());
+    };
+    let describe = |c: char| match c {
+        ' ' => "a space".to_string(),
+        c if c.is_uppercase() => format!("uppercase `{c}`"),
+        c if c.is_control() || c.is_whitespace() => format!("the character {:?}", c),
+        c => format!("`{c}`"),
+    };
+    if !first.is_ascii_lowercase() {
+        return Some(match first {
+            '0'..='9' => format!("a leading digit `{first}`"),
+            c if c.is_uppercase() => format!("a leading uppercase `{c}`"),
+            c => format!("a leading {}", describe(c)),
+        });
+    }
+    if let Some(bad) = chars.find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-')) {
+        return Some(describe(bad));
+    }
+    Some(format!("{} characters", name.chars().count()))
+}
+
+const NAME_RULE: &str = "lowercase letters, digits and `-`, starting with a letter, at most 63 characters";
+
+fn check_name(cx: &mut Context<'_>, source: &SourceFile, name: &Spanned<String>, what: &str) {
+    let Some(problem) = name_problem(name.get_ref()) else {
+        return;
+    };
+    let found = shown(name.get_ref());
+    let suggestion: String = name
+        .get_ref()
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let mut d = Diagnostic::at(
+        "inventory::unsafe-name",
+        source,
+        name.span(),
+        format!("{what} name `{found}` is not a safe identifier: found {problem}, expected {NAME_RULE}"),
+        format!("expected {NAME_RULE}"),
+    );
+    let help = "names end up in unit names, user names, paths and shell words";
+    d = if is_identifier(&suggestion) {
+        d.with_help(format!("{help}; try `{suggestion}`"))
+    } else {
+        d.with_help(help)
+    };
+    cx.problems.push(d);
 }
 
 fn check_duration(cx: &mut Context<'_>, source: &SourceFile, field: Option<&Spanned<String>>, key: &str) {
@@ -146,8 +129,8 @@ fn check_duration(cx: &mut Context<'_>, source: &SourceFile, field: Option<&Span
                 "inventory::bad-duration",
                 source,
                 value.span(),
-                format!("`{key}` is not a valid duration"),
-                expected,
+                format!("invalid duration for `{key}`: {expected}"),
+                "expected a duration such as \"10s\", \"1m30s\" or \"500ms\"",
             ));
         }
     }
@@ -156,13 +139,19 @@ fn check_duration(cx: &mut Context<'_>, source: &SourceFile, field: Option<&Span
 fn check_become(cx: &mut Context<'_>, source: &SourceFile, field: Option<&Spanned<String>>) {
     if let Some(value) = field {
         if parse_become(value.get_ref()).is_none() {
-            cx.problems.push(Diagnostic::at(
-                "inventory::bad-become",
-                source,
-                value.span(),
-                format!("`become` must be \"sudo\" or \"none\", found \"{}\"", value.get_ref()),
-                "expected \"sudo\" or \"none\"",
-            ));
+            cx.problems.push(
+                Diagnostic::at(
+                    "inventory::bad-become",
+                    source,
+                    value.span(),
+                    format!(
+                        "invalid `become`: found {:?}, expected \"sudo\" or \"none\"",
+                        value.get_ref()
+                    ),
+                    "expected \"sudo\" or \"none\"",
+                )
+                .with_help("\"sudo\" runs steps with `sudo -n`; \"none\" runs them as the login user"),
+            );
         }
     }
 }
@@ -174,7 +163,7 @@ fn check_port(cx: &mut Context<'_>, source: &SourceFile, field: Option<&Spanned<
                 "inventory::bad-port",
                 source,
                 port.span(),
-                "port 0 is not a usable port",
+                "invalid port: found 0, expected a port number from 1 to 65535",
                 "expected a port from 1 to 65535",
             ));
         }
@@ -196,13 +185,13 @@ fn merge_defaults(cx: &mut Context<'_>, files: &[ParsedFile]) -> Defaults {
                         "inventory::duplicate-default",
                         source,
                         span,
-                        format!("`defaults.{key}` is set in more than one inventory file"),
+                        format!(
+                            "`defaults.{key}` is set twice: first at {}:{line}:{col}; expected it once across all inventory files",
+                            first.path.display()
+                        ),
                         "set again here",
                     )
-                    .with_help(format!(
-                        "first set at {}:{line}:{col}; keep one",
-                        first.path.display()
-                    )),
+                    .with_help("keep one of them"),
                 );
             } else {
                 seen.insert(key, (source, span));
@@ -253,44 +242,79 @@ fn is_plausible_address(address: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'))
 }
 
+/// A name defined a second time (hosts, tenants): the message names the first place.
+fn defined_twice(
+    code: &'static str,
+    what: &str,
+    source: &SourceFile,
+    name: &Spanned<String>,
+    first: &SourceFile,
+    first_span: &Range<usize>,
+) -> Diagnostic {
+    let (line, col) = first.line_col(first_span.start);
+    Diagnostic::at(
+        code,
+        source,
+        name.span(),
+        format!(
+            "{what} `{}` is defined twice: first at {}:{line}:{col}; expected each {what} name once across all inventory files",
+            shown(name.get_ref()),
+            first.path.display()
+        ),
+        "defined again here",
+    )
+    .with_help(format!("rename or remove one of the two `{}` {what}s", shown(name.get_ref())))
+}
+
+/// Registers a host name; false (after reporting it) when it was already defined.
+fn define_host<'a>(cx: &mut Context<'a>, source: &'a SourceFile, name: &'a Spanned<String>) -> bool {
+    check_name(cx, source, name, "host");
+    if let Some((first, first_span)) = cx.defined.get(name.get_ref().as_str()) {
+        let d = defined_twice("inventory::duplicate-host", "host", source, name, first, first_span);
+        cx.problems.push(d);
+        return false;
+    }
+    cx.defined.insert(name.get_ref(), (source, name.span()));
+    true
+}
+
 fn collect_hosts<'a>(cx: &mut Context<'a>, files: &'a [ParsedFile]) {
     for file in files {
         let source = &file.source;
+        for name in &file.raw.broken_hosts {
+            define_host(cx, source, name);
+        }
         for (name, host) in &file.raw.hosts {
-            check_name(cx, source, name, "host");
-            if let Some((first, first_span, _)) = cx.hosts.get(name.get_ref().as_str()) {
-                let (line, col) = first.line_col(first_span.start);
-                let help = format!("first defined at {}:{line}:{col}", first.path.display());
-                cx.problems.push(
-                    Diagnostic::at(
-                        "inventory::duplicate-host",
-                        source,
-                        name.span(),
-                        format!("host `{}` is defined twice", name.get_ref()),
-                        "defined again here",
-                    )
-                    .with_help(help),
-                );
+            if !define_host(cx, source, name) {
                 continue;
             }
             match &host.address {
+                // An unknown key already reported as "did you mean `address`?" says it all.
+                None if host.misspelled.contains(&"address") => {}
                 None => cx.problems.push(
                     Diagnostic::at(
                         "inventory::missing-address",
                         source,
                         name.span(),
-                        format!("host `{}` has no `address`", name.get_ref()),
-                        "expected an `address = \"...\"` key in this table",
+                        format!(
+                            "host `{}` has no `address`: expected `address = \"...\"` with the IP address or DNS name to connect to",
+                            shown(name.get_ref())
+                        ),
+                        "expected an `address` in this table",
                     )
-                    .with_help("add the IP address or DNS name drover should connect to"),
+                    .with_help("add e.g. `address = \"203.0.113.10\"` to the host's table"),
                 ),
                 Some(address) if !is_plausible_address(address.get_ref()) => {
                     cx.problems.push(Diagnostic::at(
                         "inventory::bad-address",
                         source,
                         address.span(),
-                        format!("`{}` is not a valid address", address.get_ref()),
-                        "expected an IPv4/IPv6 address or a DNS name",
+                        format!(
+                            "invalid address for host `{}`: found {:?}, expected an IPv4 or IPv6 address or a DNS name",
+                            shown(name.get_ref()),
+                            address.get_ref()
+                        ),
+                        "expected an IP address or DNS name",
                     ));
                 }
                 Some(_) => {}
@@ -307,15 +331,27 @@ fn collect_hosts<'a>(cx: &mut Context<'a>, files: &'a [ParsedFile]) {
     }
 }
 
-fn unknown_host(cx: &Context<'_>, source: &SourceFile, name: &Spanned<String>, role: &str) -> Diagnostic {
+/// `what` (e.g. "tenant `acme` is placed on") names an unknown host; `not` is never suggested.
+fn unknown_host(
+    cx: &Context<'_>,
+    source: &SourceFile,
+    name: &Spanned<String>,
+    what: &str,
+    not: Option<&str>,
+) -> Diagnostic {
     let mut d = Diagnostic::at(
         "inventory::unknown-host",
         source,
         name.span(),
-        format!("{role} `{}` is not a host in the inventory", name.get_ref()),
-        "expected the name of a `[hosts.NAME]` table",
+        format!(
+            "{what} unknown host `{}`: expected the name of a host defined as `[hosts.NAME]`",
+            shown(name.get_ref())
+        ),
+        "unknown host",
     );
-    if let Some(best) = did_you_mean(name.get_ref(), cx.hosts.keys().copied()) {
+    let candidates = cx.defined.keys().copied().filter(|&h| Some(h) != not);
+    if let Some(best) = did_you_mean(name.get_ref(), candidates) {
+        d.labels[0].1 = format!("did you mean `{best}`?");
         d = d.with_help(format!("did you mean `{best}`?"));
     }
     d
@@ -323,75 +359,127 @@ fn unknown_host(cx: &Context<'_>, source: &SourceFile, name: &Spanned<String>, r
 
 fn check_jumps(cx: &mut Context<'_>) {
     let mut found = Vec::new();
+    // Hosts already named in a reported cycle: each cycle is reported once, at its first host.
+    let mut in_reported_cycle: Vec<&str> = Vec::new();
     for (&name, (source, _, host)) in &cx.hosts {
         let Some(jump) = &host.jump else { continue };
-        if !cx.hosts.contains_key(jump.get_ref().as_str()) {
-            found.push(unknown_host(cx, source, jump, "jump host"));
+        if !cx.defined.contains_key(jump.get_ref().as_str()) {
+            let what = format!("host `{}` jumps through", shown(name));
+            found.push(unknown_host(cx, source, jump, &what, Some(name)));
             continue;
         }
-        // Walk the chain; a chain longer than the host count must loop.
+        if jump.get_ref() == name {
+            found.push(
+                Diagnostic::at(
+                    "inventory::jump-cycle",
+                    source,
+                    jump.span(),
+                    format!(
+                        "host `{}` jumps through itself: expected another host, or no `jump`",
+                        shown(name)
+                    ),
+                    "the host itself",
+                )
+                .with_help("a jump chain must end at a host reached directly"),
+            );
+            continue;
+        }
+        if in_reported_cycle.contains(&name) {
+            continue;
+        }
+        // Walk the chain; it ends at a host without `jump`, or comes back to some host.
         let mut chain = vec![name];
         let mut current = jump.get_ref().as_str();
-        loop {
-            if chain.contains(&current) {
-                if current == name {
-                    chain.push(current);
-                    found.push(
-                        Diagnostic::at(
-                            "inventory::jump-cycle",
-                            source,
-                            jump.span(),
-                            format!("jump hosts form a cycle: {}", chain.join(" → ")),
-                            "this jump leads back to the host itself",
-                        )
-                        .with_help("a jump chain must end at a host reached directly"),
-                    );
-                }
-                break;
-            }
+        while !chain.contains(&current) {
             chain.push(current);
             match cx.hosts.get(current).and_then(|(_, _, h)| h.jump.as_ref()) {
                 Some(next) => current = next.get_ref(),
                 None => break,
             }
         }
+        if current != name {
+            // No loop, or a loop further on that does not include this host (reported there).
+            continue;
+        }
+        in_reported_cycle.extend(chain.iter().copied());
+        chain.push(name);
+        let shown_chain: Vec<String> = chain.iter().map(|h| format!("`{}`", shown(h))).collect();
+        let mut d = Diagnostic::at(
+            "inventory::jump-cycle",
+            source,
+            jump.span(),
+            format!(
+                "jump hosts form a cycle {}: expected a chain that ends at a host reached directly",
+                shown_chain.join(" → ")
+            ),
+            format!("`{}` jumps through `{}`", shown(name), shown(chain[1])),
+        )
+        .with_help("remove `jump` from one of these hosts");
+        for pair in chain[1..].windows(2) {
+            if let Some((other_source, _, other)) = cx.hosts.get(pair[0]) {
+                if let (true, Some(other_jump)) = (std::ptr::eq(*other_source, *source), &other.jump) {
+                    d = d.with_label(
+                        other_jump.span(),
+                        format!("`{}` jumps through `{}`", shown(pair[0]), shown(pair[1])),
+                    );
+                }
+            }
+        }
+        found.push(d);
     }
     for d in found {
         cx.problems.push(d);
     }
 }
 
-fn check_tenants(cx: &mut Context<'_>, files: &[ParsedFile]) {
+/// Where a tenant with a port sits: (tenant, port, file, port span).
+type Placement<'a> = (&'a str, u16, &'a SourceFile, Range<usize>);
+
+fn check_tenants<'a>(cx: &mut Context<'a>, files: &'a [ParsedFile]) {
     let mut seen: HashMap<&str, (&SourceFile, Range<usize>)> = HashMap::new();
-    // host → list of (tenant, port, file, span) for port overlap checks
-    let mut ports: HashMap<&str, Vec<(&str, u16, &SourceFile, Range<usize>)>> = HashMap::new();
+    let mut define = |cx: &mut Context<'_>, source: &'a SourceFile, name: &'a Spanned<String>| {
+        check_name(cx, source, name, "tenant");
+        if let Some((first, first_span)) = seen.get(name.get_ref().as_str()) {
+            let d = defined_twice("inventory::duplicate-tenant", "tenant", source, name, first, first_span);
+            cx.problems.push(d);
+            return false;
+        }
+        seen.insert(name.get_ref(), (source, name.span()));
+        true
+    };
+    // host → tenants with a port on it, for the overlap check
+    let mut ports: BTreeMap<&str, Vec<Placement<'a>>> = BTreeMap::new();
     for file in files {
         let source = &file.source;
+        for name in &file.raw.broken_tenants {
+            define(cx, source, name);
+        }
         for (name, tenant) in &file.raw.tenants {
-            check_name(cx, source, name, "tenant");
-            if let Some((first, first_span)) = seen.get(name.get_ref().as_str()) {
-                let (line, col) = first.line_col(first_span.start);
-                cx.problems.push(
-                    Diagnostic::at(
-                        "inventory::duplicate-tenant",
-                        source,
-                        name.span(),
-                        format!("tenant `{}` is defined twice", name.get_ref()),
-                        "defined again here",
-                    )
-                    .with_help(format!("first defined at {}:{line}:{col}", first.path.display())),
-                );
+            if !define(cx, source, name) {
                 continue;
             }
-            seen.insert(name.get_ref(), (source, name.span()));
-            if tenant.hosts.is_empty() {
-                cx.problems.push(Diagnostic::at(
+            let tenant_name = shown(name.get_ref());
+            match &tenant.hosts {
+                None if tenant.misspelled.contains(&"hosts") => {}
+                None => cx.problems.push(Diagnostic::at(
                     "inventory::tenant-without-hosts",
                     source,
                     name.span(),
-                    format!("tenant `{}` is placed on no host", name.get_ref()),
-                    "expected `hosts = [\"...\"]` naming at least one host",
-                ));
+                    format!(
+                        "tenant `{tenant_name}` is placed on no host: expected `hosts = [\"...\"]` naming at least one host"
+                    ),
+                    "expected a `hosts` array in this table",
+                )),
+                Some(hosts) if hosts.get_ref().is_empty() => cx.problems.push(Diagnostic::at(
+                    "inventory::tenant-without-hosts",
+                    source,
+                    hosts.span(),
+                    format!(
+                        "tenant `{tenant_name}` is placed on no host: found an empty `hosts` array, expected at least one host name"
+                    ),
+                    "expected at least one host name",
+                )),
+                Some(_) => {}
             }
             check_port(cx, source, tenant.port.as_ref());
             if let Some(port) = &tenant.port {
@@ -400,26 +488,30 @@ fn check_tenants(cx: &mut Context<'_>, files: &[ParsedFile]) {
                         "inventory::bad-port",
                         source,
                         port.span(),
-                        "tenant port 65535 leaves no room for the green color on port + 1",
+                        "invalid tenant port: found 65535, which leaves no room for the green color on port + 1; expected a port from 1 to 65534",
                         "expected a port from 1 to 65534",
                     ));
                 }
             }
             let mut listed: Vec<&str> = Vec::new();
-            for host in &tenant.hosts {
+            for host in tenant.host_list() {
                 if listed.contains(&host.get_ref().as_str()) {
                     cx.problems.push(Diagnostic::at(
                         "inventory::duplicate-placement",
                         source,
                         host.span(),
-                        format!("host `{}` is listed twice for tenant `{}`", host.get_ref(), name.get_ref()),
-                        "expected each host once",
+                        format!(
+                            "host `{}` is listed twice for tenant `{tenant_name}`: expected each host once",
+                            shown(host.get_ref())
+                        ),
+                        "listed again here",
                     ));
                     continue;
                 }
                 listed.push(host.get_ref());
-                if !cx.hosts.contains_key(host.get_ref().as_str()) {
-                    let d = unknown_host(cx, source, host, "host");
+                if !cx.defined.contains_key(host.get_ref().as_str()) {
+                    let what = format!("tenant `{tenant_name}` is placed on");
+                    let d = unknown_host(cx, source, host, &what, None);
                     cx.problems.push(d);
                     continue;
                 }
@@ -438,39 +530,41 @@ fn check_tenants(cx: &mut Context<'_>, files: &[ParsedFile]) {
 }
 
 /// Each tenant uses `port` (blue) and `port + 1` (green) on every host it is placed on.
-fn check_port_overlaps(
-    cx: &mut Context<'_>,
-    ports: &HashMap<&str, Vec<(&str, u16, &SourceFile, Range<usize>)>>,
-) {
+fn check_port_overlaps(cx: &mut Context<'_>, ports: &BTreeMap<&str, Vec<Placement<'_>>>) {
     let mut reported: Vec<(&str, &str)> = Vec::new();
-    let mut hosts: Vec<&&str> = ports.keys().collect();
-    hosts.sort();
-    for host in hosts {
-        let mut list = ports[*host].clone();
+    for (host, list) in ports {
+        let mut list = list.clone();
         list.sort_by_key(|(_, port, _, _)| *port);
         for pair in list.windows(2) {
-            let (a, a_port, _, a_span) = &pair[0];
+            let (a, a_port, a_source, a_span) = &pair[0];
             let (b, b_port, b_source, b_span) = &pair[1];
             if u32::from(*b_port) > u32::from(*a_port) + 1 || reported.contains(&(a, b)) {
                 continue;
             }
             reported.push((a, b));
+            let (a_shown, b_shown, host_shown) = (shown(a), shown(b), shown(host));
+            let range = |p: u16| format!("{p}-{}", u32::from(p) + 1);
             let mut d = Diagnostic::at(
                 "inventory::port-overlap",
                 b_source,
                 b_span.clone(),
                 format!(
-                    "tenants `{a}` and `{b}` both use port {} on host `{host}`",
-                    if a_port == b_port { *a_port } else { *b_port }
+                    "tenants `{a_shown}` and `{b_shown}` both use port {} on host `{host_shown}`: `{a_shown}` takes {} and `{b_shown}` takes {}; expected ports at least 2 apart",
+                    b_port,
+                    range(*a_port),
+                    range(*b_port),
                 ),
-                format!("`{b}` uses ports {b_port}-{} here", b_port.saturating_add(1)),
-            )
-            .with_help(format!(
-                "each tenant takes two ports (blue = port, green = port + 1); `{a}` has {a_port}-{}; pick a port at least 2 apart",
-                a_port.saturating_add(1)
-            ));
-            if std::ptr::eq(pair[0].2, *b_source) {
-                d = d.with_label(a_span.clone(), format!("`{a}` uses ports {a_port}-{} here", a_port.saturating_add(1)));
+                format!("`{b_shown}` takes {} here", range(*b_port)),
+            );
+            let free = (u32::from(*a_port) + 2..u32::from(u16::MAX))
+                .find(|&p| list.iter().all(|(t, q, _, _)| t == b || p.abs_diff(u32::from(*q)) >= 2));
+            let mut help = "each tenant takes two ports: blue = port, green = port + 1".to_string();
+            if let Some(free) = free {
+                help.push_str(&format!("; `port = {free}` is free on `{host_shown}`"));
+            }
+            d = d.with_help(help);
+            if std::ptr::eq(*a_source, *b_source) {
+                d = d.with_label(a_span.clone(), format!("`{a_shown}` takes {} here", range(*a_port)));
             }
             cx.problems.push(d);
         }
@@ -495,11 +589,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_field_messages_split_into_field_and_expectations() {
-        let (field, expected) =
-            parse_unknown_field("unknown field `prot`, expected one of `address`, `port`").unwrap();
-        assert_eq!(field, "prot");
-        assert_eq!(expected, ["`address`", "`port`"]);
+    fn did_you_mean_picks_a_close_name_or_none() {
         assert_eq!(did_you_mean("prot", ["address", "port"]), Some("port"));
         assert_eq!(did_you_mean("zzz", ["address", "port"]), None);
     }

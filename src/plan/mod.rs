@@ -1,4 +1,6 @@
 //! Planning: pure and deterministic. Given the inventory, a playbook and a selection
 //! it yields the targets and, per target, the exact rendered steps and scripts.
 
+pub mod render;
+pub mod targets;
 pub mod steps;

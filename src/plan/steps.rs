@@ -9,10 +9,53 @@
 //! - with diff on, a file-writing step prints `__drover_current__` followed by the
 //!   file's current content (nothing when it does not exist) at the end of stdout, so
 //!   the control node can diff it against the new content.
+//!
 //! Every value interpolated into a script is quoted with `shell_escape`; file contents
 //! and secrets travel on stdin, never on the command line.
+//!
+//! Scripts are POSIX `sh` (Debian's dash) run as root; they need only coreutils, tar,
+//! diffutils (`cmp`), `getent`/shadow's `useradd` family, `systemctl`, and for health
+//! checks `curl` or `python3` (TCP: `python3`, `nc` or `curl`). Details per step:
+//!
+//! - [`StepSpec::File`]: stdin is the content (always `Some`, also when empty). A real
+//!   run writes it to a `0600` temp file beside the destination, compares it with `cmp`,
+//!   and renames it over the destination only when it differs. Attributes not given are
+//!   taken from the file being replaced (new files: root, `0644`, or `0600` when secret).
+//!   `on_change` runs (stdout sent to stderr) only when the content changed; when it fails
+//!   the previous file is put back (or the new one removed), so the next run tries again.
+//!   A dry run compares stdin with `cmp -` and writes nothing. Secret files never print
+//!   their content and print no `__drover_current__` section at all.
+//! - [`StepSpec::Upload`]: stdin is a ustar stream (pax records for long names) that
+//!   holds the tree and a `.drover-manifest` file: one line per file with its sha1,
+//!   mode, length and path, plus the wanted root owner/group/mode. The tree is unchanged
+//!   when the sha1 of `DEST/.drover-manifest` equals the expected one; then stdin is read
+//!   and discarded. Otherwise it is unpacked into `DEST.drover-tmp.PID`, owned
+//!   (`chown -R`), and renamed onto `DEST`. Files are `0644` (`0755` when executable),
+//!   directories `0755`, the root directory `ownership.mode` (default `0755`). A tree
+//!   already at `DEST` is swapped with `mv --exchange` when coreutils has it (9.5+),
+//!   else moved aside then replaced: for that instant `DEST` is missing. Files edited
+//!   by hand on the host are not noticed (the manifest is trusted): trees are immutable
+//!   release directories.
+//! - [`StepSpec::Health`] is skipped in dry-run (it prints a line saying so): on a bare
+//!   host the service a dry run would have started does not exist yet.
+//! - [`StepSpec::Run`]: `unless` also runs in dry-run, so it must only read; `script`
+//!   and `unless` get `/dev/null` as stdin.
+//!
+//! [`validate`] checks a spec (absolute clean paths, relative clean upload paths, octal
+//! modes, unit and user names, no NUL bytes…). [`script`] validates too: an invalid
+//! spec yields a script that fails at once with the reason, so nothing unchecked ever
+//! reaches a host; the planner should call [`validate`] to report it before any run.
 
 use std::time::Duration;
+
+mod check;
+mod files;
+mod probe;
+mod shell;
+mod system;
+#[cfg(test)]
+mod testkit;
+mod upload;
 
 /// Marker line: the step changed (or would change) the host.
 pub const CHANGED_MARKER: &str = "__drover_changed__";
@@ -153,9 +196,76 @@ pub struct StepScript {
     pub stdin: Option<Vec<u8>>,
 }
 
-/// Builds the script for a step.
+/// Why a step spec cannot be turned into a script.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct StepError {
+    /// the offending field, e.g. `dest`, `files`, `ownership.mode`
+    pub field: &'static str,
+    /// what is wrong, quoting the value (debug-escaped)
+    pub problem: String,
+}
+
+/// Checks that a spec can be rendered: paths absolute and clean (no empty, `.` or `..`
+/// components, no trailing `/`), upload paths relative and clean and distinct, modes
+/// octal (`755`, `0640`, `2775`), user/unit/host names well formed, no NUL bytes
+/// anywhere, `retries >= 1`.
+///
+/// # Errors
+/// The first problem found.
+pub fn validate(spec: &StepSpec) -> Result<(), StepError> {
+    check::spec(spec)
+}
+
+/// Builds the script for a step. An invalid spec (see [`validate`]) yields a script that
+/// fails at once with the reason, and no stdin.
 #[must_use]
 pub fn script(spec: &StepSpec, dry_run: bool, diff: bool) -> StepScript {
-    let _ = (spec, dry_run, diff);
-    StepScript { script: "echo 'step library not written yet' >&2; exit 1".into(), stdin: None }
+    if let Err(e) = validate(spec) {
+        return StepScript {
+            script: shell::invalid(dry_run, &e),
+            stdin: None,
+        };
+    }
+    match spec {
+        StepSpec::User { name, home } => system::user(name, home, dry_run),
+        StepSpec::Dir { path, ownership } => files::dir(path, ownership, dry_run),
+        StepSpec::Upload {
+            dest,
+            files,
+            ownership,
+        } => upload::upload(dest, files, ownership, dry_run),
+        StepSpec::File {
+            dest,
+            content,
+            ownership,
+            secret,
+            on_change,
+        } => files::file(
+            &files::FileArgs {
+                dest,
+                content,
+                ownership,
+                secret: *secret,
+                on_change: on_change.as_deref(),
+            },
+            dry_run,
+            diff,
+        ),
+        StepSpec::Service {
+            name,
+            state,
+            enabled,
+        } => system::service(name, *state, *enabled, dry_run),
+        StepSpec::Health {
+            probe,
+            retries,
+            interval,
+        } => probe::health(probe, *retries, *interval, dry_run),
+        StepSpec::Run {
+            script,
+            creates,
+            unless,
+        } => probe::run(script, creates.as_deref(), unless.as_deref(), dry_run),
+    }
 }

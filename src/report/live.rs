@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc::Receiver;
 
 use super::run::Tally;
-use crate::engine::HostStatus;
+use crate::engine::{HostStatus, StepStatus, TargetStatus};
 use crate::events::Event;
 
 /// How live progress is shown.
@@ -80,6 +80,38 @@ pub async fn report(mut events: Receiver<Event>, mode: LiveMode) {
                             } else if printed == MAX_PRINTED_FAILURES {
                                 bar.println("[… further failures are counted, not printed]");
                             }
+                            printed += 1;
+                        }
+                        bar.inc(1);
+                        bar.set_message(message(&tally, &running));
+                    }
+                    (None, LiveMode::Lines) => {
+                        let _ = writeln!(stderr.lock(), "{line}");
+                    }
+                    _ => {}
+                }
+            }
+            Event::TargetFinished(outcome) => {
+                let name = format!("{}@{}", outcome.tenant, outcome.host);
+                running.remove(&name);
+                let status = match outcome.status {
+                    TargetStatus::Ok => HostStatus::Ok,
+                    TargetStatus::Changed => HostStatus::Ok,
+                    TargetStatus::Failed => HostStatus::Failed,
+                    TargetStatus::Unreachable => HostStatus::Unreachable,
+                    TargetStatus::Skipped => HostStatus::Skipped,
+                };
+                tally.add(status);
+                let changed = outcome.steps.iter().filter(|s| s.status == StepStatus::Changed).count();
+                let line = match (&outcome.failed_step, &outcome.error) {
+                    (_, Some(e)) => format!("[{name}] {}: {e}", status.word()),
+                    (Some(step), None) => format!("[{name}] failed at step `{step}`"),
+                    (None, None) => format!("[{name}] ok, {changed} changed in {:.2}s", outcome.duration_ms as f64 / 1000.0),
+                };
+                match (&bar, mode) {
+                    (Some(bar), _) => {
+                        if status != HostStatus::Ok && printed < MAX_PRINTED_FAILURES {
+                            bar.println(line);
                             printed += 1;
                         }
                         bar.inc(1);
