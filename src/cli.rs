@@ -3,6 +3,7 @@
 
 mod check;
 mod deploy;
+mod rollout;
 mod run;
 
 use std::ffi::OsString;
@@ -32,7 +33,14 @@ pub struct Cli {
 #[derive(Debug, Args)]
 struct GlobalOpts {
     /// Inventory file; repeat for several. Default: every `inventory/*.toml`.
-    #[arg(short = 'i', long = "inventory", global = true, value_name = "FILE", env = "DROVER_INVENTORY", value_delimiter = ',')]
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        global = true,
+        value_name = "FILE",
+        env = "DROVER_INVENTORY",
+        value_delimiter = ','
+    )]
     inventory: Vec<PathBuf>,
     /// When to use colour.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
@@ -60,6 +68,12 @@ enum Command {
     Run(run::Opts),
     /// Apply a playbook to the selected targets (tenant × host).
     Deploy(deploy::Opts),
+    /// Switch the selected targets back to their previous color (blue-green).
+    Rollback(rollout::RollbackOpts),
+    /// Stop a running rollout at its next boundary (from another terminal).
+    Halt(rollout::HaltOpts),
+    /// Continue a halted or interrupted rollout; targets already done are skipped.
+    Resume(rollout::ResumeOpts),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -93,7 +107,13 @@ pub(crate) struct SelectOpts {
 
 impl From<SelectOpts> for Selection {
     fn from(o: SelectOpts) -> Self {
-        Selection { all: o.all, hosts: o.hosts, groups: o.groups, tenants: o.tenants, limits: o.limits }
+        Selection {
+            all: o.all,
+            hosts: o.hosts,
+            groups: o.groups,
+            tenants: o.tenants,
+            limits: o.limits,
+        }
     }
 }
 
@@ -124,14 +144,26 @@ impl ConnectOpts {
             eprintln!("error: cannot read known_hosts: {e}");
             ExitCode::BadInput
         })?;
-        let policy = if self.accept_new { HostKeyPolicy::AcceptNew } else { HostKeyPolicy::Strict };
-        let ctx = std::sync::Arc::new(TransportContext::new(known_hosts, policy, self.max_handshakes));
+        let policy = if self.accept_new {
+            HostKeyPolicy::AcceptNew
+        } else {
+            HostKeyPolicy::Strict
+        };
+        let ctx = std::sync::Arc::new(TransportContext::new(
+            known_hosts,
+            policy,
+            self.max_handshakes,
+        ));
         let ssh_config = match &self.ssh_config {
             Some(p) if p.as_os_str() == "none" => SshConfig::default(),
             Some(p) => SshConfig::load(Some(p)),
             None => SshConfig::load(SshConfig::default_path().as_deref()),
         };
-        Ok(SshConnector::new(ctx, std::sync::Arc::clone(inventory), ssh_config))
+        Ok(SshConnector::new(
+            ctx,
+            std::sync::Arc::clone(inventory),
+            ssh_config,
+        ))
     }
 }
 
@@ -146,6 +178,8 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 
 /// What the verbs share: global options resolved once.
 pub(crate) struct Context {
+    /// the full command line, for the run journal (resume replays it)
+    argv: Vec<String>,
     inventory_paths: Vec<PathBuf>,
     color: bool,
     quiet: bool,
@@ -205,7 +239,12 @@ fn init_tracing(verbose: u8) {
 
 /// Runs drover with these arguments and returns the process exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let argv: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -216,11 +255,18 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let color = match cli.global.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        ColorChoice::Auto => {
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
     };
     init_tracing(cli.global.verbose);
     let cx = Context {
-        inventory_paths: if cli.global.inventory.is_empty() { default_inventory() } else { cli.global.inventory },
+        argv,
+        inventory_paths: if cli.global.inventory.is_empty() {
+            default_inventory()
+        } else {
+            cli.global.inventory
+        },
         color,
         quiet: cli.global.quiet,
         verbose: cli.global.verbose,
@@ -229,6 +275,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Check(opts) => check::run(&cx, &opts),
         Command::Run(opts) => run::run(&cx, opts),
         Command::Deploy(opts) => deploy::run(&cx, opts),
+        Command::Rollback(opts) => rollout::rollback_run(&cx, opts),
+        Command::Halt(opts) => rollout::halt_run(&opts),
+        Command::Resume(opts) => rollout::resume_run(&opts),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "drover", &mut std::io::stdout());
             ExitCode::Ok

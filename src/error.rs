@@ -23,4 +23,16 @@ impl ExitCode {
     pub fn code(self) -> i32 {
         self as i32
     }
+
+    /// The exit code for a numeric status (unknown numbers count as bad input).
+    #[must_use]
+    pub fn from_code(code: i32) -> Self {
+        match code {
+            0 => Self::Ok,
+            1 => Self::Failed,
+            3 => Self::Halted,
+            4 => Self::Unreachable,
+            _ => Self::BadInput,
+        }
+    }
 }

@@ -21,6 +21,20 @@ pub enum Event {
     HostFinished(Arc<HostOutcome>),
     /// A deploy target is done.
     TargetFinished(Arc<TargetOutcome>),
+    /// A rollout batch starts.
+    BatchStarted {
+        /// 1-based batch number
+        number: usize,
+        /// batches in all
+        of: usize,
+        /// targets in this batch
+        targets: usize,
+    },
+    /// The canary batch soaks before its health is checked again.
+    Soaking {
+        /// soak time
+        seconds: u64,
+    },
     /// A halt was requested; no new host will start.
     Halting,
     /// Every host is done.

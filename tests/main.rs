@@ -3,5 +3,6 @@
 mod support;
 
 mod check;
+mod deploy;
 mod fleet;
 mod run;

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use super::Context;
 use crate::config::{Diagnostics, Host, Inventory, Tenant};
-use crate::playbook::Playbook;
-use crate::plan::render::{PlanOptions, plan};
 use crate::error::ExitCode;
+use crate::plan::render::{PlanOptions, plan};
+use crate::playbook::Playbook;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
@@ -42,11 +42,19 @@ fn default_playbooks() -> Vec<PathBuf> {
 }
 
 /// Loads and renders each playbook for every target; returns (playbooks, steps, targets).
-fn check_playbooks(inv: &Inventory, paths: &[PathBuf], problems: &mut Diagnostics) -> (usize, usize, usize) {
+fn check_playbooks(
+    inv: &Inventory,
+    paths: &[PathBuf],
+    problems: &mut Diagnostics,
+) -> (usize, usize, usize) {
     let targets: Vec<(&Tenant, &Host)> = inv
         .tenants
         .iter()
-        .flat_map(|t| t.hosts.iter().filter_map(move |h| inv.host(h).map(|h| (t, h))))
+        .flat_map(|t| {
+            t.hosts
+                .iter()
+                .filter_map(move |h| inv.host(h).map(|h| (t, h)))
+        })
         .collect();
     let (mut steps, mut rendered) = (0, 0);
     for path in paths {
@@ -59,7 +67,10 @@ fn check_playbooks(inv: &Inventory, paths: &[PathBuf], problems: &mut Diagnostic
         };
         steps += playbook.steps.len();
         for color in ["blue", "green"] {
-            let options = PlanOptions { color: color.into(), ..PlanOptions::default() };
+            let options = PlanOptions {
+                color: color.into(),
+                ..PlanOptions::default()
+            };
             match plan(inv, &playbook, &targets, &options) {
                 Ok(p) => rendered += p.targets.len(),
                 Err(d) => {
@@ -77,7 +88,11 @@ pub(crate) fn run(cx: &Context, opts: &Opts) -> ExitCode {
         eprintln!("error: no inventory: pass -i FILE or create inventory/*.toml");
         return ExitCode::BadInput;
     }
-    let playbooks = if opts.playbooks.is_empty() { default_playbooks() } else { opts.playbooks.clone() };
+    let playbooks = if opts.playbooks.is_empty() {
+        default_playbooks()
+    } else {
+        opts.playbooks.clone()
+    };
     let mut summary = String::new();
     let loaded = Inventory::load(&cx.inventory_paths).and_then(|inv| {
         let mut problems = Diagnostics::default();
@@ -123,8 +138,15 @@ pub(crate) fn run(cx: &Context, opts: &Opts) -> ExitCode {
             ExitCode::BadInput
         }
         (Err(diagnostics), Format::Json) => {
-            let list: Vec<_> = diagnostics.0.iter().map(crate::config::Diagnostic::to_json).collect();
-            println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+            let list: Vec<_> = diagnostics
+                .0
+                .iter()
+                .map(crate::config::Diagnostic::to_json)
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&list).unwrap_or_default()
+            );
             ExitCode::BadInput
         }
     }

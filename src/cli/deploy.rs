@@ -5,24 +5,33 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
 use super::{ConnectOpts, Context, SelectOpts};
-use crate::config::Selection;
-use crate::engine::{DeployOptions, TargetStatus, deploy};
+use crate::config::{Selection, duration};
+use crate::engine::journal::{self, Journal};
+use crate::engine::{
+    DeployOptions, RolloutOptions, Strategy as EngineStrategy, TargetStatus, rollout,
+};
 use crate::error::ExitCode;
-use crate::playbook::Playbook;
+use crate::plan::batch::{BatchSize, FailureBudget, plan_batches};
+use crate::plan::bluegreen::is_safe_version;
 use crate::plan::render::{PlanOptions, plan};
 use crate::plan::targets::targets;
+use crate::playbook::Playbook;
 use crate::report::deploy::{render_json, render_text};
 use crate::report::live::{self, LiveMode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Strategy {
-    /// Every target at once (bounded by --forks and --max-per-host).
+    /// Every target at once, in place (bounded by --forks and --max-per-host).
     All,
+    /// In place, batch after batch (--batch, --canary, --pause, --max-failures).
+    Rolling,
+    /// Into the idle color, then switch nginx to it; batch after batch.
+    BlueGreen,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,9 +73,42 @@ pub(crate) struct Opts {
     /// Hosts worked on at once.
     #[arg(long, default_value_t = 256, value_name = "N")]
     forks: usize,
-    /// Targets of one host worked on at once.
+    /// Targets of one host worked on at once (and per batch: tenants sharing a server
+    /// are not all restarted together).
     #[arg(long, default_value_t = 16, value_name = "N")]
     max_per_host: usize,
+    /// Batch sizes: a count, a percentage, or a growing list like 1,10%,50% (the last
+    /// size repeats). Default: one batch.
+    #[arg(long, value_delimiter = ',', value_parser = BatchSize::parse, value_name = "SIZES")]
+    batch: Vec<BatchSize>,
+    /// A canary batch of N targets first; with --pause it soaks, then is checked again.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    canary: usize,
+    /// Soak time after the canary batch.
+    #[arg(long, value_parser = duration::parse, value_name = "DURATION")]
+    pause: Option<Duration>,
+    /// Failures tolerated before the rollout halts: N or P% (default 0: the first halts).
+    #[arg(long, default_value = "0", value_parser = FailureBudget::parse, value_name = "N|P%")]
+    max_failures: FailureBudget,
+    /// When the rollout halts, switch back the targets this run switched (blue-green).
+    #[arg(long)]
+    rollback_on_halt: bool,
+    /// Take deploy locks held by other runs (audited on the host).
+    #[arg(long)]
+    force_unlock: bool,
+    /// Deadline for confirming a switch over a fresh connection; unconfirmed, the host
+    /// switches back by itself ("0s"… is refused; use --no-revert-timer to disable).
+    #[arg(long, default_value = "60s", value_parser = duration::parse, value_name = "DURATION")]
+    revert_after: Duration,
+    /// Do not arm the self-reverting switch timer.
+    #[arg(long)]
+    no_revert_timer: bool,
+    /// Stop the old color after this drain period instead of keeping it warm.
+    #[arg(long, value_parser = duration::parse, value_name = "DURATION")]
+    drain: Option<Duration>,
+    /// Run id (normally generated; `drover resume` passes the halted run's).
+    #[arg(long, hide = true)]
+    run_id: Option<String>,
 }
 
 fn parse_set(text: &str) -> Result<(String, String), String> {
@@ -81,11 +123,14 @@ fn parse_set(text: &str) -> Result<(String, String), String> {
 fn load_secrets(file: Option<&PathBuf>) -> Result<HashMap<String, String>, String> {
     let mut values = HashMap::new();
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let table: toml::Table = toml::from_str(&text)
             .map_err(|e| format!("{}: invalid TOML: {}", path.display(), e.message()))?;
         for (k, v) in table {
-            let value = v.as_str().ok_or_else(|| format!("{}: secret `{k}` must be a string", path.display()))?;
+            let value = v
+                .as_str()
+                .ok_or_else(|| format!("{}: secret `{k}` must be a string", path.display()))?;
             values.insert(k, value.to_string());
         }
     }
@@ -124,24 +169,72 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
             return ExitCode::BadInput;
         }
     };
-    let plan_options = PlanOptions {
-        color: match opts.into {
-            Color::Blue => "blue".into(),
-            Color::Green => "green".into(),
-        },
-        overrides: opts.set.clone(),
-        secrets: Some(secrets),
+    let version = opts
+        .set
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "version")
+        .map(|(_, v)| v.clone())
+        .or_else(|| {
+            playbook
+                .vars
+                .get("version")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    if opts.strategy == Strategy::BlueGreen && !is_safe_version(&version) {
+        eprintln!(
+            "error: blue-green needs a release version (playbook var `version` or --set version=…) made of letters, digits and . _ + -; found {version:?}"
+        );
+        return ExitCode::BadInput;
+    }
+    let colors: &[&str] = match (opts.strategy, opts.into) {
+        (Strategy::BlueGreen, _) => &["blue", "green"],
+        (_, Color::Blue) => &["blue"],
+        (_, Color::Green) => &["green"],
     };
-    // Planning is complete before any connection: bad input never half-applies.
-    let plan = match plan(&inventory, &playbook, &selected, &plan_options) {
-        Ok(p) => p,
-        Err(d) => {
-            cx.print_diagnostics(&d);
-            return ExitCode::BadInput;
+    // Planning is complete, for every color a target may need, before any connection:
+    // bad input never half-applies.
+    let mut plans = HashMap::new();
+    for color in colors {
+        let plan_options = PlanOptions {
+            color: (*color).into(),
+            overrides: opts.set.clone(),
+            secrets: Some(secrets.clone()),
+        };
+        match plan(&inventory, &playbook, &selected, &plan_options) {
+            Ok(p) => {
+                // The in-place plan is keyed "blue" whatever its color: it is the one used.
+                let key = if colors.len() == 1 { "blue" } else { color };
+                plans.insert(key.to_string(), p);
+            }
+            Err(d) => {
+                cx.print_diagnostics(&d);
+                return ExitCode::BadInput;
+            }
+        }
+    }
+    let target_hosts: Vec<&str> = selected.iter().map(|(_, h)| h.name.as_str()).collect();
+    let batches = match opts.strategy {
+        Strategy::All => plan_batches(&target_hosts, &[], 0, 0),
+        Strategy::Rolling | Strategy::BlueGreen => {
+            plan_batches(&target_hosts, &opts.batch, opts.canary, opts.max_per_host)
         }
     };
-    let hosts: HashMap<String, crate::config::Host> =
-        inventory.hosts.iter().map(|h| (h.name.clone(), h.clone())).collect();
+    let run_id = match &opts.run_id {
+        Some(id) if journal::is_run_id(id) => id.clone(),
+        Some(id) => {
+            eprintln!("error: `{id}` is not a run id");
+            return ExitCode::BadInput;
+        }
+        None => journal::new_run_id(),
+    };
+    let hosts: HashMap<String, crate::config::Host> = inventory
+        .hosts
+        .iter()
+        .map(|h| (h.name.clone(), h.clone()))
+        .collect();
     let connector = match opts.connect.connector(&inventory) {
         Ok(c) => Arc::new(c),
         Err(code) => return code,
@@ -155,37 +248,136 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
     } else {
         LiveMode::Lines
     };
-    let options = DeployOptions {
-        forks: super::run::fit_forks(opts.forks),
-        max_per_host: opts.max_per_host,
-        dry_run: opts.dry_run,
-        diff: opts.diff,
+    let options = RolloutOptions {
+        strategy: if opts.strategy == Strategy::BlueGreen {
+            EngineStrategy::BlueGreen
+        } else {
+            EngineStrategy::InPlace
+        },
+        deploy: DeployOptions {
+            forks: super::run::fit_forks(opts.forks),
+            max_per_host: opts.max_per_host,
+            dry_run: opts.dry_run,
+            diff: opts.diff,
+        },
+        max_failures: opts.max_failures,
+        pause: opts.pause.unwrap_or_default(),
+        version,
+        run: run_id.clone(),
+        operator: operator(),
+        force_unlock: opts.force_unlock,
+        revert_after: (!opts.no_revert_timer).then_some(opts.revert_after),
+        rollback_on_halt: opts.rollback_on_halt,
+        drain: opts.drain,
+        script_timeout: Duration::from_secs(120),
     };
-    let Some(runtime) = super::runtime() else { return ExitCode::BadInput };
+    let journal = if opts.dry_run {
+        None
+    } else {
+        match Journal::open(&run_id) {
+            Ok(j) => {
+                j.record("start", serde_json::json!({ "run": run_id, "args": cx.argv, "targets": selected.len() }));
+                Some(Arc::new(j))
+            }
+            Err(e) => {
+                eprintln!("warning: no run journal ({e}); `drover resume` will not know this run");
+                None
+            }
+        }
+    };
+    if !cx.quiet && !opts.json {
+        eprintln!(
+            "run {run_id}: {} target(s) in {} batch(es)",
+            selected.len(),
+            batches.iter().count()
+        );
+    }
+    let Some(runtime) = super::runtime() else {
+        return ExitCode::BadInput;
+    };
     let started = Instant::now();
     let halt = Arc::new(AtomicBool::new(false));
-    let outcomes = runtime.block_on(async {
+    let result = runtime.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
-        let reporter = tokio::spawn(live::report(rx, mode));
+        let reporter = tokio::spawn(live::report_with_journal(rx, mode, journal.clone()));
         let watcher = tokio::spawn(super::run::watch_interrupts(Arc::clone(&halt), tx.clone()));
-        let outcomes = deploy(connector, &hosts, plan, options, Arc::clone(&halt), tx).await;
+        let halt_file = tokio::spawn(watch_halt_file(
+            journal::halt_path(&run_id),
+            Arc::clone(&halt),
+        ));
+        let result = rollout(
+            connector,
+            hosts,
+            plans,
+            &batches,
+            options,
+            Arc::clone(&halt),
+            tx,
+        )
+        .await;
         watcher.abort();
+        halt_file.abort();
         let _ = reporter.await;
-        outcomes
+        result
     });
+    let _ = std::fs::remove_file(journal::halt_path(&run_id));
+    if let Some(j) = &journal {
+        match &result.halted {
+            Some(reason) => j.record("halted", serde_json::json!({ "reason": reason.to_string(), "rolled_back": result.rolled_back })),
+            None => j.record("finished", serde_json::json!({})),
+        }
+    }
+    let outcomes = result.targets;
     if opts.json {
         print!("{}", render_json(&outcomes));
     } else {
-        print!("{}", render_text(&outcomes, started.elapsed(), opts.dry_run, opts.diff));
+        print!(
+            "{}",
+            render_text(&outcomes, started.elapsed(), opts.dry_run, opts.diff)
+        );
+        if let Some(reason) = &result.halted {
+            println!("HALTED: {reason}; resume with: drover resume {run_id}");
+            if !result.rolled_back.is_empty() {
+                println!("rolled back: {}", result.rolled_back.join(", "));
+            }
+        }
     }
     let any = |s: TargetStatus| outcomes.iter().any(|o| o.status == s);
-    if any(TargetStatus::Unreachable) {
-        ExitCode::Unreachable
-    } else if halt.load(Ordering::Relaxed) {
+    if result.halted.is_some() || halt.load(Ordering::Relaxed) {
         ExitCode::Halted
+    } else if any(TargetStatus::Unreachable) {
+        ExitCode::Unreachable
     } else if any(TargetStatus::Failed) {
         ExitCode::Failed
     } else {
         ExitCode::Ok
+    }
+}
+
+/// `user@machine`, for locks and audit lines.
+pub(crate) fn operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let machine = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    let clean = |s: &str| {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .collect::<String>()
+    };
+    format!("{}@{}", clean(&user), clean(&machine))
+}
+
+/// `drover halt` from another terminal creates this file; the rollout stops at the
+/// next boundary.
+async fn watch_halt_file(path: PathBuf, halt: Arc<AtomicBool>) {
+    loop {
+        if path.exists() {
+            halt.store(true, Ordering::Relaxed);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }

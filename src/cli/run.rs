@@ -53,7 +53,9 @@ pub(crate) fn exit_code(outcomes: &[HostOutcome], halted: bool) -> ExitCode {
 /// connection is one descriptor, and a thousand hosts exceed common soft limits.
 pub(crate) fn fit_forks(forks: usize) -> usize {
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
-    let usable = usize::try_from(limit.saturating_sub(64) / 2).unwrap_or(usize::MAX).max(1);
+    let usable = usize::try_from(limit.saturating_sub(64) / 2)
+        .unwrap_or(usize::MAX)
+        .max(1);
     forks.clamp(1, usable)
 }
 
@@ -83,9 +85,14 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
     } else {
         LiveMode::Lines
     };
-    let options = RunOptions { forks: fit_forks(opts.forks), timeout: opts.timeout };
+    let options = RunOptions {
+        forks: fit_forks(opts.forks),
+        timeout: opts.timeout,
+    };
     let script = opts.command.join(" ");
-    let Some(runtime) = super::runtime() else { return ExitCode::BadInput };
+    let Some(runtime) = super::runtime() else {
+        return ExitCode::BadInput;
+    };
     let started = Instant::now();
     let halt = Arc::new(AtomicBool::new(false));
     let (outcomes, halted) = runtime.block_on(async {

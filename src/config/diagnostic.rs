@@ -4,8 +4,8 @@ use std::fmt;
 use std::ops::Range;
 
 use miette::{
-    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents, SourceCode,
-    SourceSpan, SpanContents,
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
+    SourceCode, SourceSpan, SpanContents,
 };
 use serde::Serialize;
 
@@ -57,7 +57,11 @@ impl Diagnostic {
 
     /// A diagnostic about a whole file (one that cannot be read): it names the path, with no
     /// line or column.
-    pub fn about_file(code: &'static str, path: &std::path::Path, message: impl Into<String>) -> Self {
+    pub fn about_file(
+        code: &'static str,
+        path: &std::path::Path,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             code,
             message: message.into(),
@@ -97,7 +101,10 @@ impl Diagnostic {
     /// Sort key: file, then offset, so several problems read top to bottom.
     fn sort_key(&self) -> (String, usize) {
         (
-            self.file.as_ref().map(|f| f.path.display().to_string()).unwrap_or_default(),
+            self.file
+                .as_ref()
+                .map(|f| f.path.display().to_string())
+                .unwrap_or_default(),
             self.labels.first().map_or(0, |(s, _)| s.start),
         )
     }
@@ -138,7 +145,8 @@ pub struct JsonDiagnostic {
     pub column: Option<usize>,
     /// Line of the end.
     pub end_line: Option<usize>,
-    /// Column of the end.
+    /// Column of the end, exclusive: the column just after the last character, so
+    /// `end_column - column` is the length of a one-line span.
     pub end_column: Option<usize>,
     /// Stable code.
     pub code: &'static str,
@@ -165,7 +173,9 @@ impl miette::Diagnostic for Diagnostic {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
@@ -181,14 +191,16 @@ impl miette::Diagnostic for Diagnostic {
         if self.labels.is_empty() {
             return None;
         }
-        Some(Box::new(self.labels.iter().enumerate().map(|(i, (span, text))| {
-            let span = miette::SourceSpan::from(span.clone());
-            if i == 0 {
-                LabeledSpan::new_primary_with_span(Some(text.clone()), span)
-            } else {
-                LabeledSpan::new_with_span(Some(text.clone()), span)
-            }
-        })))
+        Some(Box::new(self.labels.iter().enumerate().map(
+            |(i, (span, text))| {
+                let span = miette::SourceSpan::from(span.clone());
+                if i == 0 {
+                    LabeledSpan::new_primary_with_span(Some(text.clone()), span)
+                } else {
+                    LabeledSpan::new_with_span(Some(text.clone()), span)
+                }
+            },
+        )))
     }
 }
 
@@ -202,7 +214,9 @@ impl SourceCode for SourceFile {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
-        let inner = self.text.read_span(span, context_lines_before, context_lines_after)?;
+        let inner = self
+            .text
+            .read_span(span, context_lines_before, context_lines_after)?;
         let (mut line, mut column) = (inner.line(), inner.column());
         if context_lines_before == 0 && context_lines_after == 0 {
             // The primary label's own line: this is what goes into `╭─[path:line:col]`.
@@ -346,7 +360,10 @@ mod tests {
         let d = Diagnostic::at("x", &file, 10..14, "unknown key `prot`", "not a host key")
             .with_help("did you mean `port`?");
         let text = Diagnostics::from(d).render(false);
-        assert!(text.contains("inv/fleet.toml:2:1: unknown key `prot`"), "{text}");
+        assert!(
+            text.contains("inv/fleet.toml:2:1: unknown key `prot`"),
+            "{text}"
+        );
         assert!(text.contains("[inv/fleet.toml:2:1]"), "{text}");
         assert!(text.contains("did you mean `port`?"), "{text}");
     }

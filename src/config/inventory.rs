@@ -285,10 +285,10 @@ pub(crate) struct Defaults {
 
 /// Expands `~/` and makes relative paths relative to the inventory file that names them.
 pub(crate) fn resolve_path(source: &SourceFile, text: &str) -> PathBuf {
-    if let Some(rest) = text.strip_prefix("~/") {
-        if let Some(home) = dirs::home_dir() {
-            return home.join(rest);
-        }
+    if let Some(rest) = text.strip_prefix("~/")
+        && let Some(home) = dirs::home_dir()
+    {
+        return home.join(rest);
     }
     let path = Path::new(text);
     if path.is_absolute() {
@@ -313,13 +313,23 @@ fn build(files: &[ParsedFile], defaults: &Defaults) -> Inventory {
         let source = &file.source;
         for (name, raw) in &file.raw.hosts {
             let duration = |field: &Option<Spanned<String>>| {
-                field.as_ref().and_then(|d| super::duration::parse(d.get_ref()).ok())
+                field
+                    .as_ref()
+                    .and_then(|d| super::duration::parse(d.get_ref()).ok())
             };
             hosts.push(Host {
                 name: name.get_ref().clone(),
-                address: raw.address.as_ref().map(|a| a.get_ref().clone()).unwrap_or_default(),
+                address: raw
+                    .address
+                    .as_ref()
+                    .map(|a| a.get_ref().clone())
+                    .unwrap_or_default(),
                 port: raw.port.as_ref().map(|p| *p.get_ref()).or(defaults.port),
-                user: raw.user.as_ref().map(|u| u.get_ref().clone()).or_else(|| defaults.user.clone()),
+                user: raw
+                    .user
+                    .as_ref()
+                    .map(|u| u.get_ref().clone())
+                    .or_else(|| defaults.user.clone()),
                 identity: raw
                     .identity
                     .as_ref()
@@ -345,7 +355,11 @@ fn build(files: &[ParsedFile], defaults: &Defaults) -> Inventory {
         for (name, raw) in &file.raw.tenants {
             tenants.push(Tenant {
                 name: name.get_ref().clone(),
-                hosts: raw.host_list().iter().map(|h| h.get_ref().clone()).collect(),
+                hosts: raw
+                    .host_list()
+                    .iter()
+                    .map(|h| h.get_ref().clone())
+                    .collect(),
                 port: raw.port.as_ref().map(|p| *p.get_ref()),
                 vars: raw.vars.clone(),
             });
@@ -353,8 +367,11 @@ fn build(files: &[ParsedFile], defaults: &Defaults) -> Inventory {
     }
     hosts.sort_by(|a, b| natural_cmp(&a.name, &b.name));
     tenants.sort_by(|a, b| natural_cmp(&a.name, &b.name));
-    let host_index: HashMap<String, usize> =
-        hosts.iter().enumerate().map(|(i, h)| (h.name.clone(), i)).collect();
+    let host_index: HashMap<String, usize> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.name.clone(), i))
+        .collect();
     for tenant in &tenants {
         for host in &tenant.hosts {
             if let Some(&i) = host_index.get(host) {
@@ -362,7 +379,11 @@ fn build(files: &[ParsedFile], defaults: &Defaults) -> Inventory {
             }
         }
     }
-    let tenant_index = tenants.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+    let tenant_index = tenants
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.clone(), i))
+        .collect();
     Inventory {
         hosts,
         tenants,
@@ -385,7 +406,11 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
                 let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
                 let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
                 let (na, nb) = (trim_zeros(&a[..da]), trim_zeros(&b[..db]));
-                let order = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb)).then(da.cmp(&db));
+                let order = na
+                    .len()
+                    .cmp(&nb.len())
+                    .then_with(|| na.cmp(nb))
+                    .then(da.cmp(&db));
                 if order != std::cmp::Ordering::Equal {
                     return order;
                 }
@@ -456,21 +481,30 @@ vars = { model = "gpt-4o" }
         assert_eq!(web1.port, Some(2222));
         assert_eq!(web1.connect_timeout, Duration::from_secs(3));
         assert_eq!(web1.r#become, Become::None);
-        assert_eq!(web1.identity.as_deref(), Some(Path::new("inventory/keys/id")));
+        assert_eq!(
+            web1.identity.as_deref(),
+            Some(Path::new("inventory/keys/id"))
+        );
         assert_eq!(web1.tenants, ["acme"]);
         let web2 = inv.host("web-2").unwrap();
         assert_eq!(web2.user.as_deref(), Some("root"));
         assert_eq!(web2.port, Some(22));
         assert_eq!(web2.jump.as_deref(), Some("web-1"));
         assert_eq!(inv.groups(), ["eu"]);
-        assert_eq!(inv.tenant("acme").unwrap().vars["model"].as_str(), Some("gpt-4o"));
+        assert_eq!(
+            inv.tenant("acme").unwrap().vars["model"].as_str(),
+            Some("gpt-4o")
+        );
     }
 
     #[test]
     fn several_files_merge_into_one_inventory() {
         let inv = Inventory::from_sources(vec![
             SourceFile::new("a.toml", "[hosts.a]\naddress = \"127.0.0.1\"\n"),
-            SourceFile::new("b.toml", "[hosts.b]\naddress = \"127.0.0.2\"\n[tenants.t]\nhosts = [\"a\", \"b\"]\n"),
+            SourceFile::new(
+                "b.toml",
+                "[hosts.b]\naddress = \"127.0.0.2\"\n[tenants.t]\nhosts = [\"a\", \"b\"]\n",
+            ),
         ])
         .unwrap();
         assert_eq!(inv.hosts.len(), 2);

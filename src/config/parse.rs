@@ -31,14 +31,21 @@ pub(crate) fn parse_file(source: SourceFile, problems: &mut Diagnostics) -> Opti
     for (key, value) in root.into_inner() {
         match key.get_ref().as_ref() {
             "defaults" => {
-                let table = read_table(&source, "`[defaults]`", "[defaults]", DEFAULTS_KEYS, value, problems);
+                let table = read_table(
+                    &source,
+                    "`[defaults]`",
+                    "[defaults]",
+                    DEFAULTS_KEYS,
+                    value,
+                    problems,
+                );
                 raw.defaults = table.map(|(defaults, _)| defaults);
             }
             "hosts" => {
-                for (name, value) in entries(&source, "hosts", "a table of hosts such as `[hosts.web-1]`", value, problems) {
-                    let owner = format!("host `{}`", shown(name.get_ref()));
-                    let header = format!("[hosts.{}]", shown(name.get_ref()));
-                    match read_table::<RawHost>(&source, &owner, &header, HOST_KEYS, value, problems) {
+                for (name, host) in
+                    read_entries::<RawHost>(&source, "host", "web-1", HOST_KEYS, value, problems)
+                {
+                    match host {
                         Some((mut host, misspelled)) => {
                             host.misspelled = misspelled;
                             raw.hosts.insert(name, host);
@@ -48,10 +55,15 @@ pub(crate) fn parse_file(source: SourceFile, problems: &mut Diagnostics) -> Opti
                 }
             }
             "tenants" => {
-                for (name, value) in entries(&source, "tenants", "a table of tenants such as `[tenants.acme]`", value, problems) {
-                    let owner = format!("tenant `{}`", shown(name.get_ref()));
-                    let header = format!("[tenants.{}]", shown(name.get_ref()));
-                    match read_table::<RawTenant>(&source, &owner, &header, TENANT_KEYS, value, problems) {
+                for (name, tenant) in read_entries::<RawTenant>(
+                    &source,
+                    "tenant",
+                    "acme",
+                    TENANT_KEYS,
+                    value,
+                    problems,
+                ) {
+                    match tenant {
                         Some((mut tenant, misspelled)) => {
                             tenant.misspelled = misspelled;
                             raw.tenants.insert(name, tenant);
@@ -60,38 +72,55 @@ pub(crate) fn parse_file(source: SourceFile, problems: &mut Diagnostics) -> Opti
                     }
                 }
             }
-            other => problems.push(unknown_key(&source, key.span(), other, "at the top level", FILE_KEYS)),
+            other => {
+                let (d, _) = unknown_key(&source, key.span(), other, "at the top level", FILE_KEYS);
+                problems.push(d);
+            }
         }
     }
     Some(ParsedFile { source, raw })
 }
 
-/// The `NAME = table` entries of `[hosts]` or `[tenants]`, with their names' spans.
-fn entries<'i>(
+/// A table read into `T`, with the known keys that its unknown keys probably meant; `None`
+/// when a value had the wrong type (already reported).
+type Read<T> = Option<(T, Vec<&'static str>)>;
+
+/// Reads `[hosts]` or `[tenants]` (`what` is "host" or "tenant"): every entry's name, with its
+/// table when that could be read (see [`read_table`]).
+fn read_entries<T: DeserializeOwned>(
     source: &SourceFile,
-    section: &str,
-    expected: &str,
-    value: Spanned<DeValue<'i>>,
+    what: &str,
+    example: &str,
+    known: &'static [&'static str],
+    value: Spanned<DeValue<'_>>,
     problems: &mut Diagnostics,
-) -> Vec<(Spanned<String>, Spanned<DeValue<'i>>)> {
+) -> Vec<(Spanned<String>, Read<T>)> {
     let span = value.span();
-    match value.into_inner() {
-        DeValue::Table(table) => table
-            .into_iter()
-            .map(|(name, value)| (Spanned::new(name.span(), name.into_inner().into_owned()), value))
-            .collect(),
+    let table = match value.into_inner() {
+        DeValue::Table(table) => table,
         other => {
             let found = describe(&other, source.text.get(span.clone()));
+            let expected = format!("a table of {what}s such as `[{what}s.{example}]`");
             problems.push(Diagnostic::at(
                 "inventory::wrong-type",
                 source,
                 span,
-                format!("wrong type for `{section}`: found {found}, expected {expected}"),
+                format!("wrong type for `{what}s`: found {found}, expected {expected}"),
                 format!("expected {expected}"),
             ));
-            Vec::new()
+            return Vec::new();
         }
-    }
+    };
+    table
+        .into_iter()
+        .map(|(name, value)| {
+            let name = Spanned::new(name.span(), name.into_inner().into_owned());
+            let owner = format!("{what} `{}`", shown(name.get_ref()));
+            let header = format!("[{what}s.{}]", shown(name.get_ref()));
+            let read = read_table(source, &owner, &header, known, value, problems);
+            (name, read)
+        })
+        .collect()
 }
 
 /// Reads one table into `T`: every unknown key is reported (and dropped, so the rest is still
@@ -104,7 +133,7 @@ fn read_table<T: DeserializeOwned>(
     known: &'static [&'static str],
     value: Spanned<DeValue<'_>>,
     problems: &mut Diagnostics,
-) -> Option<(T, Vec<&'static str>)> {
+) -> Read<T> {
     let span = value.span();
     let table = match value.into_inner() {
         DeValue::Table(table) => table,
@@ -114,7 +143,9 @@ fn read_table<T: DeserializeOwned>(
                 "inventory::wrong-type",
                 source,
                 span,
-                format!("wrong type for {owner}: found {found}, expected a table such as `{header}`"),
+                format!(
+                    "wrong type for {owner}: found {found}, expected a table such as `{header}`"
+                ),
                 "expected a table",
             ));
             return None;
@@ -127,10 +158,10 @@ fn read_table<T: DeserializeOwned>(
             kept.insert(key, value);
             continue;
         }
-        if let Some(best) = did_you_mean(key.get_ref(), known.iter().copied()) {
-            misspelled.push(best);
-        }
-        problems.push(unknown_key(source, key.span(), key.get_ref(), &format!("in {owner}"), known));
+        let place = format!("in {owner}");
+        let (d, best) = unknown_key(source, key.span(), key.get_ref(), &place, known);
+        problems.push(d);
+        misspelled.extend(best);
     }
     let whole = Spanned::new(span.clone(), DeValue::Table(kept.clone()));
     match T::deserialize(ValueDeserializer::from(whole)) {
@@ -142,26 +173,32 @@ fn read_table<T: DeserializeOwned>(
     }
 }
 
+/// An unknown key, with the known key it probably meant (if any) as a did-you-mean.
 fn unknown_key(
     source: &SourceFile,
     span: Range<usize>,
     key: &str,
     place: &str,
-    known: &[&str],
-) -> Diagnostic {
+    known: &'static [&'static str],
+) -> (Diagnostic, Option<&'static str>) {
     let list: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
     let mut d = Diagnostic::at(
         "inventory::unknown-key",
         source,
         span,
-        format!("unknown key `{}` {place}: expected one of {}", shown(key), list.join(", ")),
+        format!(
+            "unknown key `{}` {place}: expected one of {}",
+            shown(key),
+            list.join(", ")
+        ),
         "unknown key",
     );
-    if let Some(best) = did_you_mean(key, known.iter().copied()) {
+    let best = did_you_mean(key, known.iter().copied());
+    if let Some(best) = best {
         d.labels[0].1 = format!("did you mean `{best}`?");
         d = d.with_help(format!("did you mean `{best}`?"));
     }
-    d
+    (d, best)
 }
 
 /// Turns a TOML syntax error into a diagnostic. toml's messages already name what was
@@ -175,11 +212,20 @@ pub(crate) fn syntax_error(source: &SourceFile, error: &toml::de::Error) -> Diag
             "inventory::syntax",
             source,
             span,
-            format!("invalid TOML: duplicate key `{}`: expected each key once in a table", shown(key)),
+            format!(
+                "invalid TOML: duplicate key `{}`: expected each key once in a table",
+                shown(key)
+            ),
             "defined again here",
         );
     }
-    Diagnostic::at("inventory::syntax", source, span, format!("invalid TOML: {message}"), message)
+    Diagnostic::at(
+        "inventory::syntax",
+        source,
+        span,
+        format!("invalid TOML: {message}"),
+        message,
+    )
 }
 
 /// Where a deserialization error points inside a table.
@@ -196,12 +242,20 @@ struct Located<'t, 'i> {
 fn locate<'t, 'i>(table: &'t DeTable<'i>, span: &Range<usize>) -> Option<Located<'t, 'i>> {
     for (key, value) in table {
         if value.span() == *span {
-            return Some(Located { key: key.get_ref(), value: value.get_ref(), element: false });
+            return Some(Located {
+                key: key.get_ref(),
+                value: value.get_ref(),
+                element: false,
+            });
         }
-        if let DeValue::Array(items) = value.get_ref() {
-            if let Some(item) = items.iter().find(|item| item.span() == *span) {
-                return Some(Located { key: key.get_ref(), value: item.get_ref(), element: true });
-            }
+        if let DeValue::Array(items) = value.get_ref()
+            && let Some(item) = items.iter().find(|item| item.span() == *span)
+        {
+            return Some(Located {
+                key: key.get_ref(),
+                value: item.get_ref(),
+                element: true,
+            });
         }
     }
     None
@@ -254,16 +308,26 @@ fn type_error(
         .map_or_else(|| split_serde_message(&message).1, str::to_string);
     let key = shown(at.key);
     let element = if at.element { "an element of " } else { "" };
-    let out_of_range = message.starts_with("invalid value") && matches!(at.value, DeValue::Integer(_));
+    let out_of_range =
+        message.starts_with("invalid value") && matches!(at.value, DeValue::Integer(_));
     let text = if out_of_range {
         format!("{element}`{key}` in {owner} is out of range: found {found}, expected {expected}")
     } else {
         format!("wrong type for {element}`{key}` in {owner}: found {found}, expected {expected}")
     };
-    let mut d = Diagnostic::at("inventory::wrong-type", source, span, text, format!("expected {expected}"));
+    let mut d = Diagnostic::at(
+        "inventory::wrong-type",
+        source,
+        span,
+        text,
+        format!("expected {expected}"),
+    );
     match at.value {
         DeValue::String(s) if at.key == "port" && s.trim().parse::<u16>().is_ok() => {
-            d = d.with_help(format!("write the number without quotes: `port = {}`", s.trim()));
+            d = d.with_help(format!(
+                "write the number without quotes: `port = {}`",
+                s.trim()
+            ));
         }
         DeValue::String(s) if matches!(at.key, "groups" | "hosts") && !at.element => {
             d = d.with_help(format!("write an array: `{} = [{:?}]`", at.key, shown(s)));
@@ -308,7 +372,9 @@ fn split_serde_message(message: &str) -> (String, String) {
         .strip_prefix("invalid type: ")
         .or_else(|| message.strip_prefix("invalid value: "))
         .unwrap_or(message);
-    let (found, expected) = rest.rsplit_once(", expected ").unwrap_or((rest, "another value"));
+    let (found, expected) = rest
+        .rsplit_once(", expected ")
+        .unwrap_or((rest, "another value"));
     let expected = match expected {
         "u16" => "an integer from 1 to 65535".to_string(),
         "a sequence" => "an array".to_string(),
@@ -342,7 +408,9 @@ mod tests {
         );
         let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
         assert_eq!(found.len(), 4, "{messages:#?}");
-        assert!(messages[0].starts_with("unknown key `prot` in host `a`: expected one of `address`"));
+        assert!(
+            messages[0].starts_with("unknown key `prot` in host `a`: expected one of `address`")
+        );
         assert_eq!(found[0].help.as_deref(), Some("did you mean `port`?"));
         assert!(messages[1].starts_with("unknown key `usr` in host `a`"));
         assert!(messages[2].starts_with("unknown key `host` in tenant `t`"));
@@ -360,10 +428,17 @@ mod tests {
             "wrong type for `port` in host `a`: found the string \"22\", expected a port number, an integer from 1 to 65535"
         );
         assert_eq!(found[0].labels[0].0, 17..21);
-        assert_eq!(found[0].help.as_deref(), Some("write the number without quotes: `port = 22`"));
+        assert_eq!(
+            found[0].help.as_deref(),
+            Some("write the number without quotes: `port = 22`")
+        );
 
         let found = problems("[hosts.a]\nport = 70000\n");
-        assert!(found[0].message.starts_with("`port` in host `a` is out of range: found the integer 70000"));
+        assert!(
+            found[0]
+                .message
+                .starts_with("`port` in host `a` is out of range: found the integer 70000")
+        );
 
         let found = problems("[tenants.t]\nhosts = [\"a\", 1]\n");
         assert_eq!(
@@ -400,6 +475,9 @@ mod tests {
         assert!(found.is_empty(), "{}", found.render(false));
         assert_eq!(file.raw.hosts.len(), 1);
         assert_eq!(file.raw.tenants.len(), 1);
-        assert!(text.matches(" = ").count() >= DEFAULTS_KEYS.len() + HOST_KEYS.len() + TENANT_KEYS.len());
+        assert!(
+            text.matches(" = ").count()
+                >= DEFAULTS_KEYS.len() + HOST_KEYS.len() + TENANT_KEYS.len()
+        );
     }
 }

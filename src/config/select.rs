@@ -29,7 +29,9 @@ pub struct Selection {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SelectError {
     /// No selector at all.
-    #[error("no hosts selected: pass --all, --host, --group, --tenant or --limit (drover never defaults to the whole fleet)")]
+    #[error(
+        "no hosts selected: pass --all, --host, --group, --tenant or --limit (drover never defaults to the whole fleet)"
+    )]
     Nothing,
     /// A name that is not in the inventory.
     #[error("unknown {kind} `{name}`{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
@@ -76,7 +78,11 @@ impl Selection {
         let limit = self.limit_set()?;
         for name in &self.hosts {
             if inventory.host(name).is_none() {
-                return Err(unknown("host", name, inventory.hosts.iter().map(|h| h.name.as_str())));
+                return Err(unknown(
+                    "host",
+                    name,
+                    inventory.hosts.iter().map(|h| h.name.as_str()),
+                ));
             }
         }
         let groups = inventory.groups();
@@ -87,10 +93,17 @@ impl Selection {
         }
         for name in &self.tenants {
             if inventory.tenant(name).is_none() {
-                return Err(unknown("tenant", name, inventory.tenants.iter().map(|t| t.name.as_str())));
+                return Err(unknown(
+                    "tenant",
+                    name,
+                    inventory.tenants.iter().map(|t| t.name.as_str()),
+                ));
             }
         }
-        let adds_any = self.all || !self.hosts.is_empty() || !self.groups.is_empty() || !self.tenants.is_empty();
+        let adds_any = self.all
+            || !self.hosts.is_empty()
+            || !self.groups.is_empty()
+            || !self.tenants.is_empty();
         let selected: Vec<&Host> = inventory
             .hosts
             .iter()
@@ -128,7 +141,11 @@ impl Selection {
     }
 }
 
-fn unknown<'a>(kind: &'static str, name: &str, known: impl IntoIterator<Item = &'a str>) -> SelectError {
+fn unknown<'a>(
+    kind: &'static str,
+    name: &str,
+    known: impl IntoIterator<Item = &'a str>,
+) -> SelectError {
     SelectError::Unknown {
         kind,
         name: name.to_string(),
@@ -163,7 +180,9 @@ hosts = ["web-2", "db-1"]
 
     fn names(selection: &Selection) -> Result<Vec<String>, SelectError> {
         let inv = inventory();
-        selection.hosts(&inv).map(|hs| hs.iter().map(|h| h.name.clone()).collect())
+        selection
+            .hosts(&inv)
+            .map(|hs| hs.iter().map(|h| h.name.clone()).collect())
     }
 
     #[test]
@@ -173,7 +192,10 @@ hosts = ["web-2", "db-1"]
 
     #[test]
     fn all_selects_every_host_in_natural_order() {
-        let s = Selection { all: true, ..Selection::default() };
+        let s = Selection {
+            all: true,
+            ..Selection::default()
+        };
         assert_eq!(names(&s).unwrap(), ["db-1", "web-1", "web-2"]);
     }
 
@@ -185,7 +207,10 @@ hosts = ["web-2", "db-1"]
             ..Selection::default()
         };
         assert_eq!(names(&s).unwrap(), ["db-1", "web-1", "web-2"]);
-        let s = Selection { groups: vec!["canary".into()], ..Selection::default() };
+        let s = Selection {
+            groups: vec!["canary".into()],
+            ..Selection::default()
+        };
         assert_eq!(names(&s).unwrap(), ["web-1"]);
     }
 
@@ -197,18 +222,33 @@ hosts = ["web-2", "db-1"]
             ..Selection::default()
         };
         assert_eq!(names(&s).unwrap(), ["web-2"]);
-        let s = Selection { limits: vec!["web-*".into()], ..Selection::default() };
+        let s = Selection {
+            limits: vec!["web-*".into()],
+            ..Selection::default()
+        };
         assert_eq!(names(&s).unwrap(), ["web-1", "web-2"]);
-        let s = Selection { limits: vec!["nothing*".into()], ..Selection::default() };
+        let s = Selection {
+            limits: vec!["nothing*".into()],
+            ..Selection::default()
+        };
         assert_eq!(names(&s), Err(SelectError::Empty));
     }
 
     #[test]
     fn unknown_names_are_errors_with_a_suggestion() {
-        let s = Selection { hosts: vec!["web1".into()], ..Selection::default() };
+        let s = Selection {
+            hosts: vec!["web1".into()],
+            ..Selection::default()
+        };
         let err = names(&s).unwrap_err();
         assert!(err.to_string().contains("did you mean `web-1`"), "{err}");
-        let s = Selection { groups: vec!["asia".into()], ..Selection::default() };
-        assert!(matches!(names(&s), Err(SelectError::Unknown { kind: "group", .. })));
+        let s = Selection {
+            groups: vec!["asia".into()],
+            ..Selection::default()
+        };
+        assert!(matches!(
+            names(&s),
+            Err(SelectError::Unknown { kind: "group", .. })
+        ));
     }
 }

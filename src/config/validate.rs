@@ -93,7 +93,8 @@ fn name_problem(name: &str) -> Option<String> {
     Some(format!("{} characters", name.chars().count()))
 }
 
-const NAME_RULE: &str = "lowercase letters, digits and `-`, starting with a letter, at most 63 characters";
+const NAME_RULE: &str =
+    "lowercase letters, digits and `-`, starting with a letter, at most 63 characters";
 
 fn check_name(cx: &mut Context<'_>, source: &SourceFile, name: &Spanned<String>, what: &str) {
     let Some(problem) = name_problem(name.get_ref()) else {
@@ -110,7 +111,9 @@ fn check_name(cx: &mut Context<'_>, source: &SourceFile, name: &Spanned<String>,
         "inventory::unsafe-name",
         source,
         name.span(),
-        format!("{what} name `{found}` is not a safe identifier: found {problem}, expected {NAME_RULE}"),
+        format!(
+            "{what} name `{found}` is not a safe identifier: found {problem}, expected {NAME_RULE}"
+        ),
         format!("expected {NAME_RULE}"),
     );
     let help = "names end up in unit names, user names, paths and shell words";
@@ -122,51 +125,56 @@ fn check_name(cx: &mut Context<'_>, source: &SourceFile, name: &Spanned<String>,
     cx.problems.push(d);
 }
 
-fn check_duration(cx: &mut Context<'_>, source: &SourceFile, field: Option<&Spanned<String>>, key: &str) {
-    if let Some(value) = field {
-        if let Err(expected) = duration::parse(value.get_ref()) {
-            cx.problems.push(Diagnostic::at(
-                "inventory::bad-duration",
-                source,
-                value.span(),
-                format!("invalid duration for `{key}`: {expected}"),
-                "expected a duration such as \"10s\", \"1m30s\" or \"500ms\"",
-            ));
-        }
+fn check_duration(
+    cx: &mut Context<'_>,
+    source: &SourceFile,
+    field: Option<&Spanned<String>>,
+    key: &str,
+) {
+    if let Some(value) = field
+        && let Err(expected) = duration::parse(value.get_ref())
+    {
+        cx.problems.push(Diagnostic::at(
+            "inventory::bad-duration",
+            source,
+            value.span(),
+            format!("invalid duration for `{key}`: {expected}"),
+            "expected a duration such as \"10s\", \"1m30s\" or \"500ms\"",
+        ));
     }
 }
 
 fn check_become(cx: &mut Context<'_>, source: &SourceFile, field: Option<&Spanned<String>>) {
-    if let Some(value) = field {
-        if parse_become(value.get_ref()).is_none() {
-            cx.problems.push(
-                Diagnostic::at(
-                    "inventory::bad-become",
-                    source,
-                    value.span(),
-                    format!(
-                        "invalid `become`: found {:?}, expected \"sudo\" or \"none\"",
-                        value.get_ref()
-                    ),
-                    "expected \"sudo\" or \"none\"",
-                )
-                .with_help("\"sudo\" runs steps with `sudo -n`; \"none\" runs them as the login user"),
-            );
-        }
+    if let Some(value) = field
+        && parse_become(value.get_ref()).is_none()
+    {
+        cx.problems.push(
+            Diagnostic::at(
+                "inventory::bad-become",
+                source,
+                value.span(),
+                format!(
+                    "invalid `become`: found {:?}, expected \"sudo\" or \"none\"",
+                    value.get_ref()
+                ),
+                "expected \"sudo\" or \"none\"",
+            )
+            .with_help("\"sudo\" runs steps with `sudo -n`; \"none\" runs them as the login user"),
+        );
     }
 }
 
 fn check_port(cx: &mut Context<'_>, source: &SourceFile, field: Option<&Spanned<u16>>) {
-    if let Some(port) = field {
-        if *port.get_ref() == 0 {
-            cx.problems.push(Diagnostic::at(
-                "inventory::bad-port",
-                source,
-                port.span(),
-                "invalid port: found 0, expected a port number from 1 to 65535",
-                "expected a port from 1 to 65535",
-            ));
-        }
+    if let Some(port) = field
+        && *port.get_ref() == 0
+    {
+        cx.problems.push(Diagnostic::at(
+            "inventory::bad-port",
+            source,
+            port.span(),
+            "invalid port: found 0, expected a port number from 1 to 65535",
+            "expected a port from 1 to 65535",
+        ));
     }
 }
 
@@ -175,7 +183,9 @@ fn merge_defaults(cx: &mut Context<'_>, files: &[ParsedFile]) -> Defaults {
     // Which file first set each key: a second setting elsewhere is ambiguous.
     let mut seen: HashMap<&'static str, (&SourceFile, Range<usize>)> = HashMap::new();
     for file in files {
-        let Some(raw) = &file.raw.defaults else { continue };
+        let Some(raw) = &file.raw.defaults else {
+            continue;
+        };
         let source = &file.source;
         let mut note = |cx: &mut Context<'_>, key: &'static str, span: Range<usize>| {
             if let Some((first, first_span)) = seen.get(key) {
@@ -267,10 +277,21 @@ fn defined_twice(
 }
 
 /// Registers a host name; false (after reporting it) when it was already defined.
-fn define_host<'a>(cx: &mut Context<'a>, source: &'a SourceFile, name: &'a Spanned<String>) -> bool {
+fn define_host<'a>(
+    cx: &mut Context<'a>,
+    source: &'a SourceFile,
+    name: &'a Spanned<String>,
+) -> bool {
     check_name(cx, source, name, "host");
     if let Some((first, first_span)) = cx.defined.get(name.get_ref().as_str()) {
-        let d = defined_twice("inventory::duplicate-host", "host", source, name, first, first_span);
+        let d = defined_twice(
+            "inventory::duplicate-host",
+            "host",
+            source,
+            name,
+            first,
+            first_span,
+        );
         cx.problems.push(d);
         return false;
     }
@@ -416,13 +437,14 @@ fn check_jumps(cx: &mut Context<'_>) {
         )
         .with_help("remove `jump` from one of these hosts");
         for pair in chain[1..].windows(2) {
-            if let Some((other_source, _, other)) = cx.hosts.get(pair[0]) {
-                if let (true, Some(other_jump)) = (std::ptr::eq(*other_source, *source), &other.jump) {
-                    d = d.with_label(
-                        other_jump.span(),
-                        format!("`{}` jumps through `{}`", shown(pair[0]), shown(pair[1])),
-                    );
-                }
+            if let Some((other_source, _, other)) = cx.hosts.get(pair[0])
+                && let (true, Some(other_jump)) =
+                    (std::ptr::eq(*other_source, *source), &other.jump)
+            {
+                d = d.with_label(
+                    other_jump.span(),
+                    format!("`{}` jumps through `{}`", shown(pair[0]), shown(pair[1])),
+                );
             }
         }
         found.push(d);
@@ -440,7 +462,14 @@ fn check_tenants<'a>(cx: &mut Context<'a>, files: &'a [ParsedFile]) {
     let mut define = |cx: &mut Context<'_>, source: &'a SourceFile, name: &'a Spanned<String>| {
         check_name(cx, source, name, "tenant");
         if let Some((first, first_span)) = seen.get(name.get_ref().as_str()) {
-            let d = defined_twice("inventory::duplicate-tenant", "tenant", source, name, first, first_span);
+            let d = defined_twice(
+                "inventory::duplicate-tenant",
+                "tenant",
+                source,
+                name,
+                first,
+                first_span,
+            );
             cx.problems.push(d);
             return false;
         }
@@ -482,16 +511,16 @@ fn check_tenants<'a>(cx: &mut Context<'a>, files: &'a [ParsedFile]) {
                 Some(_) => {}
             }
             check_port(cx, source, tenant.port.as_ref());
-            if let Some(port) = &tenant.port {
-                if *port.get_ref() == u16::MAX {
-                    cx.problems.push(Diagnostic::at(
-                        "inventory::bad-port",
-                        source,
-                        port.span(),
-                        "invalid tenant port: found 65535, which leaves no room for the green color on port + 1; expected a port from 1 to 65534",
-                        "expected a port from 1 to 65534",
-                    ));
-                }
+            if let Some(port) = &tenant.port
+                && *port.get_ref() == u16::MAX
+            {
+                cx.problems.push(Diagnostic::at(
+                    "inventory::bad-port",
+                    source,
+                    port.span(),
+                    "invalid tenant port: found 65535, which leaves no room for the green color on port + 1; expected a port from 1 to 65534",
+                    "expected a port from 1 to 65534",
+                ));
             }
             let mut listed: Vec<&str> = Vec::new();
             for host in tenant.host_list() {
@@ -556,15 +585,20 @@ fn check_port_overlaps(cx: &mut Context<'_>, ports: &BTreeMap<&str, Vec<Placemen
                 ),
                 format!("`{b_shown}` takes {} here", range(*b_port)),
             );
-            let free = (u32::from(*a_port) + 2..u32::from(u16::MAX))
-                .find(|&p| list.iter().all(|(t, q, _, _)| t == b || p.abs_diff(u32::from(*q)) >= 2));
+            let free = (u32::from(*a_port) + 2..u32::from(u16::MAX)).find(|&p| {
+                list.iter()
+                    .all(|(t, q, _, _)| t == b || p.abs_diff(u32::from(*q)) >= 2)
+            });
             let mut help = "each tenant takes two ports: blue = port, green = port + 1".to_string();
             if let Some(free) = free {
                 help.push_str(&format!("; `port = {free}` is free on `{host_shown}`"));
             }
             d = d.with_help(help);
             if std::ptr::eq(*a_source, *b_source) {
-                d = d.with_label(a_span.clone(), format!("`{a_shown}` takes {} here", range(*a_port)));
+                d = d.with_label(
+                    a_span.clone(),
+                    format!("`{a_shown}` takes {} here", range(*a_port)),
+                );
             }
             cx.problems.push(d);
         }

@@ -110,13 +110,19 @@ pub async fn deploy<C: Connector>(
     halt: Arc<AtomicBool>,
     events: EventSender,
 ) -> Vec<TargetOutcome> {
-    let _ = events.send(Event::RunStarted { hosts: plan.targets.len() }).await;
+    let _ = events
+        .send(Event::RunStarted {
+            hosts: plan.targets.len(),
+        })
+        .await;
     let secrets: Arc<Vec<String>> = Arc::new(plan.secret_values.clone());
     // Group targets by host, remembering their plan position.
     let mut by_host: Vec<(Host, Vec<(usize, TargetPlan)>)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for (i, target) in plan.targets.into_iter().enumerate() {
-        let Some(host) = hosts.get(&target.host) else { continue };
+        let Some(host) = hosts.get(&target.host) else {
+            continue;
+        };
         let at = *index.entry(target.host.clone()).or_insert_with(|| {
             by_host.push((host.clone(), Vec::new()));
             by_host.len() - 1
@@ -128,7 +134,9 @@ pub async fn deploy<C: Connector>(
     let options = Arc::new(options);
     let mut tasks = tokio::task::JoinSet::new();
     for (host, targets) in by_host {
-        let Ok(permit) = Arc::clone(&forks).acquire_owned().await else { break };
+        let Ok(permit) = Arc::clone(&forks).acquire_owned().await else {
+            break;
+        };
         let (connector, events, halt, options, secrets) = (
             Arc::clone(&connector),
             events.clone(),
@@ -137,7 +145,16 @@ pub async fn deploy<C: Connector>(
             Arc::clone(&secrets),
         );
         tasks.spawn(async move {
-            let out = deploy_host(&*connector, host, targets, &options, &halt, &secrets, &events).await;
+            let out = deploy_host(
+                &*connector,
+                host,
+                targets,
+                &options,
+                &halt,
+                &secrets,
+                &events,
+            )
+            .await;
             drop(permit);
             out
         });
@@ -153,7 +170,11 @@ pub async fn deploy<C: Connector>(
     outcomes.into_iter().map(|(_, o)| o).collect()
 }
 
-fn empty_outcome(target: &TargetPlan, status: TargetStatus, error: Option<String>) -> TargetOutcome {
+pub(crate) fn empty_outcome(
+    target: &TargetPlan,
+    status: TargetStatus,
+    error: Option<String>,
+) -> TargetOutcome {
     TargetOutcome {
         tenant: target.tenant.clone(),
         host: target.host.clone(),
@@ -181,7 +202,9 @@ async fn deploy_host<C: Connector>(
             let mut out = Vec::new();
             for (i, t) in targets {
                 let outcome = empty_outcome(&t, TargetStatus::Unreachable, Some(error.clone()));
-                let _ = events.send(Event::TargetFinished(Arc::new(outcome.clone()))).await;
+                let _ = events
+                    .send(Event::TargetFinished(Arc::new(outcome.clone())))
+                    .await;
                 out.push((i, outcome));
             }
             return out;
@@ -203,12 +226,22 @@ async fn deploy_host<C: Connector>(
         tasks.spawn(async move {
             let _slot = per_host.acquire().await;
             let outcome = if halt.load(Ordering::Relaxed) {
-                empty_outcome(&target, TargetStatus::Skipped, Some("not started: the run was halted".into()))
+                empty_outcome(
+                    &target,
+                    TargetStatus::Skipped,
+                    Some("not started: the run was halted".into()),
+                )
             } else {
-                let _ = events.send(Event::HostStarted { host: format!("{}@{}", target.tenant, target.host) }).await;
+                let _ = events
+                    .send(Event::HostStarted {
+                        host: format!("{}@{}", target.tenant, target.host),
+                    })
+                    .await;
                 run_target(&*connection, &host, &target, &options, &secrets).await
             };
-            let _ = events.send(Event::TargetFinished(Arc::new(outcome.clone()))).await;
+            let _ = events
+                .send(Event::TargetFinished(Arc::new(outcome.clone())))
+                .await;
             (i, outcome)
         });
     }
@@ -226,8 +259,20 @@ async fn deploy_host<C: Connector>(
 
 /// Wraps a step script for `become`: root through `sudo -n` (never prompts).
 fn with_become(script: String, step: &PlannedStep, host: &Host) -> String {
-    if step.r#become && host.r#become == Become::Sudo {
-        format!("sudo -n -- sh -c {}", shell_escape::unix::escape(script.into()))
+    if step.r#become {
+        as_root(script, host)
+    } else {
+        script
+    }
+}
+
+/// A script run as root: through `sudo -n` unless the host says `become = "none"`.
+pub(crate) fn as_root(script: String, host: &Host) -> String {
+    if host.r#become == Become::Sudo {
+        format!(
+            "sudo -n -- sh -c {}",
+            shell_escape::unix::escape(script.into())
+        )
     } else {
         script
     }
@@ -244,12 +289,19 @@ fn redact(text: &str, secrets: &[String]) -> String {
 }
 
 fn sudo_refused(stderr: &str) -> bool {
-    ["a password is required", "a terminal is required", "is not in the sudoers", "not allowed to execute", "sudo: command not found", "sudo: not found"]
-        .iter()
-        .any(|needle| stderr.contains(needle))
+    [
+        "a password is required",
+        "a terminal is required",
+        "is not in the sudoers",
+        "not allowed to execute",
+        "sudo: command not found",
+        "sudo: not found",
+    ]
+    .iter()
+    .any(|needle| stderr.contains(needle))
 }
 
-async fn run_target<C: Connection>(
+pub(crate) async fn run_target<C: Connection>(
     connection: &C,
     host: &Host,
     target: &TargetPlan,
@@ -272,16 +324,18 @@ async fn run_target<C: Connection>(
                 stderr: String::new(),
                 diff: None,
             },
-            (Some(spec), false) => match run_step(connection, host, step, spec, options, secrets).await {
-                Ok(o) => o,
-                Err(e) => {
-                    outcome.status = TargetStatus::Unreachable;
-                    outcome.error = Some(e.to_string());
-                    outcome.failed_step = Some(step.name.clone());
-                    stopped = true;
-                    continue;
+            (Some(spec), false) => {
+                match run_step(connection, host, step, spec, options, secrets).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        outcome.status = TargetStatus::Unreachable;
+                        outcome.error = Some(e.to_string());
+                        outcome.failed_step = Some(step.name.clone());
+                        stopped = true;
+                        continue;
+                    }
                 }
-            },
+            }
         };
         match step_outcome.status {
             StepStatus::Failed => {
@@ -289,7 +343,9 @@ async fn run_target<C: Connection>(
                 outcome.failed_step = Some(step.name.clone());
                 stopped = true;
             }
-            StepStatus::Changed if outcome.status == TargetStatus::Ok => outcome.status = TargetStatus::Changed,
+            StepStatus::Changed if outcome.status == TargetStatus::Ok => {
+                outcome.status = TargetStatus::Changed
+            }
             _ => {}
         }
         outcome.steps.push(step_outcome);
@@ -325,7 +381,10 @@ async fn run_step<C: Connection>(
             continue;
         }
         if out.timed_out {
-            stderr.push_str(&format!("\n[drover] step timed out after {}s", command.timeout.as_secs_f64()));
+            stderr.push_str(&format!(
+                "\n[drover] step timed out after {}s",
+                command.timeout.as_secs_f64()
+            ));
         }
         if !ok && step.r#become && host.r#become == Become::Sudo && sudo_refused(&stderr) {
             stderr = format!(
@@ -339,9 +398,22 @@ async fn run_step<C: Connection>(
             None => (stdout.clone(), None),
         };
         let changed = body.lines().any(|l| l == CHANGED_MARKER);
-        let cleaned: String = body.lines().filter(|l| *l != CHANGED_MARKER).map(|l| format!("{l}\n")).collect();
+        let cleaned: String = body
+            .lines()
+            .filter(|l| *l != CHANGED_MARKER)
+            .map(|l| format!("{l}\n"))
+            .collect();
         let diff = match (spec, current, changed) {
-            (StepSpec::File { dest, content, secret: false, .. }, Some(current), true) => {
+            (
+                StepSpec::File {
+                    dest,
+                    content,
+                    secret: false,
+                    ..
+                },
+                Some(current),
+                true,
+            ) => {
                 let new = String::from_utf8_lossy(content);
                 Some(
                     similar::TextDiff::from_lines(current.as_str(), new.as_ref())
@@ -370,4 +442,3 @@ async fn run_step<C: Connection>(
         });
     }
 }
-

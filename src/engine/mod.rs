@@ -2,7 +2,12 @@
 //! It reaches hosts only through [`crate::transport::Connector`].
 
 mod deploy;
+pub mod journal;
+mod rollout;
 mod run;
 
 pub use deploy::{DeployOptions, StepOutcome, StepStatus, TargetOutcome, TargetStatus, deploy};
+pub use rollout::{
+    HaltReason, RolloutOptions, RolloutOutcome, Strategy, now_rfc3339, rollback, rollout,
+};
 pub use run::{HostOutcome, HostStatus, RunOptions, run_command};

@@ -91,15 +91,25 @@ pub async fn run_command<C: Connector>(
     let script: Arc<str> = script.into();
     let mut tasks = tokio::task::JoinSet::new();
     for (index, host) in hosts.into_iter().enumerate() {
-        let Ok(permit) = Arc::clone(&forks).acquire_owned().await else { break };
-        let (connector, script, events, halt) =
-            (Arc::clone(&connector), Arc::clone(&script), events.clone(), Arc::clone(&halt));
+        let Ok(permit) = Arc::clone(&forks).acquire_owned().await else {
+            break;
+        };
+        let (connector, script, events, halt) = (
+            Arc::clone(&connector),
+            Arc::clone(&script),
+            events.clone(),
+            Arc::clone(&halt),
+        );
         let timeout = options.timeout.unwrap_or(host.command_timeout);
         tasks.spawn(async move {
             let outcome = if halt.load(Ordering::Relaxed) {
                 skipped(&host)
             } else {
-                let _ = events.send(Event::HostStarted { host: host.name.clone() }).await;
+                let _ = events
+                    .send(Event::HostStarted {
+                        host: host.name.clone(),
+                    })
+                    .await;
                 run_one(&*connector, &host, &script, timeout).await
             };
             drop(permit);
@@ -145,7 +155,12 @@ fn unreachable(host: &Host, started: Instant, error: &TransportError) -> HostOut
     }
 }
 
-async fn run_one<C: Connector>(connector: &C, host: &Host, script: &str, timeout: Duration) -> HostOutcome {
+async fn run_one<C: Connector>(
+    connector: &C,
+    host: &Host,
+    script: &str,
+    timeout: Duration,
+) -> HostOutcome {
     let started = Instant::now();
     let connection = match connector.connect(host).await {
         Ok(c) => c,
@@ -176,9 +191,12 @@ async fn run_one<C: Connector>(connector: &C, host: &Host, script: &str, timeout
             stdout: out.stdout,
             stderr: out.stderr,
             duration: started.elapsed(),
-            error: out
-                .timed_out
-                .then(|| format!("command timed out after {}s and was ended", timeout.as_secs_f64())),
+            error: out.timed_out.then(|| {
+                format!(
+                    "command timed out after {}s and was ended",
+                    timeout.as_secs_f64()
+                )
+            }),
         },
     }
 }
@@ -206,11 +224,16 @@ mod tests {
 
         async fn connect(&self, host: &Host) -> Result<ScriptedConnection, TransportError> {
             if host.name.starts_with("down") {
-                return Err(TransportError::ConnectionLost { reason: Some("scripted".into()) });
+                return Err(TransportError::ConnectionLost {
+                    reason: Some("scripted".into()),
+                });
             }
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.peak.fetch_max(now, Ordering::SeqCst);
-            Ok(ScriptedConnection { host: host.name.clone(), running: Arc::clone(&self.running) })
+            Ok(ScriptedConnection {
+                host: host.name.clone(),
+                running: Arc::clone(&self.running),
+            })
         }
     }
 
@@ -241,17 +264,32 @@ mod tests {
             .enumerate()
             .map(|(i, n)| format!("[hosts.{n}]\naddress = \"10.0.0.{}\"\n", i + 1))
             .collect();
-        Inventory::from_sources(vec![SourceFile::new("t.toml", text)]).unwrap().hosts
+        Inventory::from_sources(vec![SourceFile::new("t.toml", text)])
+            .unwrap()
+            .hosts
     }
 
     async fn go(names: &[&str], forks: usize, halt: bool) -> (Vec<HostOutcome>, usize) {
         let peak = Arc::new(AtomicUsize::new(0));
-        let connector = Arc::new(Scripted { running: Arc::new(AtomicUsize::new(0)), peak: Arc::clone(&peak) });
+        let connector = Arc::new(Scripted {
+            running: Arc::new(AtomicUsize::new(0)),
+            peak: Arc::clone(&peak),
+        });
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
         let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        let options = RunOptions { forks, timeout: None };
-        let outcomes =
-            run_command(connector, hosts(names), "echo x".into(), options, Arc::new(AtomicBool::new(halt)), tx).await;
+        let options = RunOptions {
+            forks,
+            timeout: None,
+        };
+        let outcomes = run_command(
+            connector,
+            hosts(names),
+            "echo x".into(),
+            options,
+            Arc::new(AtomicBool::new(halt)),
+            tx,
+        )
+        .await;
         drain.await.unwrap();
         (outcomes, peak.load(Ordering::SeqCst))
     }
@@ -259,7 +297,10 @@ mod tests {
     #[tokio::test]
     async fn outcomes_come_back_in_host_order_with_their_status() {
         let (outcomes, _) = go(&["a", "bad-1", "down-1", "slow-1"], 8, false).await;
-        let got: Vec<(&str, HostStatus)> = outcomes.iter().map(|o| (o.host.as_str(), o.status)).collect();
+        let got: Vec<(&str, HostStatus)> = outcomes
+            .iter()
+            .map(|o| (o.host.as_str(), o.status))
+            .collect();
         assert_eq!(
             got,
             [

@@ -70,6 +70,8 @@ pub struct Plan {
     pub targets: Vec<TargetPlan>,
     /// every secret value the plan carries, for redaction of outputs
     pub secret_values: Vec<String>,
+    /// tenant → base port (blue), for tenants that have one
+    pub base_ports: HashMap<String, u16>,
 }
 
 struct Renderer<'p> {
@@ -91,7 +93,10 @@ fn new_environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     // Files are compared byte for byte on the host: keep their final newline.
-    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build() {
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .build()
+    {
         env.set_syntax(syntax);
     }
     env.add_filter("shell_quote", shell_quote);
@@ -127,7 +132,10 @@ pub fn plan(
         match renderer.target(tenant, host) {
             Ok(plan) => plans.push(plan),
             Err(d) => {
-                let key = (d.labels.first().map_or(0, |(s, _)| s.start), d.code.to_string());
+                let key = (
+                    d.labels.first().map_or(0, |(s, _)| s.start),
+                    d.code.to_string(),
+                );
                 if !seen.contains(&key) {
                     seen.push(key);
                     problems.push(d);
@@ -142,7 +150,16 @@ pub fn plan(
     let mut secret_values = renderer.secret_values;
     secret_values.sort();
     secret_values.dedup();
-    Ok(Plan { playbook: playbook.name.clone(), targets: plans, secret_values })
+    let base_ports = targets
+        .iter()
+        .filter_map(|(t, _)| t.port.map(|p| (t.name.clone(), p)))
+        .collect();
+    Ok(Plan {
+        playbook: playbook.name.clone(),
+        targets: plans,
+        secret_values,
+        base_ports,
+    })
 }
 
 fn to_value(value: &toml::Value) -> Value {
@@ -154,7 +171,9 @@ fn to_value(value: &toml::Value) -> Value {
         toml::Value::Datetime(d) => Value::from(d.to_string()),
         toml::Value::Array(a) => Value::from(a.iter().map(to_value).collect::<Vec<_>>()),
         toml::Value::Table(t) => Value::from(
-            t.iter().map(|(k, v)| (k.clone(), to_value(v))).collect::<BTreeMap<String, Value>>(),
+            t.iter()
+                .map(|(k, v)| (k.clone(), to_value(v)))
+                .collect::<BTreeMap<String, Value>>(),
         ),
     }
 }
@@ -162,13 +181,23 @@ fn to_value(value: &toml::Value) -> Value {
 type Ctx = BTreeMap<String, Value>;
 
 impl Renderer<'_> {
-    fn diag(&self, span: Range<usize>, code: &'static str, message: String, label: String) -> Diagnostic {
+    fn diag(
+        &self,
+        span: Range<usize>,
+        code: &'static str,
+        message: String,
+        label: String,
+    ) -> Diagnostic {
         Diagnostic::at(code, &self.playbook.source, span, message, label)
     }
 
     fn context(&mut self, tenant: &Tenant, host: &Host) -> Result<Ctx, Diagnostic> {
         let base = tenant.port.unwrap_or(0);
-        let port = if self.options.color == "green" { base.saturating_add(1) } else { base };
+        let port = if self.options.color == "green" {
+            base.saturating_add(1)
+        } else {
+            base
+        };
         let mut ctx: Ctx = BTreeMap::new();
         for (k, v) in &tenant.vars {
             ctx.insert(k.clone(), to_value(v));
@@ -200,19 +229,31 @@ impl Renderer<'_> {
             ctx.insert(name.clone(), rendered);
         }
         for (name, value) in &self.options.overrides {
-            ctx.entry(name.clone()).or_insert_with(|| Value::from(value.clone()));
+            ctx.entry(name.clone())
+                .or_insert_with(|| Value::from(value.clone()));
         }
         Ok(ctx)
     }
 
-    fn var_error(&self, name: &str, error: &minijinja::Error, tenant: &Tenant, host: &Host) -> Diagnostic {
+    fn var_error(
+        &self,
+        name: &str,
+        error: &minijinja::Error,
+        tenant: &Tenant,
+        host: &Host,
+    ) -> Diagnostic {
         // Point at the variable's key in [vars]: find `name =` in the text.
         let text = &self.playbook.source.text;
         let start = text.find(&format!("\n{name} =")).map_or(0, |i| i + 1);
         self.diag(
             start..start + name.len(),
             "playbook::template",
-            format!("variable `{name}` does not render for {}@{}: {}", tenant.name, host.name, describe(error)),
+            format!(
+                "variable `{name}` does not render for {}@{}: {}",
+                tenant.name,
+                host.name,
+                describe(error)
+            ),
             "expected a template over defined variables".into(),
         )
     }
@@ -227,9 +268,16 @@ impl Renderer<'_> {
             Some(name) => name.clone(),
             None => {
                 let name = format!("field@{}", span.start);
-                self.env.add_template_owned(name.clone(), text.clone()).map_err(|e| {
-                    self.diag(span.clone(), "playbook::template", format!("template syntax error: {}", describe(&e)), "here".into())
-                })?;
+                self.env
+                    .add_template_owned(name.clone(), text.clone())
+                    .map_err(|e| {
+                        self.diag(
+                            span.clone(),
+                            "playbook::template",
+                            format!("template syntax error: {}", describe(&e)),
+                            "here".into(),
+                        )
+                    })?;
                 self.compiled.insert(span.start, name.clone());
                 name
             }
@@ -240,16 +288,29 @@ impl Renderer<'_> {
                 span,
                 "playbook::template",
                 format!("template does not render for {target}: {}", describe(&e)),
-                format!("available: {}", ctx.keys().cloned().collect::<Vec<_>>().join(", ")),
+                format!(
+                    "available: {}",
+                    ctx.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
             )
         })
     }
 
-    fn render_opt(&mut self, field: Option<&Text>, ctx: &Ctx, target: &str) -> Result<Option<String>, Diagnostic> {
+    fn render_opt(
+        &mut self,
+        field: Option<&Text>,
+        ctx: &Ctx,
+        target: &str,
+    ) -> Result<Option<String>, Diagnostic> {
         field.map(|f| self.render(f, ctx, target)).transpose()
     }
 
-    fn ownership(&mut self, o: &OwnershipSpec, ctx: &Ctx, target: &str) -> Result<Ownership, Diagnostic> {
+    fn ownership(
+        &mut self,
+        o: &OwnershipSpec,
+        ctx: &Ctx,
+        target: &str,
+    ) -> Result<Ownership, Diagnostic> {
         let owner = self.checked_name(o.owner.as_ref(), ctx, target)?;
         let group = self.checked_name(o.group.as_ref(), ctx, target)?;
         let mode = self.render_opt(o.mode.as_ref(), ctx, target)?;
@@ -267,12 +328,22 @@ impl Renderer<'_> {
     }
 
     /// User and group names: rendered, then checked so nothing odd reaches useradd/chown.
-    fn checked_name(&mut self, field: Option<&Text>, ctx: &Ctx, target: &str) -> Result<Option<String>, Diagnostic> {
+    fn checked_name(
+        &mut self,
+        field: Option<&Text>,
+        ctx: &Ctx,
+        target: &str,
+    ) -> Result<Option<String>, Diagnostic> {
         let Some(field) = field else { return Ok(None) };
         let value = self.render(field, ctx, target)?;
         let ok = value.len() <= 32
-            && value.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-            && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            && value
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && value
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
         if ok {
             Ok(Some(value))
         } else {
@@ -286,7 +357,12 @@ impl Renderer<'_> {
     }
 
     /// Remote paths: absolute, one line, no `..` component.
-    fn checked_path(&mut self, field: &Text, ctx: &Ctx, target: &str) -> Result<String, Diagnostic> {
+    fn checked_path(
+        &mut self,
+        field: &Text,
+        ctx: &Ctx,
+        target: &str,
+    ) -> Result<String, Diagnostic> {
         let value = self.render(field, ctx, target)?;
         let bad = !value.starts_with('/')
             || value.contains(['\n', '\r', '\0'])
@@ -295,7 +371,10 @@ impl Renderer<'_> {
             return Err(self.diag(
                 field.span(),
                 "playbook::bad-path",
-                format!("path `{}` (for {target}) is not allowed", value.escape_debug()),
+                format!(
+                    "path `{}` (for {target}) is not allowed",
+                    value.escape_debug()
+                ),
                 "expected an absolute path on one line without `..`".into(),
             ));
         }
@@ -303,20 +382,33 @@ impl Renderer<'_> {
     }
 
     /// File names inside a fixed directory (units, cron, logrotate).
-    fn checked_file_name(&mut self, field: &Text, ctx: &Ctx, target: &str, allow_dot: bool) -> Result<String, Diagnostic> {
+    fn checked_file_name(
+        &mut self,
+        field: &Text,
+        ctx: &Ctx,
+        target: &str,
+        allow_dot: bool,
+    ) -> Result<String, Diagnostic> {
         let value = self.render(field, ctx, target)?;
         let ok = !value.is_empty()
             && !value.starts_with(['.', '-'])
-            && value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '@' || (allow_dot && c == '.'));
+            && value.chars().all(|c| {
+                c.is_ascii_alphanumeric()
+                    || c == '-'
+                    || c == '_'
+                    || c == '@'
+                    || (allow_dot && c == '.')
+            });
         if ok {
             Ok(value)
         } else {
             Err(self.diag(
                 field.span(),
                 "playbook::bad-name",
-                format!("`{}` (for {target}) is not a valid file name here", value.escape_debug()),
+                format!(
+                    "`{}` (for {target}) is not a valid file name here",
+                    value.escape_debug()
+                ),
                 if allow_dot {
                     "expected letters, digits, `-`, `_`, `@` and `.`".into()
                 } else {
@@ -328,16 +420,21 @@ impl Renderer<'_> {
 
     fn local_path(&self, rendered: &str) -> PathBuf {
         let p = Path::new(rendered);
-        if p.is_absolute() { p.to_path_buf() } else { self.playbook.dir().join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.playbook.dir().join(p)
+        }
     }
 
     fn read_file(&mut self, field: &Text, ctx: &Ctx, target: &str) -> Result<Arc<str>, Diagnostic> {
         let rendered = self.render(field, ctx, target)?;
         let path = self.local_path(&rendered);
-        let entry = self
-            .files
-            .entry(path.clone())
-            .or_insert_with(|| std::fs::read_to_string(&path).map(Arc::from).map_err(|e| e.to_string()));
+        let entry = self.files.entry(path.clone()).or_insert_with(|| {
+            std::fs::read_to_string(&path)
+                .map(Arc::from)
+                .map_err(|e| e.to_string())
+        });
         entry.clone().map_err(|e| {
             self.diag(
                 field.span(),
@@ -348,10 +445,18 @@ impl Renderer<'_> {
         })
     }
 
-    fn read_tree(&mut self, field: &Text, ctx: &Ctx, target: &str) -> Result<Arc<Vec<UploadFile>>, Diagnostic> {
+    fn read_tree(
+        &mut self,
+        field: &Text,
+        ctx: &Ctx,
+        target: &str,
+    ) -> Result<Arc<Vec<UploadFile>>, Diagnostic> {
         let rendered = self.render(field, ctx, target)?;
         let path = self.local_path(&rendered);
-        let entry = self.trees.entry(path.clone()).or_insert_with(|| read_tree(&path).map(Arc::new));
+        let entry = self
+            .trees
+            .entry(path.clone())
+            .or_insert_with(|| read_tree(&path).map(Arc::new));
         entry.clone().map_err(|e| {
             self.diag(
                 field.span(),
@@ -370,19 +475,31 @@ impl Renderer<'_> {
         for step in &steps {
             planned.push(self.step(step, &ctx, &target)?);
         }
-        Ok(TargetPlan { tenant: tenant.name.clone(), host: host.name.clone(), steps: planned })
+        Ok(TargetPlan {
+            tenant: tenant.name.clone(),
+            host: host.name.clone(),
+            steps: planned,
+        })
     }
 
     fn when(&self, when: &Spanned<String>, ctx: &Ctx, target: &str) -> Result<bool, Diagnostic> {
         let expr = self.env.compile_expression(when.get_ref()).map_err(|e| {
-            self.diag(when.span(), "playbook::when", format!("`when` is not an expression: {}", describe(&e)), "here".into())
+            self.diag(
+                when.span(),
+                "playbook::when",
+                format!("`when` is not an expression: {}", describe(&e)),
+                "here".into(),
+            )
         })?;
         expr.eval(ctx).map(|v| v.is_true()).map_err(|e| {
             self.diag(
                 when.span(),
                 "playbook::when",
                 format!("`when` does not evaluate for {target}: {}", describe(&e)),
-                format!("available: {}", ctx.keys().cloned().collect::<Vec<_>>().join(", ")),
+                format!(
+                    "available: {}",
+                    ctx.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
             )
         })
     }
@@ -392,7 +509,11 @@ impl Renderer<'_> {
             Some(w) => self.when(w, ctx, target)?,
             None => true,
         };
-        let spec = if active { Some(self.action(&step.action, ctx, target)?) } else { None };
+        let spec = if active {
+            Some(self.action(&step.action, ctx, target)?)
+        } else {
+            None
+        };
         Ok(PlannedStep {
             name: step.name.clone(),
             kind: step.action.kind(),
@@ -408,7 +529,9 @@ impl Renderer<'_> {
     fn action(&mut self, action: &Action, ctx: &Ctx, target: &str) -> Result<StepSpec, Diagnostic> {
         Ok(match action {
             Action::User(u) => {
-                let name = self.checked_name(Some(&u.name), ctx, target)?.unwrap_or_default();
+                let name = self
+                    .checked_name(Some(&u.name), ctx, target)?
+                    .unwrap_or_default();
                 let home = match &u.home {
                     Some(h) => self.checked_path(h, ctx, target)?,
                     None => format!("/var/lib/{name}"),
@@ -418,7 +541,11 @@ impl Renderer<'_> {
             Action::Dir(d) => StepSpec::Dir {
                 path: self.checked_path(&d.path, ctx, target)?,
                 ownership: self.ownership(
-                    &OwnershipSpec { owner: d.owner.clone(), group: d.group.clone(), mode: d.mode.clone() },
+                    &OwnershipSpec {
+                        owner: d.owner.clone(),
+                        group: d.group.clone(),
+                        mode: d.mode.clone(),
+                    },
                     ctx,
                     target,
                 )?,
@@ -429,7 +556,11 @@ impl Renderer<'_> {
                     dest: self.checked_path(&u.dest, ctx, target)?,
                     files: (*files).clone(),
                     ownership: self.ownership(
-                        &OwnershipSpec { owner: u.owner.clone(), group: u.group.clone(), mode: None },
+                        &OwnershipSpec {
+                            owner: u.owner.clone(),
+                            group: u.group.clone(),
+                            mode: None,
+                        },
                         ctx,
                         target,
                     )?,
@@ -441,12 +572,20 @@ impl Renderer<'_> {
                     self.diag(
                         t.src.span(),
                         "playbook::template",
-                        format!("template {} does not render for {target}: {}", t.src.get_ref(), describe(&e)),
+                        format!(
+                            "template {} does not render for {target}: {}",
+                            t.src.get_ref(),
+                            describe(&e)
+                        ),
                         "this template".into(),
                     )
                 })?;
                 let mut ownership = self.ownership(
-                    &OwnershipSpec { owner: t.owner.clone(), group: t.group.clone(), mode: t.mode.clone() },
+                    &OwnershipSpec {
+                        owner: t.owner.clone(),
+                        group: t.group.clone(),
+                        mode: t.mode.clone(),
+                    },
                     ctx,
                     target,
                 )?;
@@ -470,10 +609,17 @@ impl Renderer<'_> {
                     ("unit_env_file", &u.env_file, ""),
                 ];
                 for (key, field, default) in defaults {
-                    let value = self.render_opt(field.as_ref(), ctx, target)?.unwrap_or_else(|| default.into());
+                    let value = self
+                        .render_opt(field.as_ref(), ctx, target)?
+                        .unwrap_or_else(|| default.into());
                     if value.contains(['\n', '\r']) {
                         let span = field.as_ref().map_or(u.name.span(), Spanned::span);
-                        return Err(self.diag(span, "playbook::bad-value", format!("`{key}` may not span lines"), "expected one line".into()));
+                        return Err(self.diag(
+                            span,
+                            "playbook::bad-value",
+                            format!("`{key}` may not span lines"),
+                            "expected one line".into(),
+                        ));
                     }
                     unit_ctx.insert(key.into(), Value::from(value));
                 }
@@ -482,7 +628,15 @@ impl Renderer<'_> {
                     None => (Arc::from(AGENT_UNIT_TEMPLATE), u.name.span()),
                 };
                 let content = self.env.render_str(&source, &unit_ctx).map_err(|e| {
-                    self.diag(span, "playbook::template", format!("unit template does not render for {target}: {}", describe(&e)), "here".into())
+                    self.diag(
+                        span,
+                        "playbook::template",
+                        format!(
+                            "unit template does not render for {target}: {}",
+                            describe(&e)
+                        ),
+                        "here".into(),
+                    )
                 })?;
                 StepSpec::File {
                     dest: format!("/etc/systemd/system/{name}"),
@@ -501,7 +655,12 @@ impl Renderer<'_> {
                 let probe = if let Some(url) = &h.url {
                     let url_text = self.render(url, ctx, target)?;
                     if !(url_text.starts_with("http://") || url_text.starts_with("https://")) {
-                        return Err(self.diag(url.span(), "playbook::bad-url", format!("`{url_text}` is not an http(s) URL"), "expected http://… or https://…".into()));
+                        return Err(self.diag(
+                            url.span(),
+                            "playbook::bad-url",
+                            format!("`{url_text}` is not an http(s) URL"),
+                            "expected http://… or https://…".into(),
+                        ));
                     }
                     HealthProbe::Http {
                         url: url_text,
@@ -511,23 +670,40 @@ impl Renderer<'_> {
                 } else {
                     let field = h.tcp.as_ref().expect("validated: url or tcp");
                     let text = self.render(field, ctx, target)?;
-                    let parsed = text.rsplit_once(':').and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)));
+                    let parsed = text
+                        .rsplit_once(':')
+                        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)));
                     let Some((host, port)) = parsed else {
-                        return Err(self.diag(field.span(), "playbook::bad-tcp", format!("`{text}` is not host:port"), "expected e.g. \"127.0.0.1:8100\"".into()));
+                        return Err(self.diag(
+                            field.span(),
+                            "playbook::bad-tcp",
+                            format!("`{text}` is not host:port"),
+                            "expected e.g. \"127.0.0.1:8100\"".into(),
+                        ));
                     };
                     HealthProbe::Tcp { host, port }
                 };
-                StepSpec::Health { probe, retries: h.retries.unwrap_or(10).max(1), interval: *interval }
+                StepSpec::Health {
+                    probe,
+                    retries: h.retries.unwrap_or(10).max(1),
+                    interval: *interval,
+                }
             }
             Action::Env(e) => {
                 let mut content = String::from("# Managed by drover. Do not edit.\n");
                 for (name, value) in &e.vars {
                     let value = match value {
-                        toml::Value::String(s) => {
-                            self.env.render_str(s, ctx).map_err(|err| {
-                                self.diag(e.dest.span(), "playbook::template", format!("env variable `{name}` does not render for {target}: {}", describe(&err)), "in this env step".into())
-                            })?
-                        }
+                        toml::Value::String(s) => self.env.render_str(s, ctx).map_err(|err| {
+                            self.diag(
+                                e.dest.span(),
+                                "playbook::template",
+                                format!(
+                                    "env variable `{name}` does not render for {target}: {}",
+                                    describe(&err)
+                                ),
+                                "in this env step".into(),
+                            )
+                        })?,
                         other => other.to_string(),
                     };
                     content.push_str(&env_line(name, &value));
@@ -551,7 +727,11 @@ impl Renderer<'_> {
                     content.push_str(&env_line(name, &value));
                 }
                 let mut ownership = self.ownership(
-                    &OwnershipSpec { owner: e.owner.clone(), group: e.group.clone(), mode: e.mode.clone() },
+                    &OwnershipSpec {
+                        owner: e.owner.clone(),
+                        group: e.group.clone(),
+                        mode: e.mode.clone(),
+                    },
                     ctx,
                     target,
                 )?;
@@ -572,16 +752,37 @@ impl Renderer<'_> {
                 for p in &l.paths {
                     let path = self.checked_path(p, ctx, target)?;
                     // logrotate has its own quoting: keep paths to what needs none.
-                    if path.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\' || c == '{' || c == '}') {
-                        return Err(self.diag(p.span(), "playbook::bad-path", format!("log path `{path}` has characters logrotate would misread"), "expected no spaces, quotes, backslashes or braces".into()));
+                    if path.contains(|c: char| {
+                        c.is_whitespace()
+                            || c == '"'
+                            || c == '\''
+                            || c == '\\'
+                            || c == '{'
+                            || c == '}'
+                    }) {
+                        return Err(self.diag(
+                            p.span(),
+                            "playbook::bad-path",
+                            format!("log path `{path}` has characters logrotate would misread"),
+                            "expected no spaces, quotes, backslashes or braces".into(),
+                        ));
                     }
                     paths.push(path);
                 }
-                let create = self.render_opt(l.create.as_ref(), ctx, target)?.unwrap_or_else(|| "0640 root root".into());
-                let frequency = l.frequency.as_ref().map_or("weekly", |f| f.get_ref().as_str());
+                let create = self
+                    .render_opt(l.create.as_ref(), ctx, target)?
+                    .unwrap_or_else(|| "0640 root root".into());
+                let frequency = l
+                    .frequency
+                    .as_ref()
+                    .map_or("weekly", |f| f.get_ref().as_str());
                 let content = format!(
                     "# Managed by drover.\n{} {{\n    {frequency}\n    rotate {}\n    compress\n    delaycompress\n    missingok\n    notifempty\n    create {create}\n}}\n",
-                    paths.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(" "),
+                    paths
+                        .iter()
+                        .map(|p| format!("\"{p}\""))
+                        .collect::<Vec<_>>()
+                        .join(" "),
                     l.rotate.unwrap_or(4),
                 );
                 StepSpec::File {
@@ -596,14 +797,28 @@ impl Renderer<'_> {
                 let name = self.checked_file_name(&c.name, ctx, target, false)?;
                 let schedule = self.render(&c.schedule, ctx, target)?;
                 let valid_schedule = schedule.split_whitespace().count() == 5
-                    && schedule.chars().all(|ch| ch.is_ascii_alphanumeric() || " */,-".contains(ch));
+                    && schedule
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || " */,-".contains(ch));
                 if !valid_schedule {
-                    return Err(self.diag(c.schedule.span(), "playbook::bad-schedule", format!("`{schedule}` is not a cron schedule"), "expected five fields such as \"*/5 * * * *\"".into()));
+                    return Err(self.diag(
+                        c.schedule.span(),
+                        "playbook::bad-schedule",
+                        format!("`{schedule}` is not a cron schedule"),
+                        "expected five fields such as \"*/5 * * * *\"".into(),
+                    ));
                 }
-                let user = self.checked_name(c.user.as_ref(), ctx, target)?.unwrap_or_else(|| "root".into());
+                let user = self
+                    .checked_name(c.user.as_ref(), ctx, target)?
+                    .unwrap_or_else(|| "root".into());
                 let command = self.render(&c.command, ctx, target)?;
                 if command.contains(['\n', '\r']) {
-                    return Err(self.diag(c.command.span(), "playbook::bad-value", "a cron command may not span lines".into(), "expected one line".into()));
+                    return Err(self.diag(
+                        c.command.span(),
+                        "playbook::bad-value",
+                        "a cron command may not span lines".into(),
+                        "expected one line".into(),
+                    ));
                 }
                 // cron turns an unescaped % into a newline.
                 let command = command.replace('%', "\\%");
@@ -628,7 +843,11 @@ impl Renderer<'_> {
 }
 
 fn root_file(mode: &str) -> Ownership {
-    Ownership { owner: Some("root".into()), group: Some("root".into()), mode: Some(mode.into()) }
+    Ownership {
+        owner: Some("root".into()),
+        group: Some("root".into()),
+        mode: Some(mode.into()),
+    }
 }
 
 /// A systemd EnvironmentFile line: the value double-quoted with `\`, `"`, `$` and
@@ -653,7 +872,9 @@ fn env_line(name: &str, value: &str) -> String {
 /// The message of a template error without minijinja's debug dump (which could print
 /// variable values, secrets included).
 fn describe(error: &minijinja::Error) -> String {
-    let mut text = error.detail().map_or_else(|| error.kind().to_string(), str::to_string);
+    let mut text = error
+        .detail()
+        .map_or_else(|| error.kind().to_string(), str::to_string);
     if let Some(line) = error.line() {
         text.push_str(&format!(" (template line {line})"));
     }
@@ -676,7 +897,9 @@ fn read_tree(root: &Path) -> Result<Vec<UploadFile>, String> {
                 walk(root, &path, out)?;
             } else if meta.is_file() {
                 let rel = path.strip_prefix(root).map_err(|e| e.to_string())?;
-                let rel = rel.to_str().ok_or_else(|| format!("{} is not UTF-8", rel.display()))?;
+                let rel = rel
+                    .to_str()
+                    .ok_or_else(|| format!("{} is not UTF-8", rel.display()))?;
                 if rel.contains(['\n', '\r']) {
                     return Err(format!("file name {rel:?} spans lines"));
                 }
@@ -688,9 +911,16 @@ fn read_tree(root: &Path) -> Result<Vec<UploadFile>, String> {
                 };
                 #[cfg(not(unix))]
                 let executable = false;
-                out.push(UploadFile { path: rel.replace('\\', "/"), bytes, executable });
+                out.push(UploadFile {
+                    path: rel.replace('\\', "/"),
+                    bytes,
+                    executable,
+                });
             } else {
-                return Err(format!("{} is neither a file nor a directory", path.display()));
+                return Err(format!(
+                    "{} is neither a file nor a directory",
+                    path.display()
+                ));
             }
         }
         Ok(())
@@ -724,12 +954,19 @@ mod tests {
     fn plan_for(p: &Playbook, options: &PlanOptions) -> Result<Plan, Diagnostics> {
         let inv = inventory();
         let tenant = inv.tenant("acme").unwrap();
-        let targets: Vec<(&Tenant, &Host)> = tenant.hosts.iter().map(|h| (tenant, inv.host(h).unwrap())).collect();
+        let targets: Vec<(&Tenant, &Host)> = tenant
+            .hosts
+            .iter()
+            .map(|h| (tenant, inv.host(h).unwrap()))
+            .collect();
         plan(&inv, p, &targets, options)
     }
 
     fn blue() -> PlanOptions {
-        PlanOptions { color: "blue".into(), ..PlanOptions::default() }
+        PlanOptions {
+            color: "blue".into(),
+            ..PlanOptions::default()
+        }
     }
 
     #[test]
@@ -746,23 +983,40 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let green = PlanOptions { color: "green".into(), overrides: vec![("version".into(), "2.0.0".into())], secrets: None };
+        let green = PlanOptions {
+            color: "green".into(),
+            overrides: vec![("version".into(), "2.0.0".into())],
+            secrets: None,
+        };
         let plan = plan_for(&p, &green).unwrap();
-        assert!(matches!(&plan.targets[0].steps[0].spec, Some(StepSpec::Dir { path, .. }) if path == "/opt/acme/2.0.0/h1/m1/8101"));
+        assert!(
+            matches!(&plan.targets[0].steps[0].spec, Some(StepSpec::Dir { path, .. }) if path == "/opt/acme/2.0.0/h1/m1/8101")
+        );
     }
 
     #[test]
     fn a_missing_variable_is_an_error_at_the_field_naming_the_target() {
-        let p = playbook("name = \"a\"\n[[steps]]\nname = \"d\"\ndir = { path = \"/opt/{{ tennant }}\" }\n");
+        let p = playbook(
+            "name = \"a\"\n[[steps]]\nname = \"d\"\ndir = { path = \"/opt/{{ tennant }}\" }\n",
+        );
         let text = plan_for(&p, &blue()).unwrap_err().render(false);
         assert!(text.contains("/pb/agent.toml:4:16"), "{text}");
-        assert!(text.contains("acme@h1") && text.contains("tennant"), "{text}");
-        assert_eq!(text.matches("error:").count(), 1, "one report per field: {text}");
+        assert!(
+            text.contains("acme@h1") && text.contains("tennant"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("error:").count(),
+            1,
+            "one report per field: {text}"
+        );
     }
 
     #[test]
     fn when_false_skips_a_step() {
-        let p = playbook("name = \"a\"\n[[steps]]\nname = \"r\"\nwhen = \"host == 'h2'\"\nrun = { script = \"true\" }\n");
+        let p = playbook(
+            "name = \"a\"\n[[steps]]\nname = \"r\"\nwhen = \"host == 'h2'\"\nrun = { script = \"true\" }\n",
+        );
         let plan = plan_for(&p, &blue()).unwrap();
         assert!(plan.targets[0].steps[0].spec.is_none());
         assert!(plan.targets[1].steps[0].spec.is_some());
@@ -771,13 +1025,28 @@ mod tests {
     #[test]
     fn unsafe_rendered_names_and_paths_are_rejected_before_anything_runs() {
         for (field, expect) in [
-            ("user = { name = \"a;rm -rf /\" }", "not a valid user or group name"),
+            (
+                "user = { name = \"a;rm -rf /\" }",
+                "not a valid user or group name",
+            ),
             ("dir = { path = \"relative/x\" }", "not allowed"),
             ("dir = { path = \"/opt/../etc\" }", "not allowed"),
-            ("dir = { path = \"/opt/x\", owner = \"$(id)\" }", "not a valid user or group name"),
-            ("dir = { path = \"/opt/x\", mode = \"99\" }", "not an octal file mode"),
-            ("cron = { name = \"a.b\", schedule = \"* * * * *\", command = \"true\" }", "not a valid file name"),
-            ("cron = { name = \"ab\", schedule = \"* * * * * rm\", command = \"true\" }", "not a cron schedule"),
+            (
+                "dir = { path = \"/opt/x\", owner = \"$(id)\" }",
+                "not a valid user or group name",
+            ),
+            (
+                "dir = { path = \"/opt/x\", mode = \"99\" }",
+                "not an octal file mode",
+            ),
+            (
+                "cron = { name = \"a.b\", schedule = \"* * * * *\", command = \"true\" }",
+                "not a valid file name",
+            ),
+            (
+                "cron = { name = \"ab\", schedule = \"* * * * * rm\", command = \"true\" }",
+                "not a cron schedule",
+            ),
             ("service = { name = \"x;y\" }", "not a valid file name"),
         ] {
             let p = playbook(&format!("name = \"a\"\n[[steps]]\nname = \"s\"\n{field}\n"));
@@ -791,12 +1060,37 @@ mod tests {
         let p = playbook(
             "name = \"a\"\n[[steps]]\nname = \"e\"\nenv = { dest = \"/etc/drover/{{ tenant }}.env\", vars = { MODEL = \"{{ model }} \\\"x\\\" $HOME\" }, secrets = [\"API_KEY\"] }\n",
         );
-        let missing = plan_for(&p, &PlanOptions { color: "blue".into(), overrides: vec![], secrets: Some(HashMap::new()) });
-        assert!(missing.unwrap_err().render(false).contains("DROVER_SECRET_API_KEY"));
+        let missing = plan_for(
+            &p,
+            &PlanOptions {
+                color: "blue".into(),
+                overrides: vec![],
+                secrets: Some(HashMap::new()),
+            },
+        );
+        assert!(
+            missing
+                .unwrap_err()
+                .render(false)
+                .contains("DROVER_SECRET_API_KEY")
+        );
         let secrets = HashMap::from([("API_KEY".to_string(), "s3cr3t\nline".to_string())]);
-        let plan = plan_for(&p, &PlanOptions { color: "blue".into(), overrides: vec![], secrets: Some(secrets) }).unwrap();
+        let plan = plan_for(
+            &p,
+            &PlanOptions {
+                color: "blue".into(),
+                overrides: vec![],
+                secrets: Some(secrets),
+            },
+        )
+        .unwrap();
         match &plan.targets[0].steps[0].spec {
-            Some(StepSpec::File { content, secret, ownership, .. }) => {
+            Some(StepSpec::File {
+                content,
+                secret,
+                ownership,
+                ..
+            }) => {
                 let text = String::from_utf8_lossy(content);
                 assert!(text.contains("MODEL=\"m1 \\\"x\\\" \\$HOME\"\n"), "{text}");
                 assert!(text.contains("API_KEY=\"s3cr3t\\nline\"\n"), "{text}");
@@ -815,10 +1109,25 @@ mod tests {
         );
         let plan = plan_for(&p, &blue()).unwrap();
         match &plan.targets[0].steps[0].spec {
-            Some(StepSpec::File { dest, content, on_change, .. }) => {
+            Some(StepSpec::File {
+                dest,
+                content,
+                on_change,
+                ..
+            }) => {
                 assert_eq!(dest, "/etc/systemd/system/drover-acme-blue.service");
                 let text = String::from_utf8_lossy(content);
-                for needle in ["Restart=on-failure", "StartLimitBurst=", "MemoryMax=512M", "CPUQuota=100%", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes", "User=agent-acme", "--port 8100"] {
+                for needle in [
+                    "Restart=on-failure",
+                    "StartLimitBurst=",
+                    "MemoryMax=512M",
+                    "CPUQuota=100%",
+                    "NoNewPrivileges=yes",
+                    "ProtectSystem=strict",
+                    "PrivateTmp=yes",
+                    "User=agent-acme",
+                    "--port 8100",
+                ] {
                     assert!(text.contains(needle), "{needle} missing in\n{text}");
                 }
                 assert_eq!(on_change.as_deref(), Some("systemctl daemon-reload"));

@@ -13,9 +13,11 @@
 //! Every value interpolated into a script is quoted with `shell_escape`; file contents
 //! and secrets travel on stdin, never on the command line.
 //!
-//! Scripts are POSIX `sh` (Debian's dash) run as root; they need only coreutils, tar,
-//! diffutils (`cmp`), `getent`/shadow's `useradd` family, `systemctl`, and for health
-//! checks `curl` or `python3` (TCP: `python3`, `nc` or `curl`). Details per step:
+//! Scripts are POSIX `sh` (Debian's dash) run as root; they need only coreutils
+//! (`stat`, `mktemp`, `sha1sum`, `mv -T`…), tar, diffutils (`cmp`), `getent` and shadow's
+//! `useradd` family, `systemctl`, and for health checks `curl` or `python3` (TCP:
+//! `python3`, else perl-base's `IO::Socket::IP`, else `nc`, else `curl`). The changed
+//! marker is printed at most once, as soon as the first change is known. Details:
 //!
 //! - [`StepSpec::File`]: stdin is the content (always `Some`, also when empty). A real
 //!   run writes it to a `0600` temp file beside the destination, compares it with `cmp`,
@@ -29,11 +31,13 @@
 //!   holds the tree and a `.drover-manifest` file: one line per file with its sha1,
 //!   mode, length and path, plus the wanted root owner/group/mode. The tree is unchanged
 //!   when the sha1 of `DEST/.drover-manifest` equals the expected one; then stdin is read
-//!   and discarded. Otherwise it is unpacked into `DEST.drover-tmp.PID`, owned
+//!   and discarded. Otherwise (the parent of `DEST` must exist; in dry-run: report and
+//!   stop) it is unpacked into `DEST.drover-tmp.PID`, owned
 //!   (`chown -R`), and renamed onto `DEST`. Files are `0644` (`0755` when executable),
 //!   directories `0755`, the root directory `ownership.mode` (default `0755`). A tree
 //!   already at `DEST` is swapped with `mv --exchange` when coreutils has it (9.5+),
-//!   else moved aside then replaced: for that instant `DEST` is missing. Files edited
+//!   else moved aside then replaced: for that instant `DEST` is missing. `DEST` ends up
+//!   holding exactly the tree: whatever else was in it is gone. Files edited
 //!   by hand on the host are not noticed (the manifest is trusted): trees are immutable
 //!   release directories.
 //! - [`StepSpec::Health`] is skipped in dry-run (it prints a line saying so): on a bare
@@ -142,7 +146,9 @@ pub enum StepSpec {
         dest: String,
         /// files
         files: Vec<UploadFile>,
-        /// owner/group applied to the tree
+        /// owner/group applied to the whole tree; mode applied to `dest` itself
+        /// (default `0755`; e.g. `0750` keeps other users out). Files are `0644`
+        /// (`0755` when executable), subdirectories `0755`.
         ownership: Ownership,
     },
     /// A file with exactly this content (templates, units, logrotate, cron, env).
@@ -167,7 +173,9 @@ pub enum StepSpec {
         /// enabled at boot, if given
         enabled: Option<bool>,
     },
-    /// Wait until a probe passes: retries × interval, within an overall timeout.
+    /// Wait until a probe passes: `retries` attempts `interval` apart, each attempt
+    /// bounded by `interval` clamped to 2..=10 s (the overall bound is the engine's
+    /// step timeout). Never reports a change; skipped in dry-run.
     Health {
         /// the probe
         probe: HealthProbe,

@@ -12,9 +12,15 @@ use crate::config::{Host, Inventory, Tenant};
 ///
 /// # Errors
 /// An empty selection, an unknown name, a bad glob, or no target matching.
-pub fn targets<'a>(inventory: &'a Inventory, selection: &Selection) -> Result<Vec<(&'a Tenant, &'a Host)>, SelectError> {
+pub fn targets<'a>(
+    inventory: &'a Inventory,
+    selection: &Selection,
+) -> Result<Vec<(&'a Tenant, &'a Host)>, SelectError> {
     // Validates names and globs, and gives the hosts that pass host-side selectors.
-    let host_side = Selection { tenants: Vec::new(), ..selection.clone() };
+    let host_side = Selection {
+        tenants: Vec::new(),
+        ..selection.clone()
+    };
     let hosts: Vec<&Host> = if host_side.is_empty() {
         if selection.is_empty() {
             return Err(SelectError::Nothing);
@@ -57,21 +63,54 @@ mod tests {
 
     fn pairs(s: &Selection) -> Vec<String> {
         let inv = inventory();
-        targets(&inv, s).unwrap().iter().map(|(t, h)| format!("{}@{}", t.name, h.name)).collect()
+        targets(&inv, s)
+            .unwrap()
+            .iter()
+            .map(|(t, h)| format!("{}@{}", t.name, h.name))
+            .collect()
     }
 
     #[test]
     fn tenant_and_host_selectors_intersect_for_targets() {
-        assert_eq!(pairs(&Selection { all: true, ..Selection::default() }), ["t1@a", "t1@b", "t2@b"]);
-        assert_eq!(pairs(&Selection { tenants: vec!["t1".into()], ..Selection::default() }), ["t1@a", "t1@b"]);
-        assert_eq!(pairs(&Selection { hosts: vec!["b".into()], ..Selection::default() }), ["t1@b", "t2@b"]);
         assert_eq!(
-            pairs(&Selection { tenants: vec!["t1".into()], groups: vec!["eu".into()], ..Selection::default() }),
+            pairs(&Selection {
+                all: true,
+                ..Selection::default()
+            }),
+            ["t1@a", "t1@b", "t2@b"]
+        );
+        assert_eq!(
+            pairs(&Selection {
+                tenants: vec!["t1".into()],
+                ..Selection::default()
+            }),
+            ["t1@a", "t1@b"]
+        );
+        assert_eq!(
+            pairs(&Selection {
+                hosts: vec!["b".into()],
+                ..Selection::default()
+            }),
+            ["t1@b", "t2@b"]
+        );
+        assert_eq!(
+            pairs(&Selection {
+                tenants: vec!["t1".into()],
+                groups: vec!["eu".into()],
+                ..Selection::default()
+            }),
             ["t1@a"]
         );
         let inv = inventory();
-        assert_eq!(targets(&inv, &Selection::default()).err(), Some(SelectError::Nothing));
-        let s = Selection { tenants: vec!["t2".into()], hosts: vec!["a".into()], ..Selection::default() };
+        assert_eq!(
+            targets(&inv, &Selection::default()).err(),
+            Some(SelectError::Nothing)
+        );
+        let s = Selection {
+            tenants: vec!["t2".into()],
+            hosts: vec!["a".into()],
+            ..Selection::default()
+        };
         assert_eq!(targets(&inv, &s).err(), Some(SelectError::Empty));
     }
 }

@@ -273,8 +273,8 @@ impl Playbook {
     /// # Errors
     /// Every problem found, with file, line and column.
     pub fn from_source(source: SourceFile) -> Result<Self, Diagnostics> {
-        let raw: RawPlaybook = toml::from_str(&source.text)
-            .map_err(|e| Diagnostics::from(toml_error(&source, &e)))?;
+        let raw: RawPlaybook =
+            toml::from_str(&source.text).map_err(|e| Diagnostics::from(toml_error(&source, &e)))?;
         let mut problems = Diagnostics::default();
         let mut steps = Vec::with_capacity(raw.steps.len());
         for raw_step in raw.steps {
@@ -332,7 +332,13 @@ fn toml_error(source: &SourceFile, error: &toml::de::Error) -> Diagnostic {
             return d;
         }
     }
-    Diagnostic::at("playbook::invalid", source, span, format!("invalid playbook: {message}"), message)
+    Diagnostic::at(
+        "playbook::invalid",
+        source,
+        span,
+        format!("invalid playbook: {message}"),
+        message,
+    )
 }
 
 fn parse_duration_field(
@@ -396,7 +402,13 @@ fn validate_step(source: &SourceFile, raw: RawStep, problems: &mut Diagnostics) 
         actions.push(Action::Service(a, state));
     }
     if let Some(a) = raw.health {
-        let interval = parse_duration_field(source, a.interval.as_ref(), "interval", Duration::from_secs(1), problems);
+        let interval = parse_duration_field(
+            source,
+            a.interval.as_ref(),
+            "interval",
+            Duration::from_secs(1),
+            problems,
+        );
         if a.url.is_some() == a.tcp.is_some() {
             problems.push(Diagnostic::at(
                 "playbook::health-probe",
@@ -432,16 +444,31 @@ fn validate_step(source: &SourceFile, raw: RawStep, problems: &mut Diagnostics) 
         actions.push(Action::Run(a));
     }
     let retries = raw.retries.unwrap_or(0);
-    let delay = parse_duration_field(source, raw.delay.as_ref(), "delay", Duration::from_secs(1), problems);
-    let timeout = raw
-        .timeout
-        .as_ref()
-        .map(|t| parse_duration_field(source, Some(t), "timeout", Duration::from_secs(300), problems));
+    let delay = parse_duration_field(
+        source,
+        raw.delay.as_ref(),
+        "delay",
+        Duration::from_secs(1),
+        problems,
+    );
+    let timeout = raw.timeout.as_ref().map(|t| {
+        parse_duration_field(
+            source,
+            Some(t),
+            "timeout",
+            Duration::from_secs(300),
+            problems,
+        )
+    });
     if actions.len() != 1 {
         let found = if actions.is_empty() {
             "none".to_string()
         } else {
-            actions.iter().map(Action::kind).collect::<Vec<_>>().join(", ")
+            actions
+                .iter()
+                .map(Action::kind)
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         problems.push(Diagnostic::at(
             "playbook::step-action",
@@ -491,7 +518,9 @@ health = { url = "http://127.0.0.1:{{ port }}/health", interval = "200ms" }
         assert_eq!(p.steps.len(), 2);
         assert_eq!(p.steps[0].action.kind(), "user");
         assert_eq!(p.steps[1].retries, 2);
-        assert!(matches!(p.steps[1].action, Action::Health(_, d) if d == Duration::from_millis(200)));
+        assert!(
+            matches!(p.steps[1].action, Action::Health(_, d) if d == Duration::from_millis(200))
+        );
     }
 
     #[test]
@@ -507,8 +536,12 @@ health = { url = "http://127.0.0.1:{{ port }}/health", interval = "200ms" }
 
     #[test]
     fn unknown_keys_in_a_step_action_are_reported_with_did_you_mean() {
-        let err = load("name = \"x\"\n[[steps]]\nname = \"d\"\ndir = { pth = \"/x\" }\n").unwrap_err();
+        let err =
+            load("name = \"x\"\n[[steps]]\nname = \"d\"\ndir = { pth = \"/x\" }\n").unwrap_err();
         let text = err.render(false);
-        assert!(text.contains("unknown key `pth`") && text.contains("did you mean `path`"), "{text}");
+        assert!(
+            text.contains("unknown key `pth`") && text.contains("did you mean `path`"),
+            "{text}"
+        );
     }
 }

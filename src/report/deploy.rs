@@ -39,7 +39,11 @@ impl DeployTally {
                 TargetStatus::Unreachable => t.unreachable += 1,
                 TargetStatus::Skipped => t.skipped += 1,
             }
-            t.steps_changed += o.steps.iter().filter(|s| s.status == StepStatus::Changed).count();
+            t.steps_changed += o
+                .steps
+                .iter()
+                .filter(|s| s.status == StepStatus::Changed)
+                .count();
         }
         t
     }
@@ -61,11 +65,22 @@ const FULL_TABLE_UP_TO: usize = 60;
 
 /// Human-readable report.
 #[must_use]
-pub fn render_text(outcomes: &[TargetOutcome], elapsed: Duration, dry_run: bool, diff: bool) -> String {
+pub fn render_text(
+    outcomes: &[TargetOutcome],
+    elapsed: Duration,
+    dry_run: bool,
+    diff: bool,
+) -> String {
     let mut out = String::new();
     for o in outcomes {
         if let Some(error) = &o.error {
-            let _ = writeln!(out, "✗ {}@{}: {}: {error}", o.tenant, o.host, status_word(o.status));
+            let _ = writeln!(
+                out,
+                "✗ {}@{}: {}: {error}",
+                o.tenant,
+                o.host,
+                status_word(o.status)
+            );
             continue;
         }
         for s in &o.steps {
@@ -77,11 +92,22 @@ pub fn render_text(outcomes: &[TargetOutcome], elapsed: Duration, dry_run: bool,
                     o.host,
                     s.name,
                     s.kind,
-                    s.exit_code.map(|c| format!(" with exit {c}")).unwrap_or_default(),
+                    s.exit_code
+                        .map(|c| format!(" with exit {c}"))
+                        .unwrap_or_default(),
                     s.attempts,
                     if s.attempts == 1 { "" } else { "s" }
                 );
-                for line in s.stderr.trim_end().lines().rev().take(20).collect::<Vec<_>>().into_iter().rev() {
+                for line in s
+                    .stderr
+                    .trim_end()
+                    .lines()
+                    .rev()
+                    .take(20)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                {
                     let _ = writeln!(out, "    {line}");
                 }
             }
@@ -105,7 +131,11 @@ pub fn render_text(outcomes: &[TargetOutcome], elapsed: Duration, dry_run: bool,
             hidden += 1;
             continue;
         }
-        let changed = o.steps.iter().filter(|s| s.status == StepStatus::Changed).count();
+        let changed = o
+            .steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Changed)
+            .count();
         table.add_row([
             format!("{}@{}", o.tenant, o.host),
             status_word(o.status).to_string(),
@@ -120,7 +150,11 @@ pub fn render_text(outcomes: &[TargetOutcome], elapsed: Duration, dry_run: bool,
     }
     let t = DeployTally::of(outcomes);
     let mut parts = vec![format!("ok {}", t.ok), format!("changed {}", t.changed)];
-    for (n, word) in [(t.failed, "failed"), (t.unreachable, "unreachable"), (t.skipped, "skipped")] {
+    for (n, word) in [
+        (t.failed, "failed"),
+        (t.unreachable, "unreachable"),
+        (t.skipped, "skipped"),
+    ] {
         if n > 0 {
             parts.push(format!("{word} {n}"));
         }
@@ -128,7 +162,11 @@ pub fn render_text(outcomes: &[TargetOutcome], elapsed: Duration, dry_run: bool,
     let _ = writeln!(
         out,
         "{}{} — {} step{} changed — {} targets in {:.2}s",
-        if dry_run { "dry run, nothing was changed: " } else { "" },
+        if dry_run {
+            "dry run, nothing was changed: "
+        } else {
+            ""
+        },
         parts.join(", "),
         t.steps_changed,
         if t.steps_changed == 1 { "" } else { "s" },

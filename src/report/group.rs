@@ -25,7 +25,14 @@ impl Group<'_> {
 /// group first, then by first host.
 #[must_use]
 pub fn group(outcomes: &[HostOutcome]) -> Vec<Group<'_>> {
-    type Key<'k> = (HostStatus, Option<u32>, Option<&'k str>, &'k [u8], &'k [u8], Option<String>);
+    type Key<'k> = (
+        HostStatus,
+        Option<u32>,
+        Option<&'k str>,
+        &'k [u8],
+        &'k [u8],
+        Option<String>,
+    );
     let mut index: HashMap<Key<'_>, usize> = HashMap::new();
     let mut groups: Vec<Group<'_>> = Vec::new();
     for outcome in outcomes {
@@ -45,7 +52,9 @@ pub fn group(outcomes: &[HostOutcome]) -> Vec<Group<'_>> {
             Some(&i) => groups[i].hosts.push(outcome),
             None => {
                 index.insert(key, groups.len());
-                groups.push(Group { hosts: vec![outcome] });
+                groups.push(Group {
+                    hosts: vec![outcome],
+                });
             }
         }
     }
@@ -66,7 +75,11 @@ pub fn fold<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
         let (prefix, number) = name.split_at(name.len() - digits);
         match number.parse::<u64>() {
             Ok(n) if digits <= 18 => {
-                let width = if number.starts_with('0') && digits > 1 { digits } else { 0 };
+                let width = if number.starts_with('0') && digits > 1 {
+                    digits
+                } else {
+                    0
+                };
                 let key = (prefix, width);
                 let at = *lookup.entry(key).or_insert_with(|| {
                     series.push((key, Vec::new()));
@@ -101,7 +114,13 @@ pub fn fold<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
         ranges.push((start, end));
         let inner: Vec<String> = ranges
             .iter()
-            .map(|&(a, b)| if a == b { show(a) } else { format!("{}-{}", show(a), show(b)) })
+            .map(|&(a, b)| {
+                if a == b {
+                    show(a)
+                } else {
+                    format!("{}-{}", show(a), show(b))
+                }
+            })
             .collect();
         parts.push(format!("{prefix}[{}]", inner.join(",")));
     }
@@ -122,7 +141,10 @@ mod tests {
             status,
             exit_code: code,
             signal: None,
-            stdout: Captured { bytes: out.as_bytes().to_vec(), dropped: 0 },
+            stdout: Captured {
+                bytes: out.as_bytes().to_vec(),
+                dropped: 0,
+            },
             stderr: Captured::default(),
             duration: Duration::ZERO,
             error: None,
@@ -145,7 +167,10 @@ mod tests {
 
     #[test]
     fn host_lists_fold_into_ranges() {
-        assert_eq!(fold(["web-1", "web-2", "web-3", "web-7", "db"]), "db,web-[1-3,7]");
+        assert_eq!(
+            fold(["web-1", "web-2", "web-3", "web-7", "db"]),
+            "db,web-[1-3,7]"
+        );
         assert_eq!(fold(["h00001", "h00002", "h00010"]), "h[00001-00002,00010]");
         assert_eq!(fold(["a1", "b"]), "a1,b");
         assert_eq!(fold(["host-2", "host-10", "host-1"]), "host-[1-2,10]");

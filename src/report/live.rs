@@ -9,8 +9,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc::Receiver;
 
 use super::run::Tally;
+use crate::engine::journal::Journal;
 use crate::engine::{HostStatus, StepStatus, TargetStatus};
 use crate::events::Event;
+use std::sync::Arc;
 
 /// How live progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +30,17 @@ pub enum LiveMode {
 const MAX_PRINTED_FAILURES: usize = 20;
 
 /// Consumes events until the run ends.
-pub async fn report(mut events: Receiver<Event>, mode: LiveMode) {
+pub async fn report(events: Receiver<Event>, mode: LiveMode) {
+    report_with_journal(events, mode, None).await;
+}
+
+/// Consumes events until the run ends, also appending finished targets to the run
+/// journal.
+pub async fn report_with_journal(
+    mut events: Receiver<Event>,
+    mode: LiveMode,
+    journal: Option<Arc<Journal>>,
+) {
     let bar = (mode == LiveMode::Bar).then(|| {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(10));
         bar.set_style(
@@ -58,11 +70,18 @@ pub async fn report(mut events: Receiver<Event>, mode: LiveMode) {
                 running.remove(&outcome.host);
                 tally.add(outcome.status);
                 let line = match outcome.status {
-                    HostStatus::Ok => format!("[{}] ok in {:.2}s", outcome.host, outcome.duration.as_secs_f64()),
+                    HostStatus::Ok => format!(
+                        "[{}] ok in {:.2}s",
+                        outcome.host,
+                        outcome.duration.as_secs_f64()
+                    ),
                     HostStatus::Failed => format!(
                         "[{}] failed{} in {:.2}s",
                         outcome.host,
-                        outcome.exit_code.map(|c| format!(", exit {c}")).unwrap_or_default(),
+                        outcome
+                            .exit_code
+                            .map(|c| format!(", exit {c}"))
+                            .unwrap_or_default(),
                         outcome.duration.as_secs_f64()
                     ),
                     _ => format!(
@@ -92,6 +111,15 @@ pub async fn report(mut events: Receiver<Event>, mode: LiveMode) {
                 }
             }
             Event::TargetFinished(outcome) => {
+                if let Some(j) = &journal {
+                    j.record(
+                        "target",
+                        serde_json::json!({
+                            "tenant": outcome.tenant, "host": outcome.host, "status": outcome.status,
+                            "failed_step": outcome.failed_step, "error": outcome.error,
+                        }),
+                    );
+                }
                 let name = format!("{}@{}", outcome.tenant, outcome.host);
                 running.remove(&name);
                 let status = match outcome.status {
@@ -102,11 +130,18 @@ pub async fn report(mut events: Receiver<Event>, mode: LiveMode) {
                     TargetStatus::Skipped => HostStatus::Skipped,
                 };
                 tally.add(status);
-                let changed = outcome.steps.iter().filter(|s| s.status == StepStatus::Changed).count();
+                let changed = outcome
+                    .steps
+                    .iter()
+                    .filter(|s| s.status == StepStatus::Changed)
+                    .count();
                 let line = match (&outcome.failed_step, &outcome.error) {
                     (_, Some(e)) => format!("[{name}] {}: {e}", status.word()),
                     (Some(step), None) => format!("[{name}] failed at step `{step}`"),
-                    (None, None) => format!("[{name}] ok, {changed} changed in {:.2}s", outcome.duration_ms as f64 / 1000.0),
+                    (None, None) => format!(
+                        "[{name}] ok, {changed} changed in {:.2}s",
+                        outcome.duration_ms as f64 / 1000.0
+                    ),
                 };
                 match (&bar, mode) {
                     (Some(bar), _) => {
@@ -117,6 +152,33 @@ pub async fn report(mut events: Receiver<Event>, mode: LiveMode) {
                         bar.inc(1);
                         bar.set_message(message(&tally, &running));
                     }
+                    (None, LiveMode::Lines) => {
+                        let _ = writeln!(stderr.lock(), "{line}");
+                    }
+                    _ => {}
+                }
+            }
+            Event::BatchStarted {
+                number,
+                of,
+                targets,
+            } => {
+                let line = format!(
+                    "batch {number}/{of}: {targets} target{}",
+                    if targets == 1 { "" } else { "s" }
+                );
+                match (&bar, mode) {
+                    (Some(bar), _) => bar.println(line),
+                    (None, LiveMode::Lines) => {
+                        let _ = writeln!(stderr.lock(), "{line}");
+                    }
+                    _ => {}
+                }
+            }
+            Event::Soaking { seconds } => {
+                let line = format!("canary soak: {seconds}s, then the canaries are checked again");
+                match (&bar, mode) {
+                    (Some(bar), _) => bar.println(line),
                     (None, LiveMode::Lines) => {
                         let _ = writeln!(stderr.lock(), "{line}");
                     }

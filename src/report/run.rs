@@ -79,7 +79,11 @@ fn headline(o: &HostOutcome) -> String {
             (None, None, None) => "failed".to_string(),
         },
         HostStatus::TimedOut | HostStatus::Unreachable | HostStatus::Skipped => {
-            let e = o.error.as_deref().unwrap_or_default().replace(&o.address, "<address>");
+            let e = o
+                .error
+                .as_deref()
+                .unwrap_or_default()
+                .replace(&o.address, "<address>");
             format!("{}: {e}", o.status.word())
         }
     }
@@ -110,9 +114,19 @@ pub fn render_text(outcomes: &[HostOutcome], elapsed: Duration) -> String {
         let first = g.first();
         let names = fold(g.hosts.iter().map(|o| o.host.as_str()));
         let rule = "-".repeat(15);
-        let _ = writeln!(out, "{rule}\n{names} ({}) {}\n{rule}", g.hosts.len(), headline(first));
+        let _ = writeln!(
+            out,
+            "{rule}\n{names} ({}) {}\n{rule}",
+            g.hosts.len(),
+            headline(first)
+        );
         push_stream(&mut out, None, &first.stdout.bytes, first.stdout.dropped);
-        push_stream(&mut out, Some("stderr"), &first.stderr.bytes, first.stderr.dropped);
+        push_stream(
+            &mut out,
+            Some("stderr"),
+            &first.stderr.bytes,
+            first.stderr.dropped,
+        );
     }
     let tally = Tally::of(outcomes);
     let _ = writeln!(

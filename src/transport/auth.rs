@@ -50,10 +50,15 @@ impl KeyStore {
     /// Why the key cannot be used (missing, unreadable, wrong passphrase).
     pub async fn load(&self, path: &Path) -> Loaded {
         let cell = {
-            let mut cells = self.cells.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut cells = self
+                .cells
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(cells.entry(path.to_path_buf()).or_default())
         };
-        cell.get_or_init(|| self.read(path.to_path_buf())).await.clone()
+        cell.get_or_init(|| self.read(path.to_path_buf()))
+            .await
+            .clone()
     }
 
     async fn read(&self, path: PathBuf) -> Loaded {
@@ -84,11 +89,13 @@ impl KeyStore {
                     }
                 };
                 let path = path.clone();
-                tokio::task::spawn_blocking(move || russh::keys::load_secret_key(&path, Some(&passphrase)))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map(Arc::new)
-                    .map_err(|e| format!("cannot decrypt it: {e}"))
+                tokio::task::spawn_blocking(move || {
+                    russh::keys::load_secret_key(&path, Some(&passphrase))
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map(Arc::new)
+                .map_err(|e| format!("cannot decrypt it: {e}"))
             }
             Err(e) => Err(e.to_string()),
         }
@@ -129,7 +136,10 @@ pub(crate) async fn authenticate<H: Handler>(
             return Ok(());
         }
     }
-    Err(TransportError::AuthFailed { user: endpoint.user.clone(), tried })
+    Err(TransportError::AuthFailed {
+        user: endpoint.user.clone(),
+        tried,
+    })
 }
 
 async fn agent_auth<H: Handler>(
@@ -159,7 +169,10 @@ async fn agent_auth<H: Handler>(
             None
         };
         let label = format!("agent key {}", super::known_hosts::fingerprint(&key));
-        match handle.authenticate_publickey_with(&endpoint.user, key, hash, &mut agent).await {
+        match handle
+            .authenticate_publickey_with(&endpoint.user, key, hash, &mut agent)
+            .await
+        {
             Ok(result) if result.success() => return Ok(true),
             Ok(_) => tried.push(label),
             Err(e) => tried.push(format!("{label} (agent refused to sign: {e})")),

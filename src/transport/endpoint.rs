@@ -41,7 +41,9 @@ impl SshConfig {
         let text = path.and_then(|p| std::fs::read_to_string(p).ok());
         // Options before the first `Host` line apply to every host, exactly like a
         // leading `Host *`; russh-config wants the explicit form.
-        Self { text: text.map(|t| format!("Host *\n{t}")) }
+        Self {
+            text: text.map(|t| format!("Host *\n{t}")),
+        }
     }
 
     /// The user's default file, `~/.ssh/config`.
@@ -63,7 +65,9 @@ fn local_user() -> String {
 }
 
 fn default_identities() -> Vec<PathBuf> {
-    let Some(home) = dirs::home_dir() else { return Vec::new() };
+    let Some(home) = dirs::home_dir() else {
+        return Vec::new();
+    };
     ["id_ed25519", "id_ecdsa", "id_rsa"]
         .iter()
         .map(|f| home.join(".ssh").join(f))
@@ -90,7 +94,13 @@ pub fn resolve(host: &Host, inventory: &Inventory, ssh: &SshConfig) -> Endpoint 
 fn resolve_depth(host: &Host, inventory: &Inventory, ssh: &SshConfig, depth: usize) -> Endpoint {
     let config = ssh.query(&host.address).unwrap_or_default();
     let mut identities: Vec<PathBuf> = host.identity.iter().cloned().collect();
-    identities.extend(config.identity_file.iter().flatten().map(|p| expand_tilde(p)));
+    identities.extend(
+        config
+            .identity_file
+            .iter()
+            .flatten()
+            .map(|p| expand_tilde(p)),
+    );
     identities.extend(default_identities());
     dedup(&mut identities);
     let jump = match (&host.jump, depth < MAX_JUMP_DEPTH) {
@@ -101,12 +111,17 @@ fn resolve_depth(host: &Host, inventory: &Inventory, ssh: &SshConfig, depth: usi
             .proxy_jump
             .as_deref()
             .filter(|j| !j.eq_ignore_ascii_case("none"))
-            .and_then(|chain| resolve_proxy_jump(chain, host.connect_timeout, inventory, ssh, depth + 1)),
+            .and_then(|chain| {
+                resolve_proxy_jump(chain, host.connect_timeout, inventory, ssh, depth + 1)
+            }),
         _ => None,
     };
     Endpoint {
         name: host.name.clone(),
-        address: config.hostname.clone().unwrap_or_else(|| host.address.clone()),
+        address: config
+            .hostname
+            .clone()
+            .unwrap_or_else(|| host.address.clone()),
         port: host.port.or(config.port).unwrap_or(22),
         user: host.user.clone().or(config.user).unwrap_or_else(local_user),
         identities,
@@ -146,8 +161,12 @@ fn resolve_alias(spec: &str, timeout: Duration, ssh: &SshConfig, _depth: usize) 
         _ => (rest, None),
     };
     let config = ssh.query(alias).unwrap_or_default();
-    let mut identities: Vec<PathBuf> =
-        config.identity_file.iter().flatten().map(|p| expand_tilde(p)).collect();
+    let mut identities: Vec<PathBuf> = config
+        .identity_file
+        .iter()
+        .flatten()
+        .map(|p| expand_tilde(p))
+        .collect();
     identities.extend(default_identities());
     dedup(&mut identities);
     Endpoint {
@@ -176,16 +195,26 @@ mod tests {
     }
 
     fn ssh(text: &str) -> SshConfig {
-        SshConfig { text: Some(format!("Host *\n{text}")) }
+        SshConfig {
+            text: Some(format!("Host *\n{text}")),
+        }
     }
 
     #[test]
     fn ssh_config_fills_what_the_inventory_leaves_open() {
         let inv = inventory("[hosts.web-1]\naddress = \"web1.internal\"\n");
-        let cfg = ssh("Host web1.internal\n  HostName 10.0.0.5\n  User ops\n  Port 2200\n  IdentityFile /keys/ops\n");
+        let cfg = ssh(
+            "Host web1.internal\n  HostName 10.0.0.5\n  User ops\n  Port 2200\n  IdentityFile /keys/ops\n",
+        );
         let e = resolve(inv.host("web-1").unwrap(), &inv, &cfg);
-        assert_eq!((e.address.as_str(), e.port, e.user.as_str()), ("10.0.0.5", 2200, "ops"));
-        assert_eq!(e.identities.first().map(PathBuf::as_path), Some(Path::new("/keys/ops")));
+        assert_eq!(
+            (e.address.as_str(), e.port, e.user.as_str()),
+            ("10.0.0.5", 2200, "ops")
+        );
+        assert_eq!(
+            e.identities.first().map(PathBuf::as_path),
+            Some(Path::new("/keys/ops"))
+        );
     }
 
     #[test]
@@ -196,7 +225,10 @@ mod tests {
         let cfg = ssh("User ops\nPort 2200\nIdentityFile /keys/ops\n");
         let e = resolve(inv.host("web-1").unwrap(), &inv, &cfg);
         assert_eq!((e.port, e.user.as_str()), (22, "deploy"));
-        assert_eq!(e.identities[..2], [PathBuf::from("/keys/deploy"), PathBuf::from("/keys/ops")]);
+        assert_eq!(
+            e.identities[..2],
+            [PathBuf::from("/keys/deploy"), PathBuf::from("/keys/ops")]
+        );
     }
 
     #[test]
@@ -211,6 +243,9 @@ mod tests {
         let first = e.jump.as_ref().unwrap();
         assert_eq!(first.name, "bastion");
         let outer = first.jump.as_ref().unwrap();
-        assert_eq!((outer.address.as_str(), outer.port, outer.user.as_str()), ("outer", 2201, "ops"));
+        assert_eq!(
+            (outer.address.as_str(), outer.port, outer.user.as_str()),
+            ("outer", 2201, "ops")
+        );
     }
 }

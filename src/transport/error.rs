@@ -145,7 +145,8 @@ impl TransportError {
     #[must_use]
     pub fn is_transient(&self) -> bool {
         match self {
-            TransportError::Ssh(russh::Error::IO(e)) | TransportError::Connect { source: e, .. } => {
+            TransportError::Ssh(russh::Error::IO(e))
+            | TransportError::Connect { source: e, .. } => {
                 matches!(
                     e.kind(),
                     std::io::ErrorKind::ConnectionReset

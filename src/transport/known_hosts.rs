@@ -158,8 +158,14 @@ impl KnownHosts {
     }
 
     fn matching<R>(&self, name: &str, mut each: impl FnMut(&Entry) -> Option<R>) -> Option<R> {
-        let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let by_name = self.by_name.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entries = self
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let by_name = self
+            .by_name
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let exact = by_name.get(name).into_iter().flatten();
         for &i in exact.chain(self.scanned.iter()) {
             let entry = &entries[i];
@@ -226,23 +232,36 @@ impl KnownHosts {
     /// The I/O error of writing the file.
     pub fn learn(&self, address: &str, port: u16, key: &PublicKey) -> std::io::Result<PathBuf> {
         let name = lookup_name(address, port);
-        let _guard = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.verify(address, port, key) == Verdict::Known {
             return Ok(self.learn_to.clone());
         }
         let line = format!(
             "{name} {}\n",
-            key.to_openssh().map_err(|e| std::io::Error::other(e.to_string()))?
+            key.to_openssh()
+                .map_err(|e| std::io::Error::other(e.to_string()))?
         );
         if let Some(dir) = self.learn_to.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.learn_to)?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.learn_to)?;
         file.write_all(line.as_bytes())?;
         file.flush()?;
-        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         entries.push(Entry {
-            patterns: vec![Pattern::Plain { text: name.clone(), negated: false }],
+            patterns: vec![Pattern::Plain {
+                text: name.clone(),
+                negated: false,
+            }],
             marker: Marker::None,
             key: key.clone(),
             file: 0,
@@ -289,11 +308,20 @@ fn parse_into(text: &str, file: usize, entries: &mut Vec<Entry>) {
         let Ok(key) = russh::keys::parse_public_key_base64(base64) else {
             continue;
         };
-        let patterns = first.split(',').filter_map(parse_pattern).collect::<Vec<_>>();
+        let patterns = first
+            .split(',')
+            .filter_map(parse_pattern)
+            .collect::<Vec<_>>();
         if patterns.is_empty() {
             continue;
         }
-        entries.push(Entry { patterns, marker, key, file, line: n + 1 });
+        entries.push(Entry {
+            patterns,
+            marker,
+            key,
+            file,
+            line: n + 1,
+        });
     }
 }
 
@@ -309,7 +337,10 @@ fn parse_pattern(text: &str) -> Option<Pattern> {
         Some(rest) => (rest, true),
         None => (text, false),
     };
-    (!text.is_empty()).then(|| Pattern::Plain { text: text.to_string(), negated })
+    (!text.is_empty()).then(|| Pattern::Plain {
+        text: text.to_string(),
+        negated,
+    })
 }
 
 fn hashed_name_matches(salt: &[u8], hash: &[u8], name: &str) -> bool {
@@ -371,7 +402,9 @@ mod tests {
 
     #[test]
     fn plain_and_bracketed_port_entries_match_exactly() {
-        let (_d, kh) = known(&format!("10.0.0.1 ssh-ed25519 {ED1}\n[10.0.0.2]:2222 ssh-ed25519 {ED1}\n"));
+        let (_d, kh) = known(&format!(
+            "10.0.0.1 ssh-ed25519 {ED1}\n[10.0.0.2]:2222 ssh-ed25519 {ED1}\n"
+        ));
         assert_eq!(kh.verify("10.0.0.1", 22, &key(ED1)), Verdict::Known);
         assert_eq!(kh.verify("10.0.0.2", 2222, &key(ED1)), Verdict::Known);
         assert_eq!(kh.verify("10.0.0.2", 22, &key(ED1)), Verdict::Unknown);
@@ -394,7 +427,11 @@ mod tests {
         let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(&salt).unwrap();
         mac.update(b"[10.0.0.9]:2200");
         let hash = mac.finalize().into_bytes();
-        let line = format!("|1|{}|{} ssh-ed25519 {ED1}\n", BASE64.encode(&salt), BASE64.encode(&hash));
+        let line = format!(
+            "|1|{}|{} ssh-ed25519 {ED1}\n",
+            BASE64.encode(&salt),
+            BASE64.encode(&hash)
+        );
         let (_d, kh) = known(&line);
         assert_eq!(kh.verify("10.0.0.9", 2200, &key(ED1)), Verdict::Known);
         assert_eq!(kh.verify("10.0.0.9", 22, &key(ED1)), Verdict::Unknown);
@@ -407,7 +444,10 @@ mod tests {
         ));
         assert_eq!(kh.verify("10.1.0.4", 22, &key(ED1)), Verdict::Known);
         assert_eq!(kh.verify("10.1.0.5", 22, &key(ED1)), Verdict::Unknown);
-        assert!(matches!(kh.verify("10.1.0.4", 22, &key(ED2)), Verdict::Revoked { .. }));
+        assert!(matches!(
+            kh.verify("10.1.0.4", 22, &key(ED2)),
+            Verdict::Revoked { .. }
+        ));
     }
 
     #[test]

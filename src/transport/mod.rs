@@ -33,7 +33,11 @@ impl RemoteCommand {
     /// A command with a timeout and no input.
     #[must_use]
     pub fn new(script: impl Into<String>, timeout: Duration) -> Self {
-        Self { script: script.into(), timeout, stdin: None }
+        Self {
+            script: script.into(),
+            timeout,
+            stdin: None,
+        }
     }
 
     /// What is sent over the wire: the script quoted as one `sh -c` argument, under
@@ -96,13 +100,19 @@ pub trait Connector: Send + Sync + 'static {
     /// The connection type.
     type Connection: Connection;
     /// Connects and authenticates.
-    fn connect(&self, host: &Host) -> impl Future<Output = Result<Self::Connection, TransportError>> + Send;
+    fn connect(
+        &self,
+        host: &Host,
+    ) -> impl Future<Output = Result<Self::Connection, TransportError>> + Send;
 }
 
 /// An open connection to one host.
 pub trait Connection: Send + Sync + 'static {
     /// Runs one command.
-    fn exec(&self, command: &RemoteCommand) -> impl Future<Output = Result<ExecOutput, TransportError>> + Send;
+    fn exec(
+        &self,
+        command: &RemoteCommand,
+    ) -> impl Future<Output = Result<ExecOutput, TransportError>> + Send;
     /// Closes the connection.
     fn close(self) -> impl Future<Output = ()> + Send;
 }
@@ -118,8 +128,16 @@ pub struct SshConnector {
 impl SshConnector {
     /// A connector over the given context.
     #[must_use]
-    pub fn new(ctx: Arc<TransportContext>, inventory: Arc<Inventory>, ssh_config: SshConfig) -> Self {
-        Self { ctx, inventory, ssh_config }
+    pub fn new(
+        ctx: Arc<TransportContext>,
+        inventory: Arc<Inventory>,
+        ssh_config: SshConfig,
+    ) -> Self {
+        Self {
+            ctx,
+            inventory,
+            ssh_config,
+        }
     }
 }
 

@@ -85,30 +85,41 @@ pub(crate) struct ClientHandler {
 impl client::Handler for ClientHandler {
     type Error = HandlerError;
 
-    async fn check_server_key(&mut self, offered: &PublicKeyOrCertificate) -> Result<bool, HandlerError> {
+    async fn check_server_key(
+        &mut self,
+        offered: &PublicKeyOrCertificate,
+    ) -> Result<bool, HandlerError> {
         let key = offered.public_key();
         let host = known_hosts::lookup_name(&self.address, self.port);
         let fingerprint = known_hosts::fingerprint(&key);
         let algorithm = key.algorithm().to_string();
         match self.ctx.known_hosts.verify(&self.address, self.port, &key) {
             Verdict::Known => Ok(true),
-            Verdict::Changed { file, line } => Err(HandlerError::Refused(TransportError::HostKeyChanged {
-                host,
-                algorithm,
-                fingerprint,
-                file,
-                line,
-            })),
-            Verdict::Revoked { file } => {
-                Err(HandlerError::Refused(TransportError::HostKeyRevoked { host, fingerprint, file }))
-            }
-            Verdict::Unknown => match self.ctx.policy {
-                HostKeyPolicy::Strict => Err(HandlerError::Refused(TransportError::HostKeyUnknown {
+            Verdict::Changed { file, line } => {
+                Err(HandlerError::Refused(TransportError::HostKeyChanged {
                     host,
                     algorithm,
                     fingerprint,
-                    files: self.ctx.known_hosts.files().to_vec(),
-                })),
+                    file,
+                    line,
+                }))
+            }
+            Verdict::Revoked { file } => {
+                Err(HandlerError::Refused(TransportError::HostKeyRevoked {
+                    host,
+                    fingerprint,
+                    file,
+                }))
+            }
+            Verdict::Unknown => match self.ctx.policy {
+                HostKeyPolicy::Strict => {
+                    Err(HandlerError::Refused(TransportError::HostKeyUnknown {
+                        host,
+                        algorithm,
+                        fingerprint,
+                        files: self.ctx.known_hosts.files().to_vec(),
+                    }))
+                }
                 HostKeyPolicy::AcceptNew => {
                     let ctx = Arc::clone(&self.ctx);
                     let (address, port) = (self.address.clone(), self.port);
@@ -133,13 +144,19 @@ impl client::Handler for ClientHandler {
         }
     }
 
-    async fn disconnected(&mut self, reason: DisconnectReason<HandlerError>) -> Result<(), HandlerError> {
+    async fn disconnected(
+        &mut self,
+        reason: DisconnectReason<HandlerError>,
+    ) -> Result<(), HandlerError> {
         let text = match &reason {
             DisconnectReason::ReceivedDisconnect(info) => format!("server disconnected: {info:?}"),
             DisconnectReason::Error(HandlerError::Ssh(e)) => e.to_string(),
             DisconnectReason::Error(HandlerError::Refused(e)) => e.to_string(),
         };
-        *self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(text);
+        *self
+            .lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(text);
         match reason {
             DisconnectReason::ReceivedDisconnect(_) => Ok(()),
             DisconnectReason::Error(e) => Err(e),
@@ -160,7 +177,9 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -177,9 +196,16 @@ fn client_config(ctx: &TransportContext, endpoint: &Endpoint) -> Arc<client::Con
     preferred.compression = std::borrow::Cow::Borrowed(&[russh::compression::NONE]);
     // Ask for a key type we can verify, as OpenSSH orders HostKeyAlgorithms: otherwise a
     // host recorded with only its RSA key would look unknown when it offers ed25519.
-    let known = ctx.known_hosts.known_algorithms(&endpoint.address, endpoint.port);
+    let known = ctx
+        .known_hosts
+        .known_algorithms(&endpoint.address, endpoint.port);
     if !known.is_empty() {
-        let mut order: Vec<_> = preferred.key.iter().filter(|a| known.contains(a)).cloned().collect();
+        let mut order: Vec<_> = preferred
+            .key
+            .iter()
+            .filter(|a| known.contains(a))
+            .cloned()
+            .collect();
         order.extend(preferred.key.iter().filter(|a| !known.contains(a)).cloned());
         preferred.key = std::borrow::Cow::Owned(order);
     }
@@ -201,15 +227,23 @@ impl Session {
     ///
     /// # Errors
     /// A [`TransportError`] naming the phase that failed.
-    pub async fn connect(endpoint: &Endpoint, ctx: &Arc<TransportContext>) -> Result<Session, TransportError> {
+    pub async fn connect(
+        endpoint: &Endpoint,
+        ctx: &Arc<TransportContext>,
+    ) -> Result<Session, TransportError> {
         let deadline = Instant::now() + endpoint.connect_timeout;
         let mut attempt = 0u32;
         loop {
             let phase = AtomicU8::new(0);
-            let permit = ctx.handshakes.acquire().await.map_err(|_| TransportError::ConnectionLost {
-                reason: Some("shutting down".into()),
-            })?;
-            let result = tokio::time::timeout_at(deadline.into(), connect_once(endpoint, ctx, &phase)).await;
+            let permit =
+                ctx.handshakes
+                    .acquire()
+                    .await
+                    .map_err(|_| TransportError::ConnectionLost {
+                        reason: Some("shutting down".into()),
+                    })?;
+            let result =
+                tokio::time::timeout_at(deadline.into(), connect_once(endpoint, ctx, &phase)).await;
             drop(permit);
             let error = match result {
                 Ok(Ok(session)) => return Ok(session),
@@ -228,7 +262,8 @@ impl Session {
                 }
             };
             attempt += 1;
-            let backoff = Duration::from_millis(100 * (1 << attempt.min(5)) + u64::from(jitter_ms()));
+            let backoff =
+                Duration::from_millis(100 * (1 << attempt.min(5)) + u64::from(jitter_ms()));
             if !error.is_transient() || attempt >= 4 || Instant::now() + backoff >= deadline {
                 return Err(error);
             }
@@ -250,7 +285,11 @@ impl Session {
     /// # Errors
     /// [`TransportError::ConnectionLost`] when the connection died before an exit status.
     pub async fn exec(&self, command: &RemoteCommand) -> Result<ExecOutput, TransportError> {
-        let _slot = self.channels.acquire().await.map_err(|_| TransportError::ConnectionLost { reason: None })?;
+        let _slot = self
+            .channels
+            .acquire()
+            .await
+            .map_err(|_| TransportError::ConnectionLost { reason: None })?;
         let started = Instant::now();
         let mut channel = self.open_channel().await?;
         channel.exec(true, command.wrapped()).await?;
@@ -272,8 +311,12 @@ impl Session {
         loop {
             match tokio::time::timeout_at(deadline, channel.wait()).await {
                 Ok(Some(ChannelMsg::Data { data })) => out.stdout.push(&data, self.output_cap),
-                Ok(Some(ChannelMsg::ExtendedData { data, ext: 1 })) => out.stderr.push(&data, self.output_cap),
-                Ok(Some(ChannelMsg::ExitStatus { exit_status })) => out.exit_status = Some(exit_status),
+                Ok(Some(ChannelMsg::ExtendedData { data, ext: 1 })) => {
+                    out.stderr.push(&data, self.output_cap)
+                }
+                Ok(Some(ChannelMsg::ExitStatus { exit_status })) => {
+                    out.exit_status = Some(exit_status)
+                }
                 Ok(Some(ChannelMsg::ExitSignal { signal_name, .. })) => {
                     out.signal = Some(format!("{signal_name:?}"));
                 }
@@ -289,11 +332,17 @@ impl Session {
         }
         out.duration = started.elapsed();
         // `timeout` exits 124 (TERM) or 137 (KILL after the grace period).
-        if matches!(out.exit_status, Some(124 | 137)) && out.duration + Duration::from_millis(200) >= command.timeout {
+        if matches!(out.exit_status, Some(124 | 137))
+            && out.duration + Duration::from_millis(200) >= command.timeout
+        {
             out.timed_out = true;
         }
         if out.exit_status.is_none() && out.signal.is_none() && !out.timed_out {
-            let reason = self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            let reason = self
+                .lost
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             return Err(TransportError::ConnectionLost { reason });
         }
         Ok(out)
@@ -305,13 +354,21 @@ impl Session {
             match self.handle.channel_open_session().await {
                 Ok(channel) => return Ok(channel),
                 // The server's MaxSessions is lower than ours: wait for a slot to free up.
-                Err(russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::ConnectFailed)) if attempt < 20 => {
+                Err(russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::ConnectFailed))
+                    if attempt < 20 =>
+                {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
                 }
                 Err(e) if self.handle.is_closed() => {
-                    let reason = self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-                    return Err(TransportError::ConnectionLost { reason: reason.or(Some(e.to_string())) });
+                    let reason = self
+                        .lost
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .clone();
+                    return Err(TransportError::ConnectionLost {
+                        reason: reason.or(Some(e.to_string())),
+                    });
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -320,7 +377,10 @@ impl Session {
 
     /// Says goodbye to the server; errors are irrelevant at this point.
     pub async fn close(&self) {
-        let _ = self.handle.disconnect(Disconnect::ByApplication, "", "en").await;
+        let _ = self
+            .handle
+            .disconnect(Disconnect::ByApplication, "", "en")
+            .await;
     }
 }
 
@@ -337,20 +397,29 @@ async fn connect_once(
     phase: &AtomicU8,
 ) -> Result<Session, TransportError> {
     if let Some(jump) = &endpoint.jump {
-        let via = jump_session(jump, ctx).await.map_err(|source| TransportError::Jump {
-            via: jump.name.clone(),
-            source: Box::new(source),
-        })?;
+        let via = jump_session(jump, ctx)
+            .await
+            .map_err(|source| TransportError::Jump {
+                via: jump.name.clone(),
+                source: Box::new(source),
+            })?;
         let channel = via
             .handle
-            .channel_open_direct_tcpip(endpoint.address.clone(), u32::from(endpoint.port), "127.0.0.1", 0)
+            .channel_open_direct_tcpip(
+                endpoint.address.clone(),
+                u32::from(endpoint.port),
+                "127.0.0.1",
+                0,
+            )
             .await
             .map_err(|e| TransportError::Jump {
                 via: jump.name.clone(),
                 source: Box::new(TransportError::Connect {
                     address: endpoint.address.clone(),
                     port: endpoint.port,
-                    source: std::io::Error::other(format!("the jump host could not open a tunnel: {e}")),
+                    source: std::io::Error::other(format!(
+                        "the jump host could not open a tunnel: {e}"
+                    )),
                 }),
             })?;
         phase.store(1, Ordering::Relaxed);
@@ -400,16 +469,29 @@ where
 
 /// The shared connection to a jump host, made once per run whatever the number of
 /// targets behind it.
-async fn jump_session(jump: &Endpoint, ctx: &Arc<TransportContext>) -> Result<Arc<Session>, TransportError> {
+async fn jump_session(
+    jump: &Endpoint,
+    ctx: &Arc<TransportContext>,
+) -> Result<Arc<Session>, TransportError> {
     let key = format!("{}@{}:{}", jump.user, jump.address, jump.port);
     let cell = {
-        let mut jumps = ctx.jumps.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut jumps = ctx
+            .jumps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Arc::clone(jumps.entry(key).or_default())
     };
     let result = cell
         .get_or_init(|| async {
-            Box::pin(Session::connect(jump, ctx)).await.map(Arc::new).map_err(|e| e.to_string())
+            Box::pin(Session::connect(jump, ctx))
+                .await
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
         })
         .await;
-    result.clone().map_err(|reason| TransportError::ConnectionLost { reason: Some(reason) })
+    result
+        .clone()
+        .map_err(|reason| TransportError::ConnectionLost {
+            reason: Some(reason),
+        })
 }

@@ -44,13 +44,11 @@ pub(super) fn file(a: &FileArgs<'_>, dry_run: bool, diff: bool) -> StepScript {
     let _ = write!(
         s,
         "d={d}\n\
-         dir={dir}\n\
-         if [ -L \"$d\" ]; then cur=link\n\
-         elif [ -f \"$d\" ]; then cur=file\n\
+         if [ -L \"$d\" ]; then cur='link'\n\
+         elif [ -f \"$d\" ]; then cur='file'\n\
          elif [ -e \"$d\" ]; then cat >/dev/null; fail \"$d exists and is not a regular file\"\n\
-         else cur=none; fi\n",
+         else cur='none'; fi\n",
         d = q(a.dest),
-        dir = q(parent),
     );
     // Printed last on stdout, for --diff: the content before this run changed it.
     let current = if diff && !a.secret {
@@ -74,7 +72,10 @@ pub(super) fn file(a: &FileArgs<'_>, dry_run: bool, diff: bool) -> StepScript {
 
     // Attributes of the new file: those asked for, else the replaced file's, else defaults.
     let mut attrs = String::from(
-        "if [ \"$cur\" = file ]; then chown --reference=\"$d\" -- \"$tmp\" && chmod --reference=\"$d\" -- \"$tmp\" || fail \"cannot copy the attributes of $d\"; fi\n",
+        "if [ \"$cur\" = file ]; then\n\
+         chown --reference=\"$d\" -- \"$tmp\" || fail \"cannot copy the owner of $d\"\n\
+         chmod --reference=\"$d\" -- \"$tmp\" || fail \"cannot copy the mode of $d\"\n\
+         fi\n",
     );
     if own.mode.is_none() {
         let default = if a.secret { "00600" } else { "00644" };
@@ -115,13 +116,14 @@ pub(super) fn file(a: &FileArgs<'_>, dry_run: bool, diff: bool) -> StepScript {
         ),
     };
     let keep_old = if a.on_change.is_some() {
-        "if [ \"$cur\" = file ]; then old=\"$dir/.drover-old.$$\"; ln -f -- \"$d\" \"$old\" || fail \"cannot keep the previous $d\"; fi\n"
+        "if [ \"$cur\" = file ]; then old=\"$dir/.drover-old.$$\"; { ln -f -- \"$d\" \"$old\" 2>/dev/null || cp -p -- \"$d\" \"$old\"; } || fail \"cannot keep the previous $d\"; fi\n"
     } else {
         ""
     };
     let _ = write!(
         s,
-        "[ -d \"$dir\" ] || {{ cat >/dev/null; fail \"directory $dir does not exist\"; }}\n\
+        "dir={dir}\n\
+         [ -d \"$dir\" ] || {{ cat >/dev/null; fail \"directory $dir does not exist\"; }}\n\
          tmp=''; old=''\n\
          trap 'if [ -n \"$tmp\" ]; then rm -f -- \"$tmp\"; fi; if [ -n \"$old\" ]; then rm -f -- \"$old\"; fi' EXIT\n\
          trap 'exit 1' HUP INT TERM\n\
@@ -140,6 +142,7 @@ pub(super) fn file(a: &FileArgs<'_>, dry_run: bool, diff: bool) -> StepScript {
          tmp=''\n\
          {on_change}\
          fi\n",
+        dir = q(parent),
         fix = fix_ownership("d", own),
     );
     StepScript {

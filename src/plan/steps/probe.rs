@@ -70,7 +70,7 @@ pub(super) fn health(
                  elif command -v python3 >/dev/null 2>&1; then\n\
                  out=$(python3 -c {py} \"$url\" {t}); rc=$?\n\
                  else fail \"health check needs curl or python3 on the host\"; fi\n\
-                 code=${{out##*{STATUS}}}; body=${{out%{STATUS}*}}\n\
+                 code=${{out##*{STATUS}}}; body=${{out%?{STATUS}*}}\n\
                  if [ \"$rc\" != 0 ]; then ok=0; why=\"no answer: $(snippet)\"\n\
                  elif [ \"$code\" != {status} ]; then ok=0; why=\"status $code (want {status}): $(snippet)\"\n\
                  else ok=1; fi\n\

@@ -75,22 +75,123 @@ pub(super) fn hostile(pwned: &std::path::Path) -> String {
     format!("x'y\"z; touch {p}; $(touch {p}) `touch {p}` a\nb -c")
 }
 
+/// One spec of every kind (SC2089/SC2090 flag quotes inside values: that is the point; SC2034: `DRY` is set even where unused, it is the protocol), with hostile values where a value may be anything.
+pub(super) fn every_kind() -> Vec<super::StepSpec> {
+    use super::{HealthProbe, Ownership, ServiceState, StepSpec, UploadFile};
+    let evil = hostile(std::path::Path::new("/tmp/drover-pwned-never"));
+    let own = Ownership {
+        owner: Some(evil.clone()),
+        group: Some("nogroup".into()),
+        mode: Some("0640".into()),
+    };
+    let interval = std::time::Duration::from_millis(1500);
+    vec![
+        StepSpec::User {
+            name: "drover-acme".into(),
+            home: format!("/var/lib/{evil}"),
+        },
+        StepSpec::Dir {
+            path: format!("/opt/{evil}"),
+            ownership: own.clone(),
+        },
+        StepSpec::Upload {
+            dest: format!("/opt/{evil}"),
+            files: vec![UploadFile {
+                path: evil.clone(),
+                bytes: evil.clone().into_bytes(),
+                executable: true,
+            }],
+            ownership: own.clone(),
+        },
+        StepSpec::File {
+            dest: format!("/etc/{evil}"),
+            content: vec![],
+            ownership: own.clone(),
+            secret: false,
+            on_change: Some(evil.clone()),
+        },
+        StepSpec::File {
+            dest: "/etc/drover/env".into(),
+            content: b"K=v".to_vec(),
+            ownership: Ownership::default(),
+            secret: true,
+            on_change: None,
+        },
+        StepSpec::Service {
+            name: "a@b.service".into(),
+            state: ServiceState::Started,
+            enabled: Some(true),
+        },
+        StepSpec::Service {
+            name: "a.service".into(),
+            state: ServiceState::Stopped,
+            enabled: Some(false),
+        },
+        StepSpec::Service {
+            name: "a.service".into(),
+            state: ServiceState::Reloaded,
+            enabled: None,
+        },
+        StepSpec::Health {
+            probe: HealthProbe::Http {
+                url: "http://127.0.0.1:8100/h?a=$(x)".into(),
+                status: 200,
+                body: Some(evil.clone()),
+            },
+            retries: 3,
+            interval,
+        },
+        StepSpec::Health {
+            probe: HealthProbe::Tcp {
+                host: "::1".into(),
+                port: 22,
+            },
+            retries: 3,
+            interval,
+        },
+        StepSpec::Run {
+            script: evil.clone(),
+            creates: Some(format!("/{evil}")),
+            unless: Some(evil.clone()),
+        },
+        StepSpec::Dir {
+            path: "relative".into(),
+            ownership: Ownership::default(),
+        },
+    ]
+}
+
 #[test]
-#[ignore = "prints sample scripts"]
-fn print_samples() {
-    use super::*;
-    let own = Ownership { owner: Some("nobody".into()), group: Some("nogroup".into()), mode: Some("0640".into()) };
-    let specs = vec![
-        StepSpec::User { name: "drover-acme".into(), home: "/var/lib/drover/acme".into() },
-        StepSpec::Dir { path: "/opt/drover/acme".into(), ownership: own.clone() },
-        StepSpec::Upload { dest: "/opt/x/v1".into(), files: vec![UploadFile { path: "a".into(), bytes: vec![], executable: false }], ownership: own.clone() },
-        StepSpec::File { dest: "/etc/x".into(), content: vec![], ownership: own.clone(), secret: false, on_change: Some("systemctl daemon-reload".into()) },
-        StepSpec::Service { name: "a.service".into(), state: ServiceState::Started, enabled: Some(true) },
-        StepSpec::Health { probe: HealthProbe::Http { url: "http://127.0.0.1:8100/health".into(), status: 200, body: Some("ok".into()) }, retries: 3, interval: std::time::Duration::from_millis(1500) },
-        StepSpec::Health { probe: HealthProbe::Tcp { host: "127.0.0.1".into(), port: 22 }, retries: 3, interval: std::time::Duration::from_secs(1) },
-        StepSpec::Run { script: "echo hi".into(), creates: Some("/x".into()), unless: Some("true".into()) },
-    ];
-    for (i, s) in specs.iter().enumerate() {
-        std::fs::write(format!("/tmp/drover-sample-{i}.sh"), script(s, false, true).script).unwrap();
+fn generated_scripts_pass_shellcheck() {
+    if Command::new("shellcheck")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: shellcheck is not installed");
+        return;
     }
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (i, spec) in every_kind().iter().enumerate() {
+        for (dry, diff) in [(false, false), (true, true), (false, true)] {
+            let p = dir.path().join(format!("{i}-{dry}-{diff}.sh"));
+            std::fs::write(&p, super::script(spec, dry, diff).script).unwrap();
+            files.push(p);
+        }
+    }
+    let out = Command::new("shellcheck")
+        .args([
+            "--shell=sh",
+            "--severity=warning",
+            "--exclude=SC2089,SC2090,SC2034",
+        ])
+        .args(&files)
+        .output()
+        .expect("shellcheck");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

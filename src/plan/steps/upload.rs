@@ -471,6 +471,11 @@ mod tests {
             ),
             file(&format!("sub dir/{}", hostile(&pwned)), b"nested", true),
             file(&long, b"long", false),
+            file(
+                &format!("{}/{}", "p".repeat(60), "n".repeat(60)),
+                b"prefix",
+                false,
+            ),
             file(&format!("{}/x", "é".repeat(80)), b"utf8", false),
         ];
         let spec = step(&dest, files.clone(), Ownership::default());

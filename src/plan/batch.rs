@@ -1,0 +1,236 @@
+//! Rollout batches: which targets go together, in which order. Pure.
+//!
+//! Batches are given like Ansible's `serial`: a count (`2`), a percentage (`"25%"`) or a
+//! growing list (`[1, "10%", "50%"]`, the last size repeating). An optional canary
+//! batch comes first. `max_per_host` keeps tenants that share a server from all
+//! restarting at once: a batch takes at most that many targets of one host, the rest
+//! move to later batches.
+
+use std::collections::HashMap;
+
+/// One batch size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchSize {
+    /// this many targets
+    Count(usize),
+    /// this percentage of all targets (rounded up, at least one)
+    Percent(u32),
+}
+
+impl BatchSize {
+    /// Parses `3`, `"25%"`.
+    ///
+    /// # Errors
+    /// A message naming what was expected.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Some(p) = text.strip_suffix('%') {
+            let p: u32 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("expected a percentage such as \"25%\", found \"{text}\""))?;
+            if p == 0 || p > 100 {
+                return Err(format!(
+                    "expected a percentage from 1% to 100%, found \"{text}\""
+                ));
+            }
+            return Ok(Self::Percent(p));
+        }
+        match text.parse::<usize>() {
+            Ok(0) | Err(_) => Err(format!(
+                "expected a batch size such as 2 or \"25%\", found \"{text}\""
+            )),
+            Ok(n) => Ok(Self::Count(n)),
+        }
+    }
+
+    fn resolve(self, total: usize) -> usize {
+        match self {
+            Self::Count(n) => n,
+            Self::Percent(p) => (total * p as usize).div_ceil(100).max(1),
+        }
+    }
+}
+
+/// How many failed targets a rollout tolerates before it halts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureBudget {
+    /// this many failures are tolerated; one more halts
+    Count(usize),
+    /// this percentage of all targets may fail
+    Percent(u32),
+}
+
+impl FailureBudget {
+    /// Parses `0`, `2`, `"10%"`.
+    ///
+    /// # Errors
+    /// A message naming what was expected.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Some(p) = text.strip_suffix('%') {
+            let p: u32 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("expected a percentage such as \"10%\", found \"{text}\""))?;
+            if p > 100 {
+                return Err(format!("expected at most 100%, found \"{text}\""));
+            }
+            return Ok(Self::Percent(p));
+        }
+        text.parse::<usize>()
+            .map(Self::Count)
+            .map_err(|_| format!("expected a number of failures such as 0 or 2, or a percentage such as \"10%\", found \"{text}\""))
+    }
+
+    /// Failures allowed for a rollout of `total` targets (percentages round down).
+    #[must_use]
+    pub fn allowed(self, total: usize) -> usize {
+        match self {
+            Self::Count(n) => n,
+            Self::Percent(p) => total * p as usize / 100,
+        }
+    }
+}
+
+/// The batches of a rollout, as indices into the target list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batches {
+    /// the canary batch, if any (always first)
+    pub canary: Option<Vec<usize>>,
+    /// the remaining batches, in order
+    pub rest: Vec<Vec<usize>>,
+}
+
+impl Batches {
+    /// All batches in order, canary first.
+    pub fn iter(&self) -> impl Iterator<Item = &Vec<usize>> {
+        self.canary.iter().chain(self.rest.iter())
+    }
+}
+
+/// Splits `hosts` (the host of each target, in target order) into batches.
+/// Sizes are resolved against the total target count; with no sizes, one batch.
+#[must_use]
+pub fn plan_batches(
+    hosts: &[&str],
+    sizes: &[BatchSize],
+    canary: usize,
+    max_per_host: usize,
+) -> Batches {
+    let total = hosts.len();
+    let mut pending: Vec<usize> = (0..total).collect();
+    let max_per_host = if max_per_host == 0 {
+        usize::MAX
+    } else {
+        max_per_host
+    };
+    let take = |want: usize, pending: &mut Vec<usize>| -> Vec<usize> {
+        let mut per_host: HashMap<&str, usize> = HashMap::new();
+        let mut batch = Vec::new();
+        let mut left = Vec::new();
+        for &i in pending.iter() {
+            let n = per_host.entry(hosts[i]).or_default();
+            if batch.len() < want && *n < max_per_host {
+                *n += 1;
+                batch.push(i);
+            } else {
+                left.push(i);
+            }
+        }
+        *pending = left;
+        batch
+    };
+    let canary = (canary > 0)
+        .then(|| take(canary, &mut pending))
+        .filter(|b| !b.is_empty());
+    let mut rest = Vec::new();
+    let mut step = 0;
+    while !pending.is_empty() {
+        let size = match sizes.get(step).or(sizes.last()) {
+            Some(s) => s.resolve(total),
+            None => total,
+        };
+        step += 1;
+        let batch = take(size.max(1), &mut pending);
+        if batch.is_empty() {
+            break; // cannot happen: max_per_host >= 1 always admits one target
+        }
+        rest.push(batch);
+    }
+    Batches { canary, rest }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("h{}", i % 4)).collect()
+    }
+
+    fn sizes(b: &Batches) -> Vec<usize> {
+        b.iter().map(Vec::len).collect()
+    }
+
+    #[test]
+    fn batch_sizes_parse_as_counts_or_percentages() {
+        assert_eq!(BatchSize::parse("3"), Ok(BatchSize::Count(3)));
+        assert_eq!(BatchSize::parse("25%"), Ok(BatchSize::Percent(25)));
+        assert!(BatchSize::parse("0").is_err());
+        assert!(BatchSize::parse("150%").is_err());
+        assert!(BatchSize::parse("x").unwrap_err().contains("\"25%\""));
+    }
+
+    #[test]
+    fn failure_budgets_parse_and_resolve() {
+        assert_eq!(FailureBudget::parse("0").unwrap().allowed(10), 0);
+        assert_eq!(FailureBudget::parse("2").unwrap().allowed(10), 2);
+        assert_eq!(FailureBudget::parse("10%").unwrap().allowed(25), 2);
+        assert!(FailureBudget::parse("-1").is_err());
+    }
+
+    #[test]
+    fn percentages_round_up_and_the_last_size_repeats() {
+        let h = hosts(12);
+        let refs: Vec<&str> = h.iter().map(String::as_str).collect();
+        let b = plan_batches(&refs, &[BatchSize::Percent(25)], 0, 0);
+        assert_eq!(sizes(&b), [3, 3, 3, 3]);
+        let b = plan_batches(
+            &refs,
+            &[
+                BatchSize::Count(1),
+                BatchSize::Percent(10),
+                BatchSize::Percent(50),
+            ],
+            0,
+            0,
+        );
+        assert_eq!(sizes(&b), [1, 2, 6, 3]);
+        let b = plan_batches(&refs, &[], 0, 0);
+        assert_eq!(sizes(&b), [12]);
+    }
+
+    #[test]
+    fn a_canary_batch_comes_first() {
+        let h = hosts(8);
+        let refs: Vec<&str> = h.iter().map(String::as_str).collect();
+        let b = plan_batches(&refs, &[BatchSize::Count(4)], 1, 0);
+        assert_eq!(b.canary, Some(vec![0]));
+        assert_eq!(sizes(&b), [1, 4, 3]);
+    }
+
+    #[test]
+    fn max_per_host_spreads_a_hosts_targets_over_batches() {
+        // three tenants on each of two hosts
+        let refs = ["a", "a", "a", "b", "b", "b"];
+        let b = plan_batches(&refs, &[BatchSize::Count(6)], 0, 1);
+        assert_eq!(b.rest, vec![vec![0, 3], vec![1, 4], vec![2, 5]]);
+        let every: Vec<usize> = {
+            let mut v: Vec<usize> = b.iter().flatten().copied().collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(every, [0, 1, 2, 3, 4, 5], "every target exactly once");
+    }
+}

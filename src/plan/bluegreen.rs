@@ -1,0 +1,485 @@
+//! Blue-green on a host, as shell scripts: the per-tenant deploy lock, the state file,
+//! the nginx upstream switch (checked with `nginx -t`, applied with a graceful reload),
+//! verification through the proxy, the self-reverting switch timer, the audit line.
+//! Pure: values in, scripts out. Every value is validated upstream (identifiers, ports,
+//! versions) and quoted here anyway.
+//!
+//! Host layout (DESIGN.md): `/var/lib/drover/<tenant>/state.json`, `…/lock.d/`,
+//! `/etc/nginx/conf.d/drover-<tenant>.conf`, `/var/log/drover/audit.log`.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+fn q(value: &str) -> String {
+    shell_escape::unix::escape(value.into()).into_owned()
+}
+
+/// The other color.
+#[must_use]
+pub fn other(color: &str) -> &'static str {
+    if color == "blue" { "green" } else { "blue" }
+}
+
+/// Port of a color: blue = base, green = base + 1.
+#[must_use]
+pub fn color_port(base: u16, color: &str) -> u16 {
+    if color == "green" {
+        base.saturating_add(1)
+    } else {
+        base
+    }
+}
+
+/// True for version strings drover puts in paths, unit environments and state files.
+#[must_use]
+pub fn is_safe_version(version: &str) -> bool {
+    !version.is_empty()
+        && version.len() <= 64
+        && !version.starts_with(['.', '-'])
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'))
+}
+
+/// What `/var/lib/drover/<tenant>/state.json` records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantState {
+    /// tenant name
+    pub tenant: String,
+    /// the color nginx sends traffic to
+    pub active: String,
+    /// its release
+    pub version: String,
+    /// the color before the last switch (kept warm for rollback)
+    #[serde(default)]
+    pub previous: Option<String>,
+    /// its release
+    #[serde(default)]
+    pub previous_version: Option<String>,
+    /// run that made the last switch
+    #[serde(default)]
+    pub run: String,
+    /// when (RFC 3339, UTC)
+    #[serde(default)]
+    pub updated: String,
+}
+
+/// Paths for one tenant on a host.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// `/var/lib/drover/<tenant>`
+    pub state_dir: String,
+    /// `…/state.json`
+    pub state: String,
+    /// `…/lock.d`
+    pub lock: String,
+    /// `/etc/nginx/conf.d/drover-<tenant>.conf`
+    pub nginx: String,
+    /// `…/revert.sh`
+    pub revert: String,
+    /// systemd unit name of the revert timer
+    pub revert_unit: String,
+}
+
+impl Paths {
+    /// Paths of `tenant`.
+    #[must_use]
+    pub fn of(tenant: &str) -> Self {
+        let state_dir = format!("/var/lib/drover/{tenant}");
+        Self {
+            state: format!("{state_dir}/state.json"),
+            lock: format!("{state_dir}/lock.d"),
+            revert: format!("{state_dir}/revert.sh"),
+            nginx: format!("/etc/nginx/conf.d/drover-{tenant}.conf"),
+            revert_unit: format!("drover-revert-{tenant}"),
+            state_dir,
+        }
+    }
+}
+
+/// Reads the state file (prints nothing when there is none yet).
+#[must_use]
+pub fn read_state(tenant: &str) -> String {
+    let p = Paths::of(tenant);
+    format!("cat {} 2>/dev/null || true", q(&p.state))
+}
+
+/// Who holds a lock, as recorded in `lock.d/owner`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockOwner {
+    /// run id
+    pub run: String,
+    /// operator (`user@machine`)
+    pub operator: String,
+    /// when it was taken (UTC, RFC 3339)
+    pub since: String,
+}
+
+/// Exit status of [`lock`] when another run holds the lock.
+pub const LOCK_HELD: u32 = 75;
+
+/// Takes the tenant's deploy lock atomically (`mkdir`). When it is held by another run
+/// the script prints the owner file and exits [`LOCK_HELD`]. `force` takes it anyway
+/// (audited). Re-entrant for the same run id (resume).
+#[must_use]
+pub fn lock(tenant: &str, owner: &LockOwner, force: bool) -> String {
+    let p = Paths::of(tenant);
+    let info = format!(
+        "run={}\noperator={}\nsince={}\n",
+        owner.run, owner.operator, owner.since
+    );
+    let mut s = format!("set -eu\nmkdir -p {dir}\n", dir = q(&p.state_dir));
+    if force {
+        let _ = writeln!(
+            s,
+            "if [ -d {lock} ]; then printf '%s run=%s operator=%s tenant=%s action=force-unlock previous=%s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" {run} {op} {t} \"$(tr '\\n' ' ' < {lock}/owner 2>/dev/null | tr ' ' ',')\" >> /var/log/drover/audit.log; rm -rf {lock}; fi",
+            lock = q(&p.lock),
+            run = q(&owner.run),
+            op = q(&owner.operator),
+            t = q(tenant)
+        );
+    }
+    let _ = write!(
+        s,
+        "mkdir -p /var/log/drover\n\
+         if mkdir {lock} 2>/dev/null; then printf '%s' {info} > {lock}/owner; exit 0; fi\n\
+         if grep -qx {mine} {lock}/owner 2>/dev/null; then exit 0; fi\n\
+         cat {lock}/owner 2>/dev/null || echo 'run=unknown'\n\
+         echo \"age=$(( $(date +%s) - $(stat -c %Y {lock}) ))\"\n\
+         exit {LOCK_HELD}\n",
+        lock = q(&p.lock),
+        info = q(&info),
+        mine = q(&format!("run={}", owner.run)),
+    );
+    s
+}
+
+/// Parses the owner text printed by a refused [`lock`]: (owner, age in seconds).
+#[must_use]
+pub fn parse_lock_owner(text: &str) -> (LockOwner, Option<u64>) {
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or("unknown")
+            .to_string()
+    };
+    let age = text
+        .lines()
+        .find_map(|l| l.strip_prefix("age="))
+        .and_then(|a| a.trim().parse().ok());
+    (
+        LockOwner {
+            run: get("run"),
+            operator: get("operator"),
+            since: get("since"),
+        },
+        age,
+    )
+}
+
+/// Releases the lock if this run holds it.
+#[must_use]
+pub fn unlock(tenant: &str, run: &str) -> String {
+    let p = Paths::of(tenant);
+    format!(
+        "if grep -qx {mine} {lock}/owner 2>/dev/null; then rm -rf {lock}; fi",
+        mine = q(&format!("run={run}")),
+        lock = q(&p.lock)
+    )
+}
+
+/// The nginx server block routing `Host: <tenant>` to the color's port.
+#[must_use]
+pub fn nginx_conf(tenant: &str, color: &str, port: u16) -> String {
+    format!(
+        "# Managed by drover: tenant {tenant}, active color {color}.\n\
+         upstream drover_{u} {{\n    server 127.0.0.1:{port};\n    keepalive 16;\n}}\n\
+         server {{\n    listen 80;\n    server_name {tenant};\n    location / {{\n        \
+         proxy_pass http://drover_{u};\n        proxy_http_version 1.1;\n        \
+         proxy_set_header Connection \"\";\n        proxy_set_header Host $host;\n        \
+         proxy_next_upstream error timeout http_502 http_503;\n    }}\n}}\n",
+        u = tenant.replace('-', "_")
+    )
+}
+
+/// Script body that points nginx at a color: write the config aside, `nginx -t`, and
+/// only then move it in and reload gracefully (in-flight requests finish on the old
+/// workers). On a failed test the old config stays.
+fn switch_body(tenant: &str, color: &str, port: u16) -> String {
+    let p = Paths::of(tenant);
+    format!(
+        "conf={conf}\n\
+         cp -p \"$conf\" \"$conf.bak\" 2>/dev/null || rm -f \"$conf.bak\"\n\
+         printf '%s' {content} > \"$conf.new\"\n\
+         mv -f \"$conf.new\" \"$conf\"\n\
+         if ! nginx -t -q 2>/tmp/drover-nginx-test.$$; then\n  \
+           if [ -f \"$conf.bak\" ]; then mv -f \"$conf.bak\" \"$conf\"; else rm -f \"$conf\"; fi\n  \
+           cat /tmp/drover-nginx-test.$$ >&2; rm -f /tmp/drover-nginx-test.$$; echo 'nginx -t refused the new config; the old one stays' >&2; exit 1\n\
+         fi\n\
+         rm -f /tmp/drover-nginx-test.$$\n\
+         systemctl reload nginx 2>/dev/null || nginx -s reload\n",
+        conf = q(&p.nginx),
+        content = q(&nginx_conf(tenant, color, port)),
+    )
+}
+
+/// An audit line appended on the host.
+fn audit(
+    run: &str,
+    operator: &str,
+    tenant: &str,
+    action: &str,
+    from: &str,
+    to: &str,
+    result: &str,
+) -> String {
+    format!(
+        "mkdir -p /var/log/drover && printf '%s run=%s operator=%s tenant=%s action=%s from=%s to=%s result=%s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" {} {} {} {} {} {} {} >> /var/log/drover/audit.log\n",
+        q(run),
+        q(operator),
+        q(tenant),
+        q(action),
+        q(from),
+        q(to),
+        q(result)
+    )
+}
+
+fn state_json(state: &TenantState) -> String {
+    serde_json::to_string_pretty(state).unwrap_or_default() + "\n"
+}
+
+/// Everything a switch needs.
+#[derive(Debug, Clone)]
+pub struct Switch {
+    /// tenant
+    pub tenant: String,
+    /// tenant base port
+    pub base_port: u16,
+    /// state before (None on a first deploy)
+    pub before: Option<TenantState>,
+    /// state after
+    pub after: TenantState,
+    /// run id
+    pub run: String,
+    /// operator
+    pub operator: String,
+    /// deadline of the self-reverting timer (None: no timer)
+    pub revert_after: Option<Duration>,
+    /// audit action word: deploy or rollback
+    pub action: String,
+}
+
+impl Switch {
+    fn label(color: Option<&str>, version: Option<&str>) -> String {
+        match (color, version) {
+            (Some(c), Some(v)) => format!("{c}@{v}"),
+            _ => "none".to_string(),
+        }
+    }
+
+    fn from_label(&self) -> String {
+        Self::label(
+            self.before.as_ref().map(|s| s.active.as_str()),
+            self.before.as_ref().map(|s| s.version.as_str()),
+        )
+    }
+
+    fn to_label(&self) -> String {
+        Self::label(Some(&self.after.active), Some(&self.after.version))
+    }
+
+    /// The script the revert timer runs (and drover itself, to switch back after a
+    /// failed verification): back to the previous color, state and audit updated.
+    /// `None` on a first deploy, where there is nothing to go back to.
+    #[must_use]
+    pub fn revert_script(&self, why: &str) -> Option<String> {
+        let before = self.before.as_ref()?;
+        let p = Paths::of(&self.tenant);
+        let mut s = String::from("set -eu\n");
+        s.push_str(&switch_body(
+            &self.tenant,
+            &before.active,
+            color_port(self.base_port, &before.active),
+        ));
+        let _ = writeln!(
+            s,
+            "printf '%s' {} > {}.new && mv -f {}.new {}",
+            q(&state_json(before)),
+            q(&p.state),
+            q(&p.state),
+            q(&p.state)
+        );
+        s.push_str(&audit(
+            &self.run,
+            &self.operator,
+            &self.tenant,
+            why,
+            &self.to_label(),
+            &self.from_label(),
+            "reverted",
+        ));
+        Some(s)
+    }
+
+    /// Arms the self-reverting timer: unless confirmed within the deadline, the host
+    /// switches back by itself (the control node may lose the host right after).
+    #[must_use]
+    pub fn arm(&self) -> Option<String> {
+        let deadline = self.revert_after?;
+        let revert = self.revert_script("auto-revert")?;
+        let p = Paths::of(&self.tenant);
+        Some(format!(
+            "set -eu\nprintf '%s' {body} > {path}\nchmod 700 {path}\n\
+             systemctl stop {unit}.timer {unit}.service 2>/dev/null || true\n\
+             systemctl reset-failed {unit}.timer {unit}.service 2>/dev/null || true\n\
+             systemd-run --quiet --unit={unit} --on-active={secs} --timer-property=AccuracySec=1s /bin/sh {path}\n",
+            body = q(&revert),
+            path = q(&p.revert),
+            unit = q(&p.revert_unit),
+            secs = deadline.as_secs().max(1),
+        ))
+    }
+
+    /// Disarms the timer: the control node confirmed over a fresh connection.
+    #[must_use]
+    pub fn confirm(&self) -> String {
+        let p = Paths::of(&self.tenant);
+        format!(
+            "systemctl stop {unit}.timer 2>/dev/null || true\nsystemctl reset-failed {unit}.timer {unit}.service 2>/dev/null || true\nrm -f {path}\n",
+            unit = q(&p.revert_unit),
+            path = q(&p.revert)
+        )
+    }
+
+    /// Switches nginx to the new color and records the new state and the audit line.
+    #[must_use]
+    pub fn switch(&self) -> String {
+        let p = Paths::of(&self.tenant);
+        let mut s = String::from("set -eu\n");
+        s.push_str(&switch_body(
+            &self.tenant,
+            &self.after.active,
+            color_port(self.base_port, &self.after.active),
+        ));
+        let _ = writeln!(
+            s,
+            "printf '%s' {} > {}.new && mv -f {}.new {}",
+            q(&state_json(&self.after)),
+            q(&p.state),
+            q(&p.state),
+            q(&p.state)
+        );
+        s.push_str(&audit(
+            &self.run,
+            &self.operator,
+            &self.tenant,
+            &self.action,
+            &self.from_label(),
+            &self.to_label(),
+            "ok",
+        ));
+        s
+    }
+}
+
+/// Checks the tenant through nginx (`Host: <tenant>` on port 80) until the expected
+/// version answers healthy: after a reload, old workers may still answer for a moment.
+#[must_use]
+pub fn verify_through_proxy(tenant: &str, version: &str, attempts: u32) -> String {
+    format!(
+        "i=0\nwhile [ $i -lt {attempts} ]; do\n  \
+           body=$(curl -fsS -m 3 -H {host} http://127.0.0.1/health 2>&1) && case \"$body\" in *{v1}*|*{v2}*) echo \"$body\"; exit 0;; esac\n  \
+           i=$((i+1)); sleep 0.5\ndone\n\
+         echo \"through nginx: expected version {vt} healthy, got: $body\" >&2\nexit 1\n",
+        host = q(&format!("Host: {tenant}")),
+        v1 = q(&format!("\"version\": \"{version}\"")),
+        v2 = q(&format!("\"version\":\"{version}\"")),
+        vt = version.escape_default(),
+    )
+}
+
+/// Stops a color's service after a drain period (used when old colors are not kept warm).
+#[must_use]
+pub fn stop_after_drain(service: &str, drain: Duration) -> String {
+    format!("sleep {}\nsystemctl stop {}\n", drain.as_secs(), q(service))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(color: &str, version: &str) -> TenantState {
+        TenantState {
+            tenant: "acme".into(),
+            active: color.into(),
+            version: version.into(),
+            ..TenantState::default()
+        }
+    }
+
+    #[test]
+    fn colors_alternate_and_map_to_ports() {
+        assert_eq!(other("blue"), "green");
+        assert_eq!(other("green"), "blue");
+        assert_eq!(color_port(8100, "blue"), 8100);
+        assert_eq!(color_port(8100, "green"), 8101);
+    }
+
+    #[test]
+    fn versions_are_limited_to_safe_characters() {
+        assert!(is_safe_version("1.0.0"));
+        assert!(is_safe_version("3.0.0-broken"));
+        assert!(!is_safe_version("1.0;rm"));
+        assert!(!is_safe_version("../x"));
+        assert!(!is_safe_version(""));
+    }
+
+    #[test]
+    fn the_nginx_config_routes_the_tenant_host_header_to_the_color_port() {
+        let conf = nginx_conf("acme-eu", "green", 8101);
+        assert!(conf.contains("server 127.0.0.1:8101;"));
+        assert!(conf.contains("server_name acme-eu;"));
+        assert!(conf.contains("upstream drover_acme_eu"));
+    }
+
+    #[test]
+    fn a_refused_lock_reports_its_owner() {
+        let (owner, age) =
+            parse_lock_owner("run=r1\noperator=ops@laptop\nsince=2026-11-22T00:00:00Z\nage=42\n");
+        assert_eq!(owner.run, "r1");
+        assert_eq!(owner.operator, "ops@laptop");
+        assert_eq!(age, Some(42));
+        let script = lock("acme", &owner, false);
+        assert!(script.contains("mkdir /var/lib/drover/acme/lock.d"));
+        assert!(script.contains(&format!("exit {LOCK_HELD}")));
+    }
+
+    #[test]
+    fn a_first_deploy_has_nothing_to_revert_to() {
+        let sw = Switch {
+            tenant: "acme".into(),
+            base_port: 8100,
+            before: None,
+            after: state("blue", "1.0.0"),
+            run: "r".into(),
+            operator: "o".into(),
+            revert_after: Some(Duration::from_secs(30)),
+            action: "deploy".into(),
+        };
+        assert!(sw.revert_script("x").is_none());
+        assert!(sw.arm().is_none());
+        let sw = Switch {
+            before: Some(state("blue", "1.0.0")),
+            after: state("green", "2.0.0"),
+            ..sw
+        };
+        let revert = sw.revert_script("auto-revert").unwrap();
+        assert!(revert.contains("127.0.0.1:8100"), "{revert}");
+        assert!(revert.contains("green@2.0.0") && revert.contains("blue@1.0.0"));
+        assert!(sw.arm().unwrap().contains("--on-active=30"));
+        assert!(sw.switch().contains("127.0.0.1:8101"));
+    }
+}
