@@ -5,4 +5,6 @@ mod support;
 mod check;
 mod deploy;
 mod fleet;
+mod rollout;
 mod run;
+mod status;

@@ -283,11 +283,16 @@ impl Diagnostics {
             out.push_str(&diagnostic.to_string());
             out.push('\n');
             let mut body = String::new();
-            // Writing into a String cannot fail.
+            // Writing into a String cannot fail; a span miette cannot read only leaves the
+            // snippet out, and the line above still names the place.
             let _ = handler.render_report(&mut body, &Body(diagnostic));
             // miette starts with a `  ×` line for the message, which the line above already
-            // gave in full; keep only the source snippet and the help after it.
-            out.push_str(body.split_once('\n').map_or("", |(_, rest)| rest));
+            // gave in full; keep only the source snippet and the help after it, without the
+            // trailing spaces miette leaves on empty source lines.
+            for line in body.lines().skip(1) {
+                out.push_str(line.trim_end());
+                out.push('\n');
+            }
         }
         out
     }

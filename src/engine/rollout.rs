@@ -153,12 +153,11 @@ impl<C: Connector> Pool<C> {
                 None => None,
             }
         };
-        if let Some(cell) = finished {
-            if let Some(Ok(conn)) = Arc::try_unwrap(cell).ok().and_then(OnceCell::into_inner) {
-                if let Ok(conn) = Arc::try_unwrap(conn) {
-                    conn.close().await;
-                }
-            }
+        if let Some(cell) = finished
+            && let Some(Ok(conn)) = Arc::try_unwrap(cell).ok().and_then(OnceCell::into_inner)
+            && let Ok(conn) = Arc::try_unwrap(conn)
+        {
+            conn.close().await;
         }
     }
 }
@@ -287,6 +286,16 @@ pub async fn rollout<C: Connector>(
                     continue;
                 }
                 if let Err(why) = recheck(&ctx, &blue.targets[i]).await {
+                    // The canary's new color died after passing its first check: go
+                    // back to the previous color (kept warm) so the tenant stays live.
+                    let why = if ctx.options.strategy == Strategy::BlueGreen {
+                        match rollback_target(&ctx, &blue.targets[i]).await {
+                            Ok(now) => format!("{why}; switched back to {now}"),
+                            Err(e) => format!("{why}; switching back failed: {e}"),
+                        }
+                    } else {
+                        why
+                    };
                     outcome.status = TargetStatus::Failed;
                     outcome.failed_step = Some("canary re-check".into());
                     outcome.error = Some(why);
@@ -490,17 +499,17 @@ async fn bluegreen_target<C: Connector>(
     };
     let version = ctx.options.version.clone();
     // Resume and re-runs: a target already live on this version is left alone.
-    if let Some(state) = &before {
-        if state.version == version {
-            let check = bluegreen::verify_through_proxy(&blue.tenant, &version, 2);
-            if exec_root(conn, host, check, timeout)
-                .await
-                .is_ok_and(|o| o.exit_status == Some(0))
-            {
-                let mut o = empty_outcome(blue, TargetStatus::Ok, None);
-                o.steps = Vec::new();
-                return o;
-            }
+    if let Some(state) = &before
+        && state.version == version
+    {
+        let check = bluegreen::verify_through_proxy(&blue.tenant, &version, 2);
+        if exec_root(conn, host, check, timeout)
+            .await
+            .is_ok_and(|o| o.exit_status == Some(0))
+        {
+            let mut o = empty_outcome(blue, TargetStatus::Ok, None);
+            o.steps = Vec::new();
+            return o;
         }
     }
     let idle = before

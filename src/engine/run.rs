@@ -320,7 +320,7 @@ mod tests {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let (outcomes, peak) = go(&refs, 4, false).await;
         assert_eq!(outcomes.len(), 40);
-        assert!(peak <= 4 && peak >= 1, "peak {peak}");
+        assert!((1..=4).contains(&peak), "peak {peak}");
     }
 
     #[tokio::test]

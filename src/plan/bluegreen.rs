@@ -280,14 +280,14 @@ impl Switch {
         }
     }
 
-    fn from_label(&self) -> String {
+    fn before_label(&self) -> String {
         Self::label(
             self.before.as_ref().map(|s| s.active.as_str()),
             self.before.as_ref().map(|s| s.version.as_str()),
         )
     }
 
-    fn to_label(&self) -> String {
+    fn after_label(&self) -> String {
         Self::label(Some(&self.after.active), Some(&self.after.version))
     }
 
@@ -317,8 +317,8 @@ impl Switch {
             &self.operator,
             &self.tenant,
             why,
-            &self.to_label(),
-            &self.from_label(),
+            &self.after_label(),
+            &self.before_label(),
             "reverted",
         ));
         Some(s)
@@ -377,8 +377,8 @@ impl Switch {
             &self.operator,
             &self.tenant,
             &self.action,
-            &self.from_label(),
-            &self.to_label(),
+            &self.before_label(),
+            &self.after_label(),
             "ok",
         ));
         s

@@ -314,15 +314,15 @@ impl Renderer<'_> {
         let owner = self.checked_name(o.owner.as_ref(), ctx, target)?;
         let group = self.checked_name(o.group.as_ref(), ctx, target)?;
         let mode = self.render_opt(o.mode.as_ref(), ctx, target)?;
-        if let (Some(m), Some(field)) = (&mode, &o.mode) {
-            if !(m.len() == 3 || m.len() == 4) || !m.chars().all(|c| ('0'..='7').contains(&c)) {
-                return Err(self.diag(
-                    field.span(),
-                    "playbook::bad-mode",
-                    format!("mode `{m}` is not an octal file mode"),
-                    "expected 3 or 4 octal digits such as \"0644\"".into(),
-                ));
-            }
+        if let (Some(m), Some(field)) = (&mode, &o.mode)
+            && (!(m.len() == 3 || m.len() == 4) || !m.chars().all(|c| ('0'..='7').contains(&c)))
+        {
+            return Err(self.diag(
+                field.span(),
+                "playbook::bad-mode",
+                format!("mode `{m}` is not an octal file mode"),
+                "expected 3 or 4 octal digits such as \"0644\"".into(),
+            ));
         }
         Ok(Ownership { owner, group, mode })
     }

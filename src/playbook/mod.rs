@@ -315,22 +315,22 @@ impl Playbook {
 fn toml_error(source: &SourceFile, error: &toml::de::Error) -> Diagnostic {
     let span = error.span().unwrap_or(0..0);
     let message = error.message().trim().replace('\n', " ");
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        if let Some((field, expected)) = rest.split_once('`') {
-            let expected = expected.trim_start_matches(", ").to_string();
-            let names: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-            let mut d = Diagnostic::at(
-                "playbook::unknown-key",
-                source,
-                span,
-                format!("unknown key `{field}`"),
-                expected.clone(),
-            );
-            if let Some(best) = crate::config::validate::did_you_mean(field, names) {
-                d = d.with_help(format!("did you mean `{best}`?"));
-            }
-            return d;
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, expected)) = rest.split_once('`')
+    {
+        let expected = expected.trim_start_matches(", ").to_string();
+        let names: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        let mut d = Diagnostic::at(
+            "playbook::unknown-key",
+            source,
+            span,
+            format!("unknown key `{field}`"),
+            expected.clone(),
+        );
+        if let Some(best) = crate::config::validate::did_you_mean(field, names) {
+            d = d.with_help(format!("did you mean `{best}`?"));
         }
+        return d;
     }
     Diagnostic::at(
         "playbook::invalid",
@@ -424,16 +424,16 @@ fn validate_step(source: &SourceFile, raw: RawStep, problems: &mut Diagnostics) 
         actions.push(Action::Env(a));
     }
     if let Some(a) = raw.logrotate {
-        if let Some(f) = &a.frequency {
-            if !matches!(f.get_ref().as_str(), "daily" | "weekly" | "monthly") {
-                problems.push(Diagnostic::at(
-                    "playbook::bad-frequency",
-                    source,
-                    f.span(),
-                    format!("unknown logrotate frequency `{}`", f.get_ref()),
-                    "expected \"daily\", \"weekly\" or \"monthly\"",
-                ));
-            }
+        if let Some(f) = &a.frequency
+            && !matches!(f.get_ref().as_str(), "daily" | "weekly" | "monthly")
+        {
+            problems.push(Diagnostic::at(
+                "playbook::bad-frequency",
+                source,
+                f.span(),
+                format!("unknown logrotate frequency `{}`", f.get_ref()),
+                "expected \"daily\", \"weekly\" or \"monthly\"",
+            ));
         }
         actions.push(Action::Logrotate(a));
     }

@@ -58,7 +58,7 @@ pub fn group(outcomes: &[HostOutcome]) -> Vec<Group<'_>> {
             }
         }
     }
-    groups.sort_by(|a, b| b.hosts.len().cmp(&a.hosts.len()));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.hosts.len()));
     groups
 }
 

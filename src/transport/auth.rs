@@ -131,10 +131,10 @@ pub(crate) async fn authenticate<H: Handler>(
         }
         tried.push(format!("key {}", path.display()));
     }
-    if std::env::var_os("SSH_AUTH_SOCK").is_some() {
-        if agent_auth(handle, endpoint, &mut tried).await? {
-            return Ok(());
-        }
+    if std::env::var_os("SSH_AUTH_SOCK").is_some()
+        && agent_auth(handle, endpoint, &mut tried).await?
+    {
+        return Ok(());
     }
     Err(TransportError::AuthFailed {
         user: endpoint.user.clone(),

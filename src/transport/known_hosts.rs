@@ -169,10 +169,10 @@ impl KnownHosts {
         let exact = by_name.get(name).into_iter().flatten();
         for &i in exact.chain(self.scanned.iter()) {
             let entry = &entries[i];
-            if entry.matches(name) {
-                if let Some(r) = each(entry) {
-                    return Some(r);
-                }
+            if entry.matches(name)
+                && let Some(r) = each(entry)
+            {
+                return Some(r);
             }
         }
         None

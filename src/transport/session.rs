@@ -35,8 +35,11 @@ pub struct TransportContext {
     /// its `MaxStartups` (10:30:100 by default), so starts are paced.
     handshakes: Semaphore,
     /// Jump-host connections, shared by every target behind the same bastion.
-    jumps: Mutex<HashMap<String, Arc<OnceCell<Result<Arc<Session>, String>>>>>,
+    jumps: Mutex<HashMap<String, JumpCell>>,
 }
+
+/// A jump-host connection made once and shared (or the reason it failed).
+type JumpCell = Arc<OnceCell<Result<Arc<Session>, String>>>;
 
 impl TransportContext {
     /// A context with the given known_hosts, policy and handshake limit.
@@ -75,6 +78,7 @@ impl From<HandlerError> for TransportError {
     }
 }
 
+/// The russh handler of drover's connections (host-key checks, disconnect reasons).
 pub(crate) struct ClientHandler {
     ctx: Arc<TransportContext>,
     address: String,
@@ -166,9 +170,9 @@ impl client::Handler for ClientHandler {
 
 /// An authenticated connection to one host.
 pub struct Session {
-    handle: Handle<ClientHandler>,
+    pub(crate) handle: Handle<ClientHandler>,
     name: String,
-    channels: Semaphore,
+    pub(crate) channels: Semaphore,
     output_cap: usize,
     lost: Arc<Mutex<Option<String>>>,
     /// Keeps the jump host's connection alive as long as this one.
@@ -184,16 +188,18 @@ impl std::fmt::Debug for Session {
 }
 
 fn client_config(ctx: &TransportContext, endpoint: &Endpoint) -> Arc<client::Config> {
-    let mut preferred = Preferred::default();
-    // AES-GCM first: hardware-accelerated almost everywhere, the cheapest for both ends.
-    preferred.cipher = std::borrow::Cow::Borrowed(&[
-        russh::cipher::AES_128_GCM,
-        russh::cipher::AES_256_GCM,
-        russh::cipher::CHACHA20_POLY1305,
-        russh::cipher::AES_256_CTR,
-        russh::cipher::AES_128_CTR,
-    ]);
-    preferred.compression = std::borrow::Cow::Borrowed(&[russh::compression::NONE]);
+    let mut preferred = Preferred {
+        // AES-GCM first: hardware-accelerated almost everywhere, the cheapest for both ends.
+        cipher: std::borrow::Cow::Borrowed(&[
+            russh::cipher::AES_128_GCM,
+            russh::cipher::AES_256_GCM,
+            russh::cipher::CHACHA20_POLY1305,
+            russh::cipher::AES_256_CTR,
+            russh::cipher::AES_128_CTR,
+        ]),
+        compression: std::borrow::Cow::Borrowed(&[russh::compression::NONE]),
+        ..Preferred::default()
+    };
     // Ask for a key type we can verify, as OpenSSH orders HostKeyAlgorithms: otherwise a
     // host recorded with only its RSA key would look unknown when it offers ed25519.
     let known = ctx
