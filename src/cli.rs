@@ -3,8 +3,11 @@
 
 mod check;
 mod deploy;
+mod diagnose;
+mod logs;
 mod rollout;
 mod run;
+mod status;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -74,6 +77,13 @@ enum Command {
     Halt(rollout::HaltOpts),
     /// Continue a halted or interrupted rollout; targets already done are skipped.
     Resume(rollout::ResumeOpts),
+    /// Report the state of the selected targets and hosts (exit 0 healthy, 1 problems,
+    /// 4 unreachable).
+    Status(status::Opts),
+    /// Show the selected tenants' logs from every host, prefixed host/tenant.
+    Logs(logs::Opts),
+    /// Gather a diagnosis bundle per host and a one-line verdict per target.
+    Diagnose(diagnose::Opts),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -278,6 +288,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Rollback(opts) => rollout::rollback_run(&cx, opts),
         Command::Halt(opts) => rollout::halt_run(&opts),
         Command::Resume(opts) => rollout::resume_run(&opts),
+        Command::Status(opts) => status::run(&cx, opts),
+        Command::Logs(opts) => logs::run(&cx, opts),
+        Command::Diagnose(opts) => diagnose::run(&cx, opts),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "drover", &mut std::io::stdout());
             ExitCode::Ok

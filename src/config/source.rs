@@ -43,9 +43,11 @@ impl SourceFile {
             - before.matches("\r\n").count()
             + 1;
         let line_start = before.rfind(['\n', '\r']).map_or(0, |i| i + 1);
-        // A byte-order mark is invisible in editors, so it does not count as a column.
-        let line_text = &before[line_start..];
-        let line_text = line_text.strip_prefix('\u{feff}').unwrap_or(line_text);
+        // A byte-order mark opening the file is invisible in editors: it takes no column.
+        let mut line_text = &before[line_start..];
+        if line_start == 0 {
+            line_text = line_text.strip_prefix('\u{feff}').unwrap_or(line_text);
+        }
         let column = line_text.chars().count() + 1;
         (line, column)
     }
@@ -88,5 +90,8 @@ mod tests {
         assert_eq!(file.line_col(0), (1, 1));
         assert_eq!(file.line_col(3), (1, 1));
         assert_eq!(file.line_col(4), (1, 2));
+        // Anywhere else it is an ordinary (zero-width) character.
+        let file = SourceFile::new("a.toml", "\n\u{feff}x");
+        assert_eq!(file.line_col(4), (2, 2));
     }
 }

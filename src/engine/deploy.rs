@@ -288,7 +288,17 @@ fn redact(text: &str, secrets: &[String]) -> String {
     out
 }
 
-fn sudo_refused(stderr: &str) -> bool {
+/// What an operator reads when `sudo -n` says no.
+pub(crate) fn become_refused(host: &Host, stderr: &str) -> String {
+    format!(
+        "become failed: `sudo -n` was refused for {} on {} (drover needs password-less sudo, or become = \"none\")\n{stderr}",
+        host.user.as_deref().unwrap_or("the login user"),
+        host.name
+    )
+}
+
+/// True when stderr says sudo refused to run without a password or a right.
+pub(crate) fn sudo_refused(stderr: &str) -> bool {
     [
         "a password is required",
         "a terminal is required",
@@ -387,11 +397,7 @@ async fn run_step<C: Connection>(
             ));
         }
         if !ok && step.r#become && host.r#become == Become::Sudo && sudo_refused(&stderr) {
-            stderr = format!(
-                "become failed: `sudo -n` was refused for {} on {} (drover needs password-less sudo, or become = \"none\")\n{stderr}",
-                host.user.as_deref().unwrap_or("the login user"),
-                host.name
-            );
+            stderr = become_refused(host, &stderr);
         }
         let (body, current) = match stdout.split_once(&format!("{CURRENT_MARKER}\n")) {
             Some((body, current)) => (body.to_string(), Some(current.to_string())),

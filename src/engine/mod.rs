@@ -5,6 +5,7 @@ mod deploy;
 pub mod journal;
 mod rollout;
 mod run;
+pub mod status;
 
 pub use deploy::{DeployOptions, StepOutcome, StepStatus, TargetOutcome, TargetStatus, deploy};
 pub use rollout::{

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 use super::deploy::{
-    DeployOptions, TargetOutcome, TargetStatus, as_root, empty_outcome, run_target,
+    DeployOptions, TargetOutcome, TargetStatus, as_root, become_refused, empty_outcome, run_target,
+    sudo_refused,
 };
 use crate::config::Host;
 use crate::events::{Event, EventSender};
@@ -256,7 +257,10 @@ pub async fn rollout<C: Connector>(
                 outcomes[i] = Some(outcome);
             }
         }
-        if failed > allowed {
+        let batches_left = number + 1 < batch_list.len();
+        // Halting means stopping early: past the last batch there is nothing left to
+        // stop, and the failures speak for themselves (exit 1, not 3).
+        if failed > allowed && batches_left {
             halted = Some(HaltReason::Budget { failed, allowed });
             break;
         }
@@ -453,11 +457,15 @@ async fn locked<C: Connector>(
                 ),
             ))
         }
-        Ok(out) => Err(fail(
-            target,
-            "lock",
-            format!("cannot take the lock: {}", out.stderr.text().trim()),
-        )),
+        Ok(out) => {
+            let stderr = out.stderr.text();
+            let why = if sudo_refused(&stderr) {
+                become_refused(host, stderr.trim())
+            } else {
+                format!("cannot take the lock: {}", stderr.trim())
+            };
+            Err(fail(target, "lock", why))
+        }
         Err(e) => Err(empty_outcome(
             target,
             TargetStatus::Unreachable,

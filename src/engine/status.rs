@@ -430,8 +430,7 @@ impl FleetStatus {
             targets,
         };
         let count_hosts = |s: HostState| status.hosts.iter().filter(|h| h.state == s).count();
-        let count_targets =
-            |s: TargetState| status.targets.iter().filter(|t| t.state == s).count();
+        let count_targets = |s: TargetState| status.targets.iter().filter(|t| t.state == s).count();
         let summary = Summary {
             hosts: status.hosts.len(),
             hosts_up: count_hosts(HostState::Up),
@@ -442,7 +441,11 @@ impl FleetStatus {
             targets_problem: count_targets(TargetState::Problem),
             targets_unknown: count_targets(TargetState::Unknown),
             problems: status.hosts.iter().map(|h| h.problems.len()).sum::<usize>()
-                + status.targets.iter().map(|t| t.problems.len()).sum::<usize>(),
+                + status
+                    .targets
+                    .iter()
+                    .map(|t| t.problems.len())
+                    .sum::<usize>(),
             exit_code: 0,
         };
         status.summary = summary;
@@ -795,7 +798,13 @@ fn health_of(raw: &RawTenant, color: &str) -> Health {
     }
 }
 
-fn color_report(raw: &RawTenant, tenant: &str, color: &str, host_now: Option<u64>, host_uptime: Option<f64>) -> ColorReport {
+fn color_report(
+    raw: &RawTenant,
+    tenant: &str,
+    color: &str,
+    host_now: Option<u64>,
+    host_uptime: Option<f64>,
+) -> ColorReport {
     let props = raw.units.get(color);
     let prop = |k: &str| {
         props
@@ -828,7 +837,9 @@ fn color_report(raw: &RawTenant, tenant: &str, color: &str, host_now: Option<u64
             (Some(now), Some(up)) => Some(rfc3339(now.saturating_sub(up))),
             _ => None,
         },
-        main_pid: prop("MainPID").and_then(|v| v.parse().ok()).filter(|p| *p > 0),
+        main_pid: prop("MainPID")
+            .and_then(|v| v.parse().ok())
+            .filter(|p| *p > 0),
         health: health_of(raw, color),
     }
 }
@@ -872,7 +883,10 @@ pub fn evaluate_target(
         .iter()
         .map(|c| color_report(raw, tenant, c, host_now, host_uptime))
         .collect();
-    let state: Option<TenantState> = raw.state.as_deref().and_then(|s| serde_json::from_str(s).ok());
+    let state: Option<TenantState> = raw
+        .state
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok());
     let routed_color = match (raw.route, query.port) {
         (Some(r), Some(base)) if r == base => Some("blue".to_string()),
         (Some(r), Some(base)) if u32::from(r) == u32::from(base) + 1 => Some("green".to_string()),
@@ -908,33 +922,50 @@ pub fn evaluate_target(
         )),
         None => problems.push(problem(
             ProblemKind::ServiceDown,
-            format!("no live color: no state file, no nginx route, and {} unit(s) running", running.len()),
+            format!(
+                "no live color: no state file, no nginx route, and {} unit(s) running",
+                running.len()
+            ),
         )),
         Some(c) => {
-            match c.active_state.as_deref() {
-                Some("active") => {}
-                Some("failed") => problems.push(problem(
-                    ProblemKind::UnitFailed,
-                    format!(
-                        "{} (live color) failed ({})",
-                        c.unit,
-                        c.result.as_deref().unwrap_or("unknown result")
-                    ),
-                )),
-                other => problems.push(problem(
-                    ProblemKind::ServiceDown,
-                    format!(
-                        "{} (live color) is {}{}",
-                        c.unit,
-                        other.unwrap_or("in an unknown state"),
-                        c.sub_state
-                            .as_deref()
-                            .map(|s| format!(" ({s})"))
-                            .unwrap_or_default()
-                    ),
-                )),
-            }
-            if c.port.is_some() && !c.health.healthy {
+            // A unit that is not running is the problem; its failing health check is
+            // only the consequence (said in the same line).
+            let health = match (&c.health.error, c.port) {
+                (Some(e), Some(port)) if !c.health.healthy => format!("; port {port}: {e}"),
+                _ => String::new(),
+            };
+            let unit_ok = match c.active_state.as_deref() {
+                Some("active") => true,
+                // No systemd to ask (or not allowed to): judge by health alone.
+                None if c.load_state.is_none() => true,
+                Some("failed") => {
+                    problems.push(problem(
+                        ProblemKind::UnitFailed,
+                        format!(
+                            "{} (live color) failed ({}){health}",
+                            c.unit,
+                            c.result.as_deref().unwrap_or("unknown result")
+                        ),
+                    ));
+                    false
+                }
+                other => {
+                    problems.push(problem(
+                        ProblemKind::ServiceDown,
+                        format!(
+                            "{} (live color) is {}{}{health}",
+                            c.unit,
+                            other.unwrap_or("in an unknown state"),
+                            c.sub_state
+                                .as_deref()
+                                .map(|s| format!(" ({s})"))
+                                .unwrap_or_default()
+                        ),
+                    ));
+                    false
+                }
+            };
+            if unit_ok && c.port.is_some() && !c.health.healthy {
                 problems.push(problem(
                     ProblemKind::Unhealthy,
                     format!(
@@ -966,7 +997,10 @@ pub fn evaluate_target(
         if &s.version != v && active.is_some_and(|c| c.health.healthy) {
             problems.push(problem(
                 ProblemKind::VersionMismatch,
-                format!("state.json records {} but the live color runs {v}", s.version),
+                format!(
+                    "state.json records {} but the live color runs {v}",
+                    s.version
+                ),
             ));
         }
     }
@@ -974,7 +1008,10 @@ pub fn evaluate_target(
         if &s.active != r {
             problems.push(problem(
                 ProblemKind::RouteMismatch,
-                format!("state.json says {} is live but nginx routes to {r}", s.active),
+                format!(
+                    "state.json says {} is live but nginx routes to {r}",
+                    s.active
+                ),
             ));
         }
     }
@@ -1067,11 +1104,14 @@ pub fn evaluate_host(
             ));
         }
     }
-    let memory = raw.mem_kb.filter(|(t, _)| *t > 0).map(|(total, avail)| Memory {
-        total_bytes: total * 1024,
-        available_bytes: avail * 1024,
-        used_ratio: 1.0 - avail as f64 / total as f64,
-    });
+    let memory = raw
+        .mem_kb
+        .filter(|(t, _)| *t > 0)
+        .map(|(total, avail)| Memory {
+            total_bytes: total * 1024,
+            available_bytes: avail * 1024,
+            used_ratio: 1.0 - avail as f64 / total as f64,
+        });
     if let Some(m) = memory {
         if (m.available_bytes as f64) < m.total_bytes as f64 * MEMORY_AVAILABLE_THRESHOLD {
             problems.push(problem(
@@ -1085,7 +1125,11 @@ pub fn evaluate_host(
         }
     }
     let complete = raw.header && raw.complete;
-    let state = if raw.header { HostState::Up } else { HostState::Error };
+    let state = if raw.header {
+        HostState::Up
+    } else {
+        HostState::Error
+    };
     let error = (!complete).then(|| {
         if raw.header {
             "the status script stopped early".to_string()
@@ -1231,7 +1275,9 @@ pub async fn run_on_host<C: Connector>(
         Ok(c) => c,
         Err(e) => return HostRun::Unreachable(e.to_string()),
     };
-    let timeout = timeout.min(host.command_timeout).max(Duration::from_secs(1));
+    let timeout = timeout
+        .min(host.command_timeout)
+        .max(Duration::from_secs(1));
     let result = connection
         .exec(&RemoteCommand::new(as_root(script, host), timeout))
         .await;
@@ -1289,9 +1335,13 @@ pub fn judge_status_run(
             &why,
             duration,
         ),
-        HostRun::Failed(why) => {
-            failed_host(&query.host, &query.tenants, HostState::Error, &why, duration)
-        }
+        HostRun::Failed(why) => failed_host(
+            &query.host,
+            &query.tenants,
+            HostState::Error,
+            &why,
+            duration,
+        ),
         HostRun::Ran(out) => {
             let raw = parse_status(&out.stdout.text());
             if !raw.header {
@@ -1446,6 +1496,23 @@ pub fn logs_script(tenants: &[String], options: LogOptions) -> String {
     s
 }
 
+/// The whole command sent for `drover logs` to a host: the script as root; when not
+/// following, under `timeout(1)` like any command.
+#[must_use]
+pub fn logs_command(
+    host: &Host,
+    tenants: &[String],
+    options: LogOptions,
+    timeout: Duration,
+) -> String {
+    let script = as_root(logs_script(tenants, options), host);
+    if options.follow {
+        script
+    } else {
+        RemoteCommand::new(script, timeout).wrapped()
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // drover diagnose
 
@@ -1467,7 +1534,10 @@ const SECTION: &str = "@@drover-diagnose-section-7f3a9c";
 /// bundle, each after a marker line `@@drover-diagnose-section-… NAME`.
 #[must_use]
 pub fn diagnose_script(tenants: &[TenantQuery], lines: u32) -> String {
-    let mut s = format!("echo '{SECTION} status'\n(\n{}\n)\n", status_script(tenants));
+    let mut s = format!(
+        "echo '{SECTION} status'\n(\n{}\n)\n",
+        status_script(tenants)
+    );
     let section = |s: &mut String, name: &str, body: &str| {
         let _ = write!(s, "echo '{SECTION} {name}'\n( {body} ) 2>&1\n");
     };
@@ -1477,7 +1547,9 @@ pub fn diagnose_script(tenants: &[TenantQuery], lines: u32) -> String {
         .collect();
     let unit_args: String = tenants
         .iter()
-        .flat_map(|t| COLORS.map(|c| format!(" -u {}", q(&format!("drover-{}-{c}.service", t.name)))))
+        .flat_map(|t| {
+            COLORS.map(|c| format!(" -u {}", q(&format!("drover-{}-{c}.service", t.name))))
+        })
         .collect();
     section(
         &mut s,
@@ -1524,7 +1596,10 @@ pub fn diagnose_script(tenants: &[TenantQuery], lines: u32) -> String {
         section(
             &mut s,
             &format!("state-{}.json", t.name),
-            &format!("cat {} 2>/dev/null || echo 'no state file'", q(&format!("{dir}/state.json"))),
+            &format!(
+                "cat {} 2>/dev/null || echo 'no state file'",
+                q(&format!("{dir}/state.json"))
+            ),
         );
         section(
             &mut s,
@@ -1685,6 +1760,9 @@ pub fn verdict(host: &HostReport, target: &TargetReport, oom_lines: &str) -> Ver
     if let Some(c) = oom_unit {
         let _ = write!(detail, "; note: {} was OOM-killed earlier", c.unit);
     }
+    for p in &target.problems {
+        let _ = write!(detail, "; also {}: {}", p.kind.word(), p.message);
+    }
     make(VerdictKind::Healthy, detail)
 }
 
@@ -1747,12 +1825,14 @@ pub async fn diagnose<C: Connector>(
                     out.stdout.push(status_text.as_bytes(), usize::MAX);
                     (files, HostRun::Ran(out))
                 }
-                HostRun::Unreachable(why) => {
-                    (vec![("unreachable.txt".into(), format!("{why}\n"))], HostRun::Unreachable(why))
-                }
-                HostRun::Failed(why) => {
-                    (vec![("error.txt".into(), format!("{why}\n"))], HostRun::Failed(why))
-                }
+                HostRun::Unreachable(why) => (
+                    vec![("unreachable.txt".into(), format!("{why}\n"))],
+                    HostRun::Unreachable(why),
+                ),
+                HostRun::Failed(why) => (
+                    vec![("error.txt".into(), format!("{why}\n"))],
+                    HostRun::Failed(why),
+                ),
             };
             let (host, targets) = judge_status_run(&query, run, begun.elapsed());
             let oom = files
@@ -1772,3 +1852,444 @@ pub async fn diagnose<C: Connector>(
     .await
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Inventory, SourceFile};
+
+    const HEALTHY: &str = include_str!("../../tests/fixtures/status/healthy.txt");
+    const PROBLEMS: &str = include_str!("../../tests/fixtures/status/problems.txt");
+
+    fn host(name: &str) -> Host {
+        let text = format!("[hosts.{name}]\naddress = \"10.0.0.1\"\n");
+        Inventory::from_sources(vec![SourceFile::new("t.toml", text)])
+            .unwrap()
+            .hosts
+            .remove(0)
+    }
+
+    fn tenants() -> Vec<TenantQuery> {
+        [("acme", 8100), ("umbrella", 8130), ("hooli", 8140)]
+            .iter()
+            .map(|(n, p)| TenantQuery {
+                name: (*n).into(),
+                port: Some(*p),
+            })
+            .collect()
+    }
+
+    fn judge(text: &str) -> (HostReport, Vec<TargetReport>) {
+        evaluate_host(
+            &host("host-1"),
+            &tenants(),
+            &parse_status(text),
+            Duration::from_millis(5),
+        )
+    }
+
+    fn kinds(t: &TargetReport) -> Vec<ProblemKind> {
+        t.problems.iter().map(|p| p.kind).collect()
+    }
+
+    #[test]
+    fn the_captured_output_of_a_healthy_host_parses_line_by_line() {
+        let raw = parse_status(HEALTHY);
+        assert!(raw.header && raw.complete);
+        assert_eq!(raw.now, Some(1_795_309_507));
+        assert_eq!(raw.cpus, Some(2));
+        assert_eq!(
+            raw.load,
+            Some(Load {
+                one: 15.6,
+                five: 13.05,
+                fifteen: 10.17
+            })
+        );
+        assert_eq!(raw.mem_kb, Some((24_684_092, 22_825_880)));
+        let paths: Vec<&str> = raw.disks.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, ["/", "/opt/drover", "/var/lib/drover"]);
+        assert!(raw.disks.iter().all(|d| d.mount == "/"));
+        assert!((raw.disks[0].used_ratio - 22_078_620.0 / 95_285_888.0).abs() < 1e-9);
+        assert_eq!(raw.tenants.len(), 3);
+        let acme = &raw.tenants["acme"];
+        assert!(acme.done);
+        assert_eq!(acme.units["blue"]["ActiveState"], "active");
+        assert_eq!(acme.units["green"]["LoadState"], "not-found");
+        assert_eq!(acme.ports["green"], 8101);
+        assert_eq!(acme.health["blue"], (0, 200, 0.001_662));
+        assert_eq!(acme.health["green"].0, 7);
+        assert!(acme.errors["green"].contains("Couldn't connect"));
+        assert_eq!(acme.route, Some(8100));
+        assert!(acme.audit.as_deref().unwrap().contains("action=deploy"));
+        assert!(acme.lock_age.is_none());
+    }
+
+    #[test]
+    fn a_healthy_host_has_every_target_ok_with_its_color_version_and_uptime() {
+        let (h, targets) = judge(HEALTHY);
+        assert_eq!(h.state, HostState::Up);
+        assert!(h.problems.is_empty(), "{:?}", h.problems);
+        assert_eq!(h.memory.unwrap().total_bytes, 24_684_092 * 1024);
+        assert_eq!(targets.len(), 3);
+        for t in &targets {
+            assert_eq!(t.state, TargetState::Ok, "{t:?}");
+            assert_eq!(t.healthy, Some(true));
+            assert_eq!(t.active_color.as_deref(), Some("blue"));
+            assert_eq!(t.routed_color.as_deref(), Some("blue"));
+            assert_eq!(t.version.as_deref(), Some("1.0.0"));
+            assert_eq!(t.running_version.as_deref(), Some("1.0.0"));
+            assert_eq!(t.restarts, Some(0));
+            assert!(t.lock.is_none());
+        }
+        let acme = &targets[0];
+        // 3744.49 s of host uptime, the unit entered active at 3733.04 s.
+        assert_eq!(acme.uptime_seconds, Some(11));
+        assert_eq!(acme.started_at.as_deref(), Some("2026-11-22T01:04:56Z"));
+        assert_eq!(acme.colors[0].health.latency_ms, Some(1.66));
+        assert_eq!(acme.colors[1].health.healthy, false);
+        let deploy = acme.last_deploy.as_ref().unwrap();
+        assert_eq!(deploy.run.as_deref(), Some("20261122t010444z-07525"));
+        assert_eq!(deploy.operator.as_deref(), Some("unknown@vm"));
+        assert_eq!(deploy.to.as_deref(), Some("blue@1.0.0"));
+        assert_eq!(deploy.age_seconds, Some(6));
+        let status = FleetStatus::new(vec![h], targets, "now".into(), Duration::ZERO);
+        assert_eq!(status.exit_code(), ExitCode::Ok);
+        assert_eq!(status.summary.targets_ok, 3);
+        assert_eq!(status.summary.exit_code, 0);
+    }
+
+    #[test]
+    fn a_stopped_live_unit_and_a_stale_lock_are_flagged_on_their_targets_only() {
+        let (h, targets) = judge(PROBLEMS);
+        let by: HashMap<&str, &TargetReport> =
+            targets.iter().map(|t| (t.tenant.as_str(), t)).collect();
+        let acme = by["acme"];
+        assert_eq!(acme.state, TargetState::Ok, "{:?}", acme.problems);
+        assert_eq!(acme.active_color.as_deref(), Some("green"));
+        assert_eq!(acme.version.as_deref(), Some("2.0.0"));
+        assert_eq!(acme.previous_color.as_deref(), Some("blue"));
+        assert_eq!(acme.previous_version.as_deref(), Some("1.0.0"));
+        let umbrella = by["umbrella"];
+        assert_eq!(umbrella.state, TargetState::Problem);
+        assert_eq!(umbrella.healthy, Some(false));
+        assert_eq!(kinds(umbrella), [ProblemKind::ServiceDown]);
+        let message = &umbrella.problems[0].message;
+        assert!(message.contains("drover-umbrella-blue.service (live color) is inactive (dead)"));
+        assert!(
+            message.contains("; port 8130: curl: (7) Failed to connect"),
+            "{message}"
+        );
+        assert_eq!(umbrella.uptime_seconds, None);
+        let hooli = by["hooli"];
+        assert_eq!(kinds(hooli), [ProblemKind::StaleLock]);
+        let lock = hooli.lock.as_ref().unwrap();
+        assert!(lock.stale);
+        assert_eq!(lock.age_seconds, Some(7200));
+        assert_eq!(lock.operator.as_deref(), Some("ops@laptop"));
+        assert!(hooli.problems[0].message.contains("2h0m"));
+        let status = FleetStatus::new(vec![h], targets, "now".into(), Duration::ZERO);
+        assert_eq!(status.exit_code(), ExitCode::Failed);
+        assert_eq!(status.summary.targets_problem, 2);
+        assert_eq!(status.summary.problems, 2);
+    }
+
+    #[test]
+    fn failed_units_full_disks_low_memory_and_mismatches_are_problems() {
+        let text = PROBLEMS
+            .replace("H df / 264212084 22131760 73154128 /", "H df / 100 85 15 /")
+            .replace("H mem 24684092 22781020", "H mem 1000 50")
+            .replace(
+                "T hooli unit.green ActiveState=inactive",
+                "T hooli unit.green ActiveState=failed",
+            )
+            .replace(
+                "T hooli unit.green Result=success",
+                "T hooli unit.green Result=oom-kill",
+            )
+            .replace("T acme route 8101", "T acme route 8100")
+            .replace(
+                "\"version\":\"2.0.0\",\"tenant\":\"acme\"",
+                "\"version\":\"2.0.1\",\"tenant\":\"acme\"",
+            );
+        let (h, targets) = judge(&text);
+        let host_kinds: Vec<ProblemKind> = h.problems.iter().map(|p| p.kind).collect();
+        // The other two paths are on the same mount: one problem per file system.
+        assert_eq!(host_kinds, [ProblemKind::DiskUsage, ProblemKind::MemoryLow]);
+        assert!(
+            h.problems[0].message.contains("85% used"),
+            "{:?}",
+            h.problems
+        );
+        let acme = &targets[0];
+        assert_eq!(
+            kinds(acme),
+            [ProblemKind::VersionMismatch, ProblemKind::RouteMismatch]
+        );
+        let hooli = &targets[2];
+        assert!(kinds(hooli).contains(&ProblemKind::UnitFailed));
+        assert!(
+            hooli
+                .problems
+                .iter()
+                .any(|p| p.message.contains("oom-kill"))
+        );
+    }
+
+    #[test]
+    fn unhealthy_answers_say_why() {
+        let mut raw = RawTenant::default();
+        raw.health.insert("blue".into(), (22, 500, 0.01));
+        raw.bodies.insert(
+            "blue".into(),
+            r#"{"status":"unhealthy","version":"3.0.0-broken"}"#.into(),
+        );
+        let h = health_of(&raw, "blue");
+        assert!(!h.healthy);
+        assert_eq!(h.http_status, Some(500));
+        assert_eq!(h.version.as_deref(), Some("3.0.0-broken"));
+        assert_eq!(h.error.as_deref(), Some("HTTP 500"));
+        raw.health.insert("blue".into(), (0, 200, 0.01));
+        raw.bodies
+            .insert("blue".into(), r#"{"status":"degraded"}"#.into());
+        assert_eq!(
+            health_of(&raw, "blue").error.as_deref(),
+            Some("status \"degraded\"")
+        );
+        raw.bodies.insert("blue".into(), "OK".into());
+        assert!(health_of(&raw, "blue").healthy, "a plain 200 is healthy");
+        raw.health.insert("blue".into(), (28, 0, 2.0));
+        raw.errors
+            .insert("blue".into(), "curl: (28) Operation timed out".into());
+        let h = health_of(&raw, "blue");
+        assert_eq!(h.error.as_deref(), Some("curl: (28) Operation timed out"));
+        assert_eq!(h.latency_ms, None);
+        assert!(
+            health_of(&RawTenant::default(), "green")
+                .error
+                .unwrap()
+                .contains("no port")
+        );
+    }
+
+    #[test]
+    fn output_cut_short_makes_targets_unknown_and_no_header_makes_the_host_an_error() {
+        let cut: String = PROBLEMS
+            .lines()
+            .take_while(|l| !l.starts_with("T hooli"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let (h, targets) = judge(&cut);
+        assert_eq!(h.state, HostState::Up);
+        assert_eq!(h.error.as_deref(), Some("the status script stopped early"));
+        assert_eq!(targets[2].state, TargetState::Unknown);
+        assert_eq!(targets[0].state, TargetState::Ok);
+        let (h, targets) = judge("sudo: a password is required\n");
+        assert_eq!(h.state, HostState::Error);
+        assert!(targets.iter().all(|t| t.state == TargetState::Unknown));
+        let status = FleetStatus::new(vec![h], targets, "now".into(), Duration::ZERO);
+        assert_eq!(status.exit_code(), ExitCode::Failed);
+    }
+
+    #[test]
+    fn an_unreachable_host_makes_its_targets_unknown_and_the_exit_code_4() {
+        let (healthy, mut targets) = judge(HEALTHY);
+        let (down, lost) = failed_host(
+            &host("host-2"),
+            &tenants(),
+            HostState::Unreachable,
+            "connect to 10.0.0.2:22 timed out after 3s (tcp connect)",
+            Duration::from_secs(3),
+        );
+        assert_eq!(down.problems[0].kind, ProblemKind::Unreachable);
+        assert!(
+            lost.iter()
+                .all(|t| t.state == TargetState::Unknown && t.healthy.is_none())
+        );
+        targets.extend(lost);
+        let status = FleetStatus::new(vec![healthy, down], targets, "now".into(), Duration::ZERO);
+        assert_eq!(status.exit_code(), ExitCode::Unreachable);
+        assert_eq!(status.summary.hosts_unreachable, 1);
+        assert_eq!(status.summary.targets_unknown, 3);
+        assert_eq!(status.summary.exit_code, 4);
+    }
+
+    #[test]
+    fn a_target_without_anything_deployed_says_so() {
+        let raw = parse_status(
+            "@drover-status 1\nT acme port.blue 8100\nT acme health.blue 7 000 0\nT acme done\n@end\n",
+        );
+        let t = evaluate_target("h", &tenants()[0], &raw.tenants["acme"], None, None);
+        assert_eq!(kinds(&t), [ProblemKind::NotDeployed]);
+    }
+
+    #[test]
+    fn audit_lines_parse_into_their_fields() {
+        let d = parse_audit(
+            "2026-11-22T01:05:15Z run=r1 operator=ops@laptop tenant=acme action=rollback from=green@2.0.0 to=blue@1.0.0 result=ok",
+            Some(1_795_309_575),
+        )
+        .unwrap();
+        assert_eq!(d.action.as_deref(), Some("rollback"));
+        assert_eq!(d.from.as_deref(), Some("green@2.0.0"));
+        assert_eq!(d.age_seconds, Some(60));
+        assert!(parse_audit("", None).is_none());
+    }
+
+    #[test]
+    fn durations_and_sizes_read_well() {
+        assert_eq!(human_duration(42), "42s");
+        assert_eq!(human_duration(7 * 60 + 3), "7m3s");
+        assert_eq!(human_duration(5 * 3600 + 12 * 60), "5h12m");
+        assert_eq!(human_duration(3 * 86400 + 4 * 3600), "3d4h");
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(300 << 20), "300 MiB");
+    }
+
+    fn shell_ok(script: &str) -> std::process::Output {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("sh runs")
+    }
+
+    #[test]
+    fn the_scripts_are_valid_shell_and_quote_tenant_names() {
+        let t = tenants();
+        for script in [
+            status_script(&t),
+            diagnose_script(&t, 50),
+            logs_script(
+                &["acme".into()],
+                LogOptions {
+                    lines: 5,
+                    since: Some(Duration::from_secs(600)),
+                    follow: true,
+                },
+            ),
+        ] {
+            let out = shell_ok(&format!("sh -n -c {}", q(&script)));
+            assert!(
+                out.status.success(),
+                "{}\n{script}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let s = status_script(&[TenantQuery {
+            name: "a b".into(),
+            port: None,
+        }]);
+        assert!(s.contains("drover_tenant 'a b' -"));
+        let l = logs_script(
+            &["acme".into()],
+            LogOptions {
+                lines: 5,
+                since: Some(Duration::from_secs(600)),
+                follow: false,
+            },
+        );
+        assert!(l.contains(
+            "-n 5 --since=-600s -u drover-acme-blue.service -u drover-acme-green.service"
+        ));
+        assert!(l.ends_with("wait\n"));
+    }
+
+    #[test]
+    fn the_status_script_runs_here_and_its_output_parses() {
+        // No systemd and nothing on the port here: the host part and an undeployed tenant.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let q = TenantQuery {
+            name: "acme".into(),
+            port: Some(port),
+        };
+        let out = shell_ok(&status_script(std::slice::from_ref(&q)));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let raw = parse_status(&text);
+        assert!(raw.header && raw.complete, "{text}");
+        assert!(
+            raw.now.is_some() && raw.load.is_some() && !raw.disks.is_empty(),
+            "{text}"
+        );
+        let t = &raw.tenants["acme"];
+        assert!(t.done);
+        assert_ne!(t.health["blue"].0, 0, "{text}");
+    }
+
+    #[test]
+    fn log_lines_and_diagnose_sections_split() {
+        assert_eq!(
+            parse_log_line("acme blue agent 1.0.0: listening"),
+            Some(LogLine {
+                tenant: "acme".into(),
+                source: "blue".into(),
+                text: "agent 1.0.0: listening".into()
+            })
+        );
+        let text = format!(
+            "junk\n{SECTION} status\n@drover-status 1\n{SECTION} df.txt\na\nb\n{SECTION} end\n"
+        );
+        let s = split_sections(&text);
+        assert_eq!(
+            s,
+            [
+                ("status".to_string(), "@drover-status 1\n".to_string()),
+                ("df.txt".to_string(), "a\nb\n".to_string()),
+                ("end".to_string(), String::new()),
+            ]
+        );
+        assert!(is_safe_file_name("state-acme.json"));
+        assert!(!is_safe_file_name("../x") && !is_safe_file_name(".x"));
+    }
+
+    #[test]
+    fn verdicts_name_the_likely_cause() {
+        let (h, targets) = judge(PROBLEMS);
+        let v: Vec<VerdictKind> = targets.iter().map(|t| verdict(&h, t, "").verdict).collect();
+        assert_eq!(
+            v,
+            [
+                VerdictKind::Healthy,
+                VerdictKind::ServiceDown,
+                VerdictKind::Healthy
+            ]
+        );
+        assert!(
+            verdict(&h, &targets[2], "")
+                .detail
+                .contains("; also stale lock: deploy lock held")
+        );
+        let oom = "Memory cgroup out of memory: Killed process 563 (python3) oom_memcg=/system.slice/drover-umbrella-blue.service";
+        assert_eq!(
+            verdict(&h, &targets[1], oom).verdict,
+            VerdictKind::OutOfMemory
+        );
+        let mut full = h.clone();
+        full.disks[0].used_ratio = 0.97;
+        assert_eq!(
+            verdict(&full, &targets[0], "").verdict,
+            VerdictKind::DiskFull
+        );
+        assert_eq!(
+            verdict(&full, &targets[1], "").verdict,
+            VerdictKind::DiskFull
+        );
+        let (down, lost) = failed_host(
+            &host("host-1"),
+            &tenants(),
+            HostState::Unreachable,
+            "gone",
+            Duration::ZERO,
+        );
+        let v = verdict(&down, &lost[0], "");
+        assert_eq!(
+            (v.verdict, v.detail.as_str()),
+            (VerdictKind::Unreachable, "gone")
+        );
+    }
+}

@@ -79,6 +79,7 @@ struct Renderer<'p> {
     playbook: &'p Playbook,
     /// compiled templates by field offset in the playbook
     compiled: HashMap<usize, String>,
+    named: std::collections::HashSet<String>,
     files: HashMap<PathBuf, Result<Arc<str>, String>>,
     trees: HashMap<PathBuf, Result<Arc<Vec<UploadFile>>, String>>,
     options: &'p PlanOptions,
@@ -118,6 +119,7 @@ pub fn plan(
         env: new_environment(),
         playbook,
         compiled: HashMap::new(),
+        named: std::collections::HashSet::new(),
         files: HashMap::new(),
         trees: HashMap::new(),
         options,
@@ -178,7 +180,15 @@ fn to_value(value: &toml::Value) -> Value {
     }
 }
 
-type Ctx = BTreeMap<String, Value>;
+/// A target's template context: a minijinja map, built once per target and shared
+/// (cheaply cloned) by every render, rather than converted anew for each field.
+type Ctx = Value;
+
+fn keys(ctx: &Ctx) -> String {
+    ctx.try_iter()
+        .map(|it| it.map(|k| k.to_string()).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
 
 impl Renderer<'_> {
     fn diag(
@@ -198,7 +208,7 @@ impl Renderer<'_> {
         } else {
             base
         };
-        let mut ctx: Ctx = BTreeMap::new();
+        let mut ctx: BTreeMap<String, Value> = BTreeMap::new();
         for (k, v) in &tenant.vars {
             ctx.insert(k.clone(), to_value(v));
         }
@@ -210,17 +220,17 @@ impl Renderer<'_> {
         ctx.insert("port".into(), Value::from(port));
         ctx.insert("blue_port".into(), Value::from(base));
         ctx.insert("green_port".into(), Value::from(base.saturating_add(1)));
-        let vars = self.playbook.vars.clone();
-        for (name, value) in &vars {
+        let playbook = self.playbook;
+        for (name, value) in &playbook.vars {
             if let Some((_, v)) = self.options.overrides.iter().find(|(k, _)| k == name) {
                 ctx.insert(name.clone(), Value::from(v.clone()));
                 continue;
             }
             let rendered = match value {
                 toml::Value::String(s) => {
+                    let key = format!("var:{name}");
                     let text = self
-                        .env
-                        .render_str(s, &ctx)
+                        .render_named(&key, s, &Value::from(ctx.clone()))
                         .map_err(|e| self.var_error(name, &e, tenant, host))?;
                     Value::from(text)
                 }
@@ -228,11 +238,27 @@ impl Renderer<'_> {
             };
             ctx.insert(name.clone(), rendered);
         }
+        // --set wins over tenant and playbook variables alike.
         for (name, value) in &self.options.overrides {
-            ctx.entry(name.clone())
-                .or_insert_with(|| Value::from(value.clone()));
+            ctx.insert(name.clone(), Value::from(value.clone()));
         }
-        Ok(ctx)
+        Ok(Value::from(ctx))
+    }
+
+    /// Renders `source` under a stable name, compiling it only the first time: the same
+    /// templates render for thousands of targets.
+    fn render_named(
+        &mut self,
+        key: &str,
+        source: &str,
+        ctx: &Ctx,
+    ) -> Result<String, minijinja::Error> {
+        if !self.named.contains(key) {
+            self.env
+                .add_template_owned(key.to_string(), source.to_string())?;
+            self.named.insert(key.to_string());
+        }
+        self.env.get_template(key)?.render(ctx)
     }
 
     fn var_error(
@@ -288,10 +314,7 @@ impl Renderer<'_> {
                 span,
                 "playbook::template",
                 format!("template does not render for {target}: {}", describe(&e)),
-                format!(
-                    "available: {}",
-                    ctx.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
+                format!("available: {}", keys(ctx)),
             )
         })
     }
@@ -470,9 +493,9 @@ impl Renderer<'_> {
     fn target(&mut self, tenant: &Tenant, host: &Host) -> Result<TargetPlan, Diagnostic> {
         let target = format!("{}@{}", tenant.name, host.name);
         let ctx = self.context(tenant, host)?;
-        let steps = self.playbook.steps.clone();
-        let mut planned = Vec::with_capacity(steps.len());
-        for step in &steps {
+        let playbook = self.playbook;
+        let mut planned = Vec::with_capacity(playbook.steps.len());
+        for step in &playbook.steps {
             planned.push(self.step(step, &ctx, &target)?);
         }
         Ok(TargetPlan {
@@ -496,10 +519,7 @@ impl Renderer<'_> {
                 when.span(),
                 "playbook::when",
                 format!("`when` does not evaluate for {target}: {}", describe(&e)),
-                format!(
-                    "available: {}",
-                    ctx.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
+                format!("available: {}", keys(ctx)),
             )
         })
     }
@@ -510,7 +530,18 @@ impl Renderer<'_> {
             None => true,
         };
         let spec = if active {
-            Some(self.action(&step.action, ctx, target)?)
+            let spec = self.action(&step.action, ctx, target)?;
+            // The step library's own checks (paths, modes, names, URLs), reported here
+            // rather than as a failing script on the host.
+            if let Err(e) = super::steps::validate(&spec) {
+                return Err(self.diag(
+                    step.span.clone(),
+                    "playbook::invalid-step",
+                    format!("step `{}` for {target}: {e}", step.name),
+                    "this step".into(),
+                ));
+            }
+            Some(spec)
         } else {
             None
         };
@@ -554,7 +585,7 @@ impl Renderer<'_> {
                 let files = self.read_tree(&u.src, ctx, target)?;
                 StepSpec::Upload {
                     dest: self.checked_path(&u.dest, ctx, target)?,
-                    files: (*files).clone(),
+                    files,
                     ownership: self.ownership(
                         &OwnershipSpec {
                             owner: u.owner.clone(),
@@ -568,7 +599,8 @@ impl Renderer<'_> {
             }
             Action::Template(t) => {
                 let source = self.read_file(&t.src, ctx, target)?;
-                let content = self.env.render_str(&source, ctx).map_err(|e| {
+                let key = format!("file:{source}");
+                let content = self.render_named(&key, &source, ctx).map_err(|e| {
                     self.diag(
                         t.src.span(),
                         "playbook::template",
@@ -600,7 +632,7 @@ impl Renderer<'_> {
             }
             Action::Unit(u) => {
                 let name = self.checked_file_name(&u.name, ctx, target, true)?;
-                let mut unit_ctx = ctx.clone();
+                let mut unit_values: BTreeMap<String, Value> = BTreeMap::new();
                 let defaults = [
                     ("unit_exec", &u.exec, "/bin/false"),
                     ("unit_user", &u.user, "nobody"),
@@ -621,13 +653,23 @@ impl Renderer<'_> {
                             "expected one line".into(),
                         ));
                     }
-                    unit_ctx.insert(key.into(), Value::from(value));
+                    unit_values.insert(key.into(), Value::from(value));
                 }
                 let (source, span) = match &u.template {
                     Some(t) => (self.read_file(t, ctx, target)?, t.span()),
                     None => (Arc::from(AGENT_UNIT_TEMPLATE), u.name.span()),
                 };
-                let content = self.env.render_str(&source, &unit_ctx).map_err(|e| {
+                let key = format!("file:{source}");
+                // The target's context with the unit's own values on top.
+                let unit_ctx = minijinja::context! {
+                    unit_exec => unit_values.remove("unit_exec"),
+                    unit_user => unit_values.remove("unit_user"),
+                    unit_memory_max => unit_values.remove("unit_memory_max"),
+                    unit_cpu_quota => unit_values.remove("unit_cpu_quota"),
+                    unit_env_file => unit_values.remove("unit_env_file"),
+                    ..ctx.clone()
+                };
+                let content = self.render_named(&key, &source, &unit_ctx).map_err(|e| {
                     self.diag(
                         span,
                         "playbook::template",
@@ -693,17 +735,19 @@ impl Renderer<'_> {
                 let mut content = String::from("# Managed by drover. Do not edit.\n");
                 for (name, value) in &e.vars {
                     let value = match value {
-                        toml::Value::String(s) => self.env.render_str(s, ctx).map_err(|err| {
-                            self.diag(
-                                e.dest.span(),
-                                "playbook::template",
-                                format!(
-                                    "env variable `{name}` does not render for {target}: {}",
-                                    describe(&err)
-                                ),
-                                "in this env step".into(),
-                            )
-                        })?,
+                        toml::Value::String(s) => self
+                            .render_named(&format!("env:{}:{name}", e.dest.span().start), s, ctx)
+                            .map_err(|err| {
+                                self.diag(
+                                    e.dest.span(),
+                                    "playbook::template",
+                                    format!(
+                                        "env variable `{name}` does not render for {target}: {}",
+                                        describe(&err)
+                                    ),
+                                    "in this env step".into(),
+                                )
+                            })?,
                         other => other.to_string(),
                     };
                     content.push_str(&env_line(name, &value));
@@ -861,7 +905,9 @@ fn env_line(name: &str, value: &str) -> String {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
             '$' => out.push_str("\\$"),
-            '\n' => out.push_str("\\n"),
+            // Inside double quotes systemd keeps a newline as it is; a backtick is
+            // unescaped by systemd and would run in a shell that sources the file.
+            '`' => out.push_str("\\`"),
             c => out.push(c),
         }
     }
@@ -1093,7 +1139,7 @@ mod tests {
             }) => {
                 let text = String::from_utf8_lossy(content);
                 assert!(text.contains("MODEL=\"m1 \\\"x\\\" \\$HOME\"\n"), "{text}");
-                assert!(text.contains("API_KEY=\"s3cr3t\\nline\"\n"), "{text}");
+                assert!(text.contains("API_KEY=\"s3cr3t\nline\"\n"), "{text}");
                 assert!(*secret);
                 assert_eq!(ownership.mode.as_deref(), Some("0600"));
             }
@@ -1138,6 +1184,9 @@ mod tests {
 
     #[test]
     fn env_lines_escape_everything_a_shell_or_systemd_would_interpret() {
-        assert_eq!(env_line("A", "x\"y\\z$w\nv"), "A=\"x\\\"y\\\\z\\$w\\nv\"\n");
+        assert_eq!(
+            env_line("A", "x\"y\\z$w\nv`id`"),
+            "A=\"x\\\"y\\\\z\\$w\nv\\`id\\`\"\n"
+        );
     }
 }

@@ -145,7 +145,7 @@ pub enum StepSpec {
         /// absolute destination directory
         dest: String,
         /// files
-        files: Vec<UploadFile>,
+        files: std::sync::Arc<Vec<UploadFile>>,
         /// owner/group applied to the whole tree; mode applied to `dest` itself
         /// (default `0755`; e.g. `0750` keeps other users out). Files are `0644`
         /// (`0755` when executable), subdirectories `0755`.

@@ -224,6 +224,8 @@ impl Action {
 pub struct Step {
     /// shown in reports
     pub name: String,
+    /// where the step's name is in the playbook (for diagnostics)
+    pub span: std::ops::Range<usize>,
     /// condition (minijinja expression)
     pub when: Option<Spanned<String>>,
     /// extra attempts
@@ -480,6 +482,7 @@ fn validate_step(source: &SourceFile, raw: RawStep, problems: &mut Diagnostics) 
         return None;
     }
     Some(Step {
+        span: raw.name.span(),
         name: raw.name.into_inner(),
         when: raw.when,
         retries,

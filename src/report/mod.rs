@@ -4,3 +4,4 @@ pub mod deploy;
 pub mod group;
 pub mod live;
 pub mod run;
+pub mod status;

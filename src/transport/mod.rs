@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod error;
 pub mod known_hosts;
 pub mod session;
+pub mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;

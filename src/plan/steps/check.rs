@@ -254,7 +254,8 @@ mod tests {
                     bytes: vec![],
                     executable: false,
                 })
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
             ownership: Ownership::default(),
         }
     }

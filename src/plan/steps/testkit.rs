@@ -100,7 +100,8 @@ pub(super) fn every_kind() -> Vec<super::StepSpec> {
                 path: evil.clone(),
                 bytes: evil.clone().into_bytes(),
                 executable: true,
-            }],
+            }]
+            .into(),
             ownership: own.clone(),
         },
         StepSpec::File {

@@ -249,7 +249,7 @@ mod tests {
     fn step(dest: &Path, files: Vec<UploadFile>, own: Ownership) -> StepSpec {
         StepSpec::Upload {
             dest: dest.to_str().unwrap().into(),
-            files,
+            files: files.into(),
             ownership: own,
         }
     }
