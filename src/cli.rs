@@ -17,6 +17,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Diagnostics, Inventory, Selection};
 use crate::error::ExitCode;
+use crate::report;
 use crate::transport::{HostKeyPolicy, KnownHosts, SshConfig, SshConnector, TransportContext};
 
 /// Deploy and operate fleets of agent services on plain Linux servers over SSH.
@@ -186,6 +187,32 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
         .ok()
 }
 
+/// Live progress on stderr: a bar on a terminal, plain lines otherwise, nothing with
+/// --quiet (or with --json on a pipe, where stdout is for machines).
+pub(crate) fn live_mode(cx: &Context, json: bool) -> report::live::LiveMode {
+    use report::live::LiveMode;
+    if cx.quiet {
+        LiveMode::Silent
+    } else if std::io::stderr().is_terminal() && cx.verbose == 0 {
+        LiveMode::Bar
+    } else if json {
+        LiveMode::Silent
+    } else {
+        LiveMode::Lines
+    }
+}
+
+/// The inventory's hosts by name.
+pub(crate) fn hosts_by_name(
+    inventory: &Inventory,
+) -> std::collections::HashMap<String, crate::config::Host> {
+    inventory
+        .hosts
+        .iter()
+        .map(|h| (h.name.clone(), h.clone()))
+        .collect()
+}
+
 /// What the verbs share: global options resolved once.
 pub(crate) struct Context {
     /// the full command line, for the run journal (resume replays it)
@@ -220,7 +247,12 @@ impl Context {
 }
 
 fn default_inventory() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir("inventory")
+    toml_files_in("inventory")
+}
+
+/// The `*.toml` files of a directory, sorted (none when it does not exist).
+pub(crate) fn toml_files_in(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()

@@ -30,15 +30,7 @@ pub(crate) struct Opts {
 }
 
 fn default_playbooks() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir("playbooks")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
-    files
+    super::toml_files_in("playbooks")
 }
 
 /// Loads and renders each playbook for every target; returns (playbooks, steps, targets).

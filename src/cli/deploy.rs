@@ -1,7 +1,6 @@
 //! `drover deploy PLAYBOOK SELECT`: apply a playbook to the selected targets.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +21,7 @@ use crate::plan::render::{PlanOptions, plan};
 use crate::plan::targets::targets;
 use crate::playbook::Playbook;
 use crate::report::deploy::{render_json, render_text};
-use crate::report::live::{self, LiveMode};
+use crate::report::live::{self};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Strategy {
@@ -230,24 +229,12 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
         }
         None => journal::new_run_id(),
     };
-    let hosts: HashMap<String, crate::config::Host> = inventory
-        .hosts
-        .iter()
-        .map(|h| (h.name.clone(), h.clone()))
-        .collect();
+    let hosts = super::hosts_by_name(&inventory);
     let connector = match opts.connect.connector(&inventory) {
         Ok(c) => Arc::new(c),
         Err(code) => return code,
     };
-    let mode = if cx.quiet {
-        LiveMode::Silent
-    } else if std::io::stderr().is_terminal() && cx.verbose == 0 {
-        LiveMode::Bar
-    } else if opts.json {
-        LiveMode::Silent
-    } else {
-        LiveMode::Lines
-    };
+    let mode = super::live_mode(cx, opts.json);
     let options = RolloutOptions {
         strategy: if opts.strategy == Strategy::BlueGreen {
             EngineStrategy::BlueGreen

@@ -1,8 +1,6 @@
 //! `drover rollback`, `drover halt`, `drover resume`: acting on rollouts.
 
-use std::collections::HashMap;
 use std::ffi::OsString;
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +15,7 @@ use crate::plan::batch::FailureBudget;
 use crate::plan::render::{Plan, TargetPlan};
 use crate::plan::targets::targets;
 use crate::report::deploy::{render_json, render_text};
-use crate::report::live::{self, LiveMode};
+use crate::report::live::{self};
 
 #[derive(Debug, Args)]
 pub(crate) struct RollbackOpts {
@@ -66,11 +64,7 @@ pub(crate) fn rollback_run(cx: &Context, opts: RollbackOpts) -> ExitCode {
             .filter_map(|(t, _)| t.port.map(|p| (t.name.clone(), p)))
             .collect(),
     };
-    let hosts: HashMap<String, crate::config::Host> = inventory
-        .hosts
-        .iter()
-        .map(|h| (h.name.clone(), h.clone()))
-        .collect();
+    let hosts = super::hosts_by_name(&inventory);
     let connector = match opts.connect.connector(&inventory) {
         Ok(c) => Arc::new(c),
         Err(code) => return code,
@@ -95,13 +89,7 @@ pub(crate) fn rollback_run(cx: &Context, opts: RollbackOpts) -> ExitCode {
         drain: None,
         script_timeout: Duration::from_secs(120),
     };
-    let mode = if cx.quiet || opts.json {
-        LiveMode::Silent
-    } else if std::io::stderr().is_terminal() && cx.verbose == 0 {
-        LiveMode::Bar
-    } else {
-        LiveMode::Lines
-    };
+    let mode = super::live_mode(cx, opts.json);
     let Some(runtime) = super::runtime() else {
         return ExitCode::BadInput;
     };

@@ -1,6 +1,5 @@
 //! `drover run SELECT -- CMD`: an ad-hoc command on many hosts, results grouped.
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use crate::config::{Selection, duration};
 use crate::engine::{HostOutcome, RunOptions, run_command};
 use crate::error::ExitCode;
 use crate::events::Event;
-use crate::report::live::{self, LiveMode};
+use crate::report::live::{self};
 use crate::report::run::{Tally, render_json, render_text};
 
 #[derive(Debug, Args)]
@@ -76,15 +75,7 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
         Ok(c) => Arc::new(c),
         Err(code) => return code,
     };
-    let mode = if cx.quiet {
-        LiveMode::Silent
-    } else if std::io::stderr().is_terminal() && cx.verbose == 0 {
-        LiveMode::Bar
-    } else if opts.json {
-        LiveMode::Silent
-    } else {
-        LiveMode::Lines
-    };
+    let mode = super::live_mode(cx, opts.json);
     let options = RunOptions {
         forks: fit_forks(opts.forks),
         timeout: opts.timeout,
