@@ -7,7 +7,11 @@ use crate::support::cli::{Run, drover, run};
 use crate::support::sshd::{SshdFleet, keygen};
 
 fn drover_run(fleet: &SshdFleet, inventory: &std::path::Path, args: &[&str]) -> Run {
-    run(drover(fleet.dir.path()).arg("-i").arg(inventory).arg("run").args(args))
+    run(drover(fleet.dir.path())
+        .arg("-i")
+        .arg(inventory)
+        .arg("run")
+        .args(args))
 }
 
 #[test]
@@ -27,11 +31,21 @@ fn a_command_failing_on_some_hosts_is_reported_with_its_exit_code() {
     let inv = fleet.write_inventory("");
     // SSH_CONNECTION names the server address each host was reached on.
     let fail_on = format!("{} ", fleet.addresses[1]);
-    let script = format!("case \"$SSH_CONNECTION\" in *' {fail_on}'*) echo boom >&2; exit 3;; esac; echo fine");
+    let script = format!(
+        "case \"$SSH_CONNECTION\" in *' {fail_on}'*) echo boom >&2; exit 3;; esac; echo fine"
+    );
     let r = drover_run(&fleet, &inv, &["--all", "--", &script]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stdout.contains("h[1,3-6] (5) ok\n---------------\nfine\n"), "{r:?}");
-    assert!(r.stdout.contains("h2 (1) failed, exit 3\n---------------\nstderr:\nboom\n"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("h[1,3-6] (5) ok\n---------------\nfine\n"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout
+            .contains("h2 (1) failed, exit 3\n---------------\nstderr:\nboom\n"),
+        "{r:?}"
+    );
     assert!(r.stdout.contains("ok 5, failed 1 — 6 hosts"), "{r:?}");
 }
 
@@ -46,7 +60,10 @@ fn a_host_with_a_closed_port_is_unreachable_and_the_others_are_unaffected() {
     assert_eq!(lines.len(), 5);
     let gone = lines.iter().find(|l| l["host"] == "gone").unwrap();
     assert_eq!(gone["status"], "unreachable");
-    assert!(gone["error"].as_str().unwrap().contains("127.0.0.1:1"), "{gone}");
+    assert!(
+        gone["error"].as_str().unwrap().contains("127.0.0.1:1"),
+        "{gone}"
+    );
     assert_eq!(lines.iter().filter(|l| l["status"] == "ok").count(), 4);
 }
 
@@ -54,7 +71,17 @@ fn a_host_with_a_closed_port_is_unreachable_and_the_others_are_unaffected() {
 fn json_output_has_one_parsable_object_per_host_with_matching_counts() {
     let fleet = SshdFleet::start(10);
     let inv = fleet.write_inventory("");
-    let r = drover_run(&fleet, &inv, &["--group", "odd", "--json", "--", "printf out; printf err >&2; exit 2"]);
+    let r = drover_run(
+        &fleet,
+        &inv,
+        &[
+            "--group",
+            "odd",
+            "--json",
+            "--",
+            "printf out; printf err >&2; exit 2",
+        ],
+    );
     assert_eq!(r.code, 1, "{r:?}");
     let lines = r.json_lines();
     assert_eq!(lines.len(), 5, "{r:?}");
@@ -74,12 +101,26 @@ fn json_output_has_one_parsable_object_per_host_with_matching_counts() {
 fn identical_outputs_are_grouped_with_folded_host_lists() {
     let fleet = SshdFleet::start(8);
     let inv = fleet.write_inventory("");
-    let odd: Vec<String> = fleet.addresses.iter().step_by(2).map(|a| format!("*' {a} '*")).collect();
-    let script = format!("case \"$SSH_CONNECTION\" in {}) echo A;; *) echo B;; esac", odd.join("|"));
+    let odd: Vec<String> = fleet
+        .addresses
+        .iter()
+        .step_by(2)
+        .map(|a| format!("*' {a} '*"))
+        .collect();
+    let script = format!(
+        "case \"$SSH_CONNECTION\" in {}) echo A;; *) echo B;; esac",
+        odd.join("|")
+    );
     let r = drover_run(&fleet, &inv, &["--all", "--", &script]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains("h[1,3,5,7] (4) ok\n---------------\nA\n"), "{r:?}");
-    assert!(r.stdout.contains("h[2,4,6,8] (4) ok\n---------------\nB\n"), "{r:?}");
+    assert!(
+        r.stdout.contains("h[1,3,5,7] (4) ok\n---------------\nA\n"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains("h[2,4,6,8] (4) ok\n---------------\nB\n"),
+        "{r:?}"
+    );
     assert_eq!(r.stdout.matches("---------------\n").count(), 4, "{r:?}");
 }
 
@@ -90,14 +131,20 @@ fn an_unknown_host_key_is_refused_with_its_fingerprint_then_accepted_with_accept
     std::fs::write(fleet.known_hosts_path(), "").unwrap();
     let r = drover_run(&fleet, &inv, &["--all", "--", "true"]);
     assert_eq!(r.code, 4, "{r:?}");
-    assert!(r.stdout.contains("host key for") && r.stdout.contains("is unknown: ssh-ed25519 SHA256:"), "{r:?}");
+    assert!(
+        r.stdout.contains("host key for") && r.stdout.contains("is unknown: ssh-ed25519 SHA256:"),
+        "{r:?}"
+    );
     assert!(r.stdout.contains("--accept-new"), "{r:?}");
 
     let r = drover_run(&fleet, &inv, &["--all", "--accept-new", "--", "true"]);
     assert_eq!(r.code, 0, "{r:?}");
     let recorded = std::fs::read_to_string(fleet.known_hosts_path()).unwrap();
     assert_eq!(recorded.lines().count(), 2, "{recorded}");
-    assert!(recorded.contains(&format!("[{}]:{} {}", fleet.addresses[0], fleet.port, fleet.host_key_pub)));
+    assert!(recorded.contains(&format!(
+        "[{}]:{} {}",
+        fleet.addresses[0], fleet.port, fleet.host_key_pub
+    )));
 
     // Strict again: the recorded keys are now known.
     let r = drover_run(&fleet, &inv, &["--all", "--", "true"]);
@@ -110,27 +157,52 @@ fn a_changed_host_key_is_refused_even_with_accept_new() {
     let inv = fleet.write_inventory("");
     let other = keygen(fleet.dir.path(), "impostor", "ed25519", "");
     let other_pub = std::fs::read_to_string(format!("{}.pub", other.display())).unwrap();
-    let other_pub: String = other_pub.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-    let text = fleet.known_hosts_text().replacen(&fleet.host_key_pub, &other_pub, 1);
+    let other_pub: String = other_pub
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let text = fleet
+        .known_hosts_text()
+        .replacen(&fleet.host_key_pub, &other_pub, 1);
     std::fs::write(fleet.known_hosts_path(), &text).unwrap();
-    let r = drover_run(&fleet, &inv, &["--all", "--accept-new", "--json", "--", "true"]);
+    let r = drover_run(
+        &fleet,
+        &inv,
+        &["--all", "--accept-new", "--json", "--", "true"],
+    );
     assert_eq!(r.code, 4, "{r:?}");
     let lines = r.json_lines();
     let h1 = &lines[0];
     assert_eq!(h1["status"], "unreachable");
     let error = h1["error"].as_str().unwrap();
-    assert!(error.contains("HAS CHANGED") && error.contains("known_hosts:1"), "{error}");
+    assert!(
+        error.contains("HAS CHANGED") && error.contains("known_hosts:1"),
+        "{error}"
+    );
     assert_eq!(lines[1]["status"], "ok");
-    assert_eq!(std::fs::read_to_string(fleet.known_hosts_path()).unwrap(), text, "file left alone");
+    assert_eq!(
+        std::fs::read_to_string(fleet.known_hosts_path()).unwrap(),
+        text,
+        "file left alone"
+    );
 }
 
 #[test]
 fn a_host_behind_a_jump_host_is_reached_through_it() {
     let fleet = SshdFleet::start(3);
-    let inv = fleet.write_inventory("[hosts.inner]\naddress = \"ADDR\"\njump = \"h1\"\n".replace("ADDR", &fleet.addresses[2]).as_str());
+    let inv = fleet.write_inventory(
+        "[hosts.inner]\naddress = \"ADDR\"\njump = \"h1\"\n"
+            .replace("ADDR", &fleet.addresses[2])
+            .as_str(),
+    );
     let r = drover_run(&fleet, &inv, &["--host", "inner", "--", "echo via-jump"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains("inner (1) ok\n---------------\nvia-jump\n"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("inner (1) ok\n---------------\nvia-jump\n"),
+        "{r:?}"
+    );
 
     // The same target behind a dead jump host is unreachable although it answers
     // directly: the path really goes through the jump host.
@@ -149,34 +221,63 @@ fn a_command_past_its_timeout_is_ended_on_the_host_in_about_the_timeout() {
     let fleet = SshdFleet::start(2);
     let inv = fleet.write_inventory("");
     let marker = format!("sleep 3{}.5", fleet.port % 1000);
-    let r = drover_run(&fleet, &inv, &["--all", "--timeout", "2s", "--json", "--", &marker]);
+    let r = drover_run(
+        &fleet,
+        &inv,
+        &["--all", "--timeout", "2s", "--json", "--", &marker],
+    );
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.elapsed < Duration::from_secs(6), "took {:?}", r.elapsed);
     for l in r.json_lines() {
         assert_eq!(l["status"], "timed_out", "{l}");
-        assert!(l["error"].as_str().unwrap().contains("timed out after 2s"), "{l}");
+        assert!(
+            l["error"].as_str().unwrap().contains("timed out after 2s"),
+            "{l}"
+        );
     }
     std::thread::sleep(Duration::from_millis(500));
-    let left = Command::new("pgrep").args(["-f", &marker]).output().unwrap();
-    assert!(left.stdout.is_empty(), "remote command still running: {}", String::from_utf8_lossy(&left.stdout));
+    let left = Command::new("pgrep")
+        .args(["-f", &marker])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "remote command still running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
 }
 
 #[test]
 fn ecdsa_rsa_and_passphrase_protected_keys_authenticate() {
     let fleet = SshdFleet::start(1);
-    for (name, kind, passphrase) in [("k-ecdsa", "ecdsa", ""), ("k-rsa", "rsa", ""), ("k-enc", "ed25519", "s3cret pass")] {
+    for (name, kind, passphrase) in [
+        ("k-ecdsa", "ecdsa", ""),
+        ("k-rsa", "rsa", ""),
+        ("k-enc", "ed25519", "s3cret pass"),
+    ] {
         let key = keygen(fleet.dir.path(), name, kind, passphrase);
         fleet.authorize(&key);
         let inv = fleet.write_inventory("");
-        let text = std::fs::read_to_string(&inv).unwrap().replace(&fleet.client_key.display().to_string(), &key.display().to_string());
+        let text = std::fs::read_to_string(&inv).unwrap().replace(
+            &fleet.client_key.display().to_string(),
+            &key.display().to_string(),
+        );
         std::fs::write(&inv, text).unwrap();
         let mut cmd = drover(fleet.dir.path());
-        cmd.arg("-i").arg(&inv).args(["run", "--all", "--", "echo", name]);
+        cmd.arg("-i")
+            .arg(&inv)
+            .args(["run", "--all", "--", "echo", name]);
         if !passphrase.is_empty() {
             // Without a terminal or the variable, an encrypted key is refused clearly.
-            let r = run(&mut drover(fleet.dir.path()).arg("-i").arg(&inv).args(["run", "--all", "--", "true"]));
+            let r = run(drover(fleet.dir.path())
+                .arg("-i")
+                .arg(&inv)
+                .args(["run", "--all", "--", "true"]));
             assert_eq!(r.code, 4, "{r:?}");
-            assert!(r.stdout.contains("encrypted") && r.stdout.contains("DROVER_KEY_PASSPHRASE"), "{r:?}");
+            assert!(
+                r.stdout.contains("encrypted") && r.stdout.contains("DROVER_KEY_PASSPHRASE"),
+                "{r:?}"
+            );
             cmd.env("DROVER_KEY_PASSPHRASE", passphrase);
         }
         let r = run(&mut cmd);
@@ -190,25 +291,47 @@ fn ecdsa_rsa_and_passphrase_protected_keys_authenticate() {
 fn keys_from_ssh_agent_authenticate_when_no_identity_is_configured() {
     let fleet = SshdFleet::start(1);
     let inv = fleet.write_inventory("");
-    let text = std::fs::read_to_string(&inv).unwrap().replace(&format!("identity = \"{}\"\n", fleet.client_key.display()), "");
+    let text = std::fs::read_to_string(&inv).unwrap().replace(
+        &format!("identity = \"{}\"\n", fleet.client_key.display()),
+        "",
+    );
     std::fs::write(&inv, text).unwrap();
     let socket = fleet.dir.path().join("agent.sock");
-    let mut agent = Command::new("ssh-agent").arg("-D").arg("-a").arg(&socket).spawn().expect("ssh-agent");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .spawn()
+        .expect("ssh-agent");
     for _ in 0..100 {
         if socket.exists() {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let added = Command::new("ssh-add").arg(&fleet.client_key).env("SSH_AUTH_SOCK", &socket).output().unwrap();
+    let added = Command::new("ssh-add")
+        .arg(&fleet.client_key)
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
     assert!(added.status.success(), "{added:?}");
-    let r = run(drover(fleet.dir.path()).env("SSH_AUTH_SOCK", &socket).arg("-i").arg(&inv).args(["run", "--all", "--", "echo agent"]));
-    let no_agent = run(drover(fleet.dir.path()).arg("-i").arg(&inv).args(["run", "--all", "--", "true"]));
+    let r = run(drover(fleet.dir.path())
+        .env("SSH_AUTH_SOCK", &socket)
+        .arg("-i")
+        .arg(&inv)
+        .args(["run", "--all", "--", "echo agent"]));
+    let no_agent = run(drover(fleet.dir.path())
+        .arg("-i")
+        .arg(&inv)
+        .args(["run", "--all", "--", "true"]));
     let _ = agent.kill();
     let _ = agent.wait();
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(no_agent.code, 4, "{no_agent:?}");
-    assert!(no_agent.stdout.contains("authentication as"), "{no_agent:?}");
+    assert!(
+        no_agent.stdout.contains("authentication as"),
+        "{no_agent:?}"
+    );
 }
 
 #[test]

@@ -819,7 +819,7 @@ fn color_report(
     let uptime_seconds = match (active_state.as_deref(), since_boot_us, host_uptime) {
         (Some("active" | "reloading" | "deactivating"), Some(us), Some(up)) => {
             let secs = up - us as f64 / 1e6;
-            (secs >= 0.0).then(|| secs as u64)
+            (secs >= 0.0).then_some(secs as u64)
         }
         _ => None,
     };
@@ -993,27 +993,28 @@ pub fn evaluate_target(
         }
     }
     let running_version = active.and_then(|c| c.health.version.clone());
-    if let (Some(s), Some(v)) = (&state, &running_version) {
-        if &s.version != v && active.is_some_and(|c| c.health.healthy) {
-            problems.push(problem(
-                ProblemKind::VersionMismatch,
-                format!(
-                    "state.json records {} but the live color runs {v}",
-                    s.version
-                ),
-            ));
-        }
+    if let (Some(s), Some(v)) = (&state, &running_version)
+        && &s.version != v
+        && active.is_some_and(|c| c.health.healthy)
+    {
+        problems.push(problem(
+            ProblemKind::VersionMismatch,
+            format!(
+                "state.json records {} but the live color runs {v}",
+                s.version
+            ),
+        ));
     }
-    if let (Some(s), Some(r)) = (&state, &routed_color) {
-        if &s.active != r {
-            problems.push(problem(
-                ProblemKind::RouteMismatch,
-                format!(
-                    "state.json says {} is live but nginx routes to {r}",
-                    s.active
-                ),
-            ));
-        }
+    if let (Some(s), Some(r)) = (&state, &routed_color)
+        && &s.active != r
+    {
+        problems.push(problem(
+            ProblemKind::RouteMismatch,
+            format!(
+                "state.json says {} is live but nginx routes to {r}",
+                s.active
+            ),
+        ));
     }
     let lock = raw.lock_age.map(|age| {
         let get = |k: &str| raw.lock.get(k).cloned();
@@ -1112,17 +1113,17 @@ pub fn evaluate_host(
             available_bytes: avail * 1024,
             used_ratio: 1.0 - avail as f64 / total as f64,
         });
-    if let Some(m) = memory {
-        if (m.available_bytes as f64) < m.total_bytes as f64 * MEMORY_AVAILABLE_THRESHOLD {
-            problems.push(problem(
-                ProblemKind::MemoryLow,
-                format!(
-                    "only {} of {} memory available",
-                    human_bytes(m.available_bytes),
-                    human_bytes(m.total_bytes)
-                ),
-            ));
-        }
+    if let Some(m) = memory
+        && (m.available_bytes as f64) < m.total_bytes as f64 * MEMORY_AVAILABLE_THRESHOLD
+    {
+        problems.push(problem(
+            ProblemKind::MemoryLow,
+            format!(
+                "only {} of {} memory available",
+                human_bytes(m.available_bytes),
+                human_bytes(m.total_bytes)
+            ),
+        ));
     }
     let complete = raw.header && raw.complete;
     let state = if raw.header {
@@ -1946,7 +1947,7 @@ mod tests {
         assert_eq!(acme.uptime_seconds, Some(11));
         assert_eq!(acme.started_at.as_deref(), Some("2026-11-22T01:04:56Z"));
         assert_eq!(acme.colors[0].health.latency_ms, Some(1.66));
-        assert_eq!(acme.colors[1].health.healthy, false);
+        assert!(!acme.colors[1].health.healthy);
         let deploy = acme.last_deploy.as_ref().unwrap();
         assert_eq!(deploy.run.as_deref(), Some("20261122t010444z-07525"));
         assert_eq!(deploy.operator.as_deref(), Some("unknown@vm"));

@@ -18,7 +18,11 @@ pub struct Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -48,7 +52,11 @@ pub fn drover(home: &Path) -> Command {
 /// Runs the command to completion (the binary has its own timeouts; tests assert on them).
 pub fn run(cmd: &mut Command) -> Run {
     let started = Instant::now();
-    let Output { status, stdout, stderr } = cmd.output().expect("drover runs");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("drover runs");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),

@@ -18,14 +18,18 @@ const ADDRESSES_PER_SSHD: usize = 16;
 
 /// Path to the OpenSSH server, or `None` when it is not installed.
 pub fn sshd_binary() -> Option<PathBuf> {
-    ["/usr/sbin/sshd", "/usr/bin/sshd"].iter().map(PathBuf::from).find(|p| p.exists())
+    ["/usr/sbin/sshd", "/usr/bin/sshd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
 }
 
 /// Generates a key pair with ssh-keygen; returns the private key path.
 pub fn keygen(dir: &Path, name: &str, kind: &str, passphrase: &str) -> PathBuf {
     let path = dir.join(name);
     let mut cmd = Command::new("ssh-keygen");
-    cmd.args(["-q", "-t", kind, "-N", passphrase, "-C", name, "-f"]).arg(&path);
+    cmd.args(["-q", "-t", kind, "-N", passphrase, "-C", name, "-f"])
+        .arg(&path);
     if kind == "rsa" {
         cmd.args(["-b", "2048"]);
     }
@@ -65,7 +69,10 @@ impl SshdFleet {
     /// Starts sshds answering on `hosts` loopback addresses. The second octet is derived
     /// from the port so fleets of parallel tests never share addresses.
     pub fn start(hosts: usize) -> Self {
-        let dir = tempfile::Builder::new().prefix("drover-sshd-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("drover-sshd-")
+            .tempdir()
+            .expect("tempdir");
         let port = free_port();
         let second = 100 + (port % 100) as usize;
         let addresses: Vec<String> = (0..hosts)
@@ -76,15 +83,22 @@ impl SshdFleet {
         std::fs::write(dir.path().join("authorized_keys"), read_pub(&client_key)).unwrap();
         std::fs::create_dir_all("/run/sshd").ok();
         let mut fleet = SshdFleet {
-            host_key_pub: read_pub(&host_key).split_whitespace().take(2).collect::<Vec<_>>().join(" "),
+            host_key_pub: read_pub(&host_key)
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" "),
             dir,
             port,
             addresses,
             client_key,
             children: Vec::new(),
         };
-        let chunks: Vec<Vec<String>> =
-            fleet.addresses.chunks(ADDRESSES_PER_SSHD).map(<[String]>::to_vec).collect();
+        let chunks: Vec<Vec<String>> = fleet
+            .addresses
+            .chunks(ADDRESSES_PER_SSHD)
+            .map(<[String]>::to_vec)
+            .collect();
         for (n, chunk) in chunks.iter().enumerate() {
             let child = fleet.spawn_sshd(n, chunk, &host_key);
             fleet.children.push(child);
@@ -128,7 +142,11 @@ impl SshdFleet {
         let target: SocketAddr = format!("{address}:{}", self.port).parse().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect_timeout(&target, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "sshd did not listen on {target}; see {}", self.dir.path().display());
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not listen on {target}; see {}",
+                self.dir.path().display()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -159,20 +177,38 @@ impl SshdFleet {
     pub fn user() -> String {
         static USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         USER.get_or_init(|| {
-            let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+            let uid = Command::new("id")
+                .arg("-u")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
             if uid.ok().as_deref() != Some("0") {
                 return std::env::var("USER").unwrap_or_else(|_| "root".into());
             }
-            let exists = || Command::new("id").arg(TEST_USER).output().is_ok_and(|o| o.status.success());
+            let exists = || {
+                Command::new("id")
+                    .arg(TEST_USER)
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            };
             if !exists() {
                 // Parallel test processes may race here; whoever loses sees it exist.
                 let _ = Command::new("useradd")
-                    .args(["--system", "--shell", "/bin/sh", "--home-dir", TEST_HOME, "--no-create-home", TEST_USER])
+                    .args([
+                        "--system",
+                        "--shell",
+                        "/bin/sh",
+                        "--home-dir",
+                        TEST_HOME,
+                        "--no-create-home",
+                        TEST_USER,
+                    ])
                     .output();
             }
             assert!(exists(), "could not create the test login user {TEST_USER}");
             // sshd without PAM refuses locked ('!') accounts; '*' = no password, not locked.
-            let _ = Command::new("usermod").args(["-p", "*", "-d", TEST_HOME, TEST_USER]).output();
+            let _ = Command::new("usermod")
+                .args(["-p", "*", "-d", TEST_HOME, TEST_USER])
+                .output();
             let _ = std::fs::create_dir_all(TEST_HOME);
             let _ = Command::new("chown").args([TEST_USER, TEST_HOME]).output();
             TEST_USER.to_string()

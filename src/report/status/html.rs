@@ -6,8 +6,8 @@
 //! Hooks for tools and tests: the grid is `table#grid`, each of its cells has
 //! `data-target="tenant@host"` and `data-state="ok|problem|unknown"`; the problem list
 //! is `#problems li[data-subject]`; sortable tables are `table.sortable` (click a header;
-//! again to reverse). A link may carry a sort: `status.html#sort=targets:8` sorts the
-//! targets by their 9th column (uptime), `#sort=hosts:3:desc` the hosts by disk, fullest
+//! again to reverse). A link may carry a sort: `status.html#sort=targets:7` sorts the
+//! targets by their 8th column (uptime), `#sort=hosts:3:desc` the hosts by disk, fullest
 //! first.
 
 use std::fmt::Write as _;
@@ -42,7 +42,7 @@ const STYLE: &str = r#"
         --unk-bg: #fff3dc; --line: #d8dde3; --muted: #5f6b76; --head: #f4f6f8; }
 * { box-sizing: border-box; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
-       margin: 0; padding: 24px 32px 40px; color: #1d252c; background: #fff; }
+       margin: 0; padding: 20px 24px 40px; color: #1d252c; background: #fff; }
 h1 { font-size: 22px; margin: 0 0 4px; }
 h2 { font-size: 16px; margin: 28px 0 10px; }
 .meta { color: var(--muted); margin: 0 0 12px; }
@@ -82,7 +82,10 @@ td.none { background: repeating-linear-gradient(45deg, #fafbfc, #fafbfc 6px, #f1
 #targets td, #hosts td { white-space: nowrap; }
 #targets td small, #hosts td small { display: block; color: var(--muted); font-size: 11px; }
 #targets, #hosts { font-size: 13px; }
-#targets th, #targets td, #hosts th, #hosts td { padding: 5px 8px; }
+#targets th, #targets td, #hosts th, #hosts td { padding: 4px 7px; }
+#targets thead th, #hosts thead th { text-transform: none; letter-spacing: 0; }
+td.bad small { font-weight: 400; }
+#targets td:last-child, #hosts td:last-child { white-space: normal; min-width: 110px; }
 tr.problem td:first-child { border-left: 4px solid var(--bad); }
 tr.unknown td:first-child { border-left: 4px solid var(--unk); }
 td.bad { color: var(--bad); font-weight: 600; }
@@ -125,7 +128,7 @@ const SCRIPT: &str = r#"
       });
     });
   });
-  // A link can carry a sort: #sort=targets:8 (column 8 ascending), #sort=hosts:3:desc.
+  // A link can carry a sort: #sort=targets:7 (8th column ascending), #sort=hosts:3:desc.
   var m = /^#sort=([a-z]+):(\d+)(:desc)?$/.exec(location.hash);
   var table = m && document.getElementById(m[1]);
   if (table && table.classList.contains('sortable')) {
@@ -302,17 +305,12 @@ fn targets_table(status: &FleetStatus, out: &mut String) {
     out.push_str(
         "<table id=\"targets\" class=\"sortable\"><thead><tr>\
          <th>Tenant</th><th>Host</th><th data-type=\"number\">Status</th><th>Live</th>\
-         <th>Version</th><th>Blue</th><th>Green</th><th data-type=\"number\">Latency</th>\
+         <th>Version</th><th>Blue</th><th>Green</th>\
          <th data-type=\"number\">Uptime</th><th data-type=\"number\">Restarts</th>\
          <th data-type=\"number\">Last deploy</th><th>Lock</th><th>Problems</th></tr></thead><tbody>\n",
     );
     for t in ordered_targets(status) {
         let class = t.state.word();
-        let live = t
-            .colors
-            .iter()
-            .find(|c| Some(&c.color) == t.active_color.as_ref());
-        let latency_ms = live.and_then(|c| c.health.latency_ms);
         let _ = write!(
             out,
             "<tr class=\"{class}\" data-target=\"{}@{}\">",
@@ -328,24 +326,32 @@ fn targets_table(status: &FleetStatus, out: &mut String) {
             escape(class)
         );
         out.push_str(&td(t.active_color.as_deref().unwrap_or("-")));
-        out.push_str(&td(&if t.state == TargetState::Unknown {
-            "?".into()
+        if t.state == TargetState::Unknown {
+            out.push_str(&td("?"));
         } else {
-            version_text(t)
-        }));
-        for color in ["blue", "green"] {
-            let text = t.colors.iter().find(|c| c.color == color).map_or_else(
-                || "?".to_string(),
-                |c| {
-                    // The latency has its own column.
-                    let text = color_text(c);
-                    if text.starts_with("up ") {
-                        "up".to_string()
-                    } else {
-                        text
-                    }
-                },
+            let version = t
+                .version
+                .as_deref()
+                .or(t.running_version.as_deref())
+                .unwrap_or("-");
+            let previous = t
+                .previous_version
+                .as_deref()
+                .map(|p| format!("<small>prev {}</small>", escape(p)))
+                .unwrap_or_default();
+            let _ = write!(
+                out,
+                "<td title=\"{}\">{}{previous}</td>",
+                escape(&version_text(t)),
+                escape(version)
             );
+        }
+        for color in ["blue", "green"] {
+            let text = t
+                .colors
+                .iter()
+                .find(|c| c.color == color)
+                .map_or_else(|| "?".to_string(), color_text);
             let bad = text.starts_with("FAILED")
                 || (t.active_color.as_deref() == Some(color) && t.healthy == Some(false));
             let _ = write!(
@@ -355,10 +361,6 @@ fn targets_table(status: &FleetStatus, out: &mut String) {
                 escape(&text)
             );
         }
-        out.push_str(&td_sort(
-            &latency_ms.map_or_else(|| "-".into(), latency),
-            &latency_ms.map_or_else(String::new, |v| v.to_string()),
-        ));
         out.push_str(&td_sort(
             &uptime_text(t),
             &t.uptime_seconds.map_or_else(String::new, |v| v.to_string()),

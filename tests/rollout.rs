@@ -1,0 +1,1601 @@
+//! Rollouts end to end on the Docker fleet (issue 5's "must be shown"): zero downtime
+//! under load during a blue-green rollout and a rollback, the failure budget, the canary
+//! soak, a host lost mid-rollout, a partition right after the switch, a control node
+//! killed mid-rollout then resumed, and the per-tenant deploy lock.
+//!
+//! Each test brings up its own 4-host fleet (`Fleet::up`, 6 tenants, each on 2 hosts)
+//! and skips with one line when no Docker engine answers, unless `DROVER_E2E=1`.
+//! Every drover run, every wait and the load generator are bounded in time.
+//!
+//! Playbooks: the reference `playbooks/agent.toml`, and variants of it written at test
+//! time into the fleet's scratch dir (see [`variant`]): the same steps, releases read
+//! from a folder that also holds `tests/fixtures/rollout/releases/` (the `2.0.0-gated`
+//! release, whose /health through nginx answers 503 until a gate file exists: it holds
+//! a rollout between its switch and its verification), optionally with extra steps.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::fleet::{Finished, Fleet, Running};
+
+/// The secret the reference playbook's env step needs (`API_KEY`).
+const SECRET: &str = "rollout-test-api-key-7d1e";
+/// Limit for a deploy of a whole test fleet.
+const DEPLOY_LIMIT: Duration = Duration::from_secs(150);
+/// Limit for a small deploy or a rollback.
+const SMALL_LIMIT: Duration = Duration::from_secs(90);
+/// Exit codes (README: stable).
+const EXIT_OK: i32 = 0;
+const EXIT_HALTED: i32 = 3;
+
+// ---------------------------------------------------------------------------
+// Paths and playbooks
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_str().expect("UTF-8 path").to_owned()
+}
+
+fn agent_playbook() -> String {
+    path_str(&repo().join("playbooks/agent.toml"))
+}
+
+/// A variant of the reference playbook in the fleet's scratch dir: the same steps (plus
+/// `extra_steps`, TOML appended at the end), releases read from `<scratch>/releases/`,
+/// which links the example releases and the fixture releases of these tests.
+fn variant(fleet: &Fleet, name: &str, extra_steps: &str) -> String {
+    let releases = fleet.work_dir().join("releases");
+    if !releases.exists() {
+        std::fs::create_dir_all(&releases).expect("releases dir");
+        for dir in [
+            repo().join("examples/agent/releases"),
+            repo().join("tests/fixtures/rollout/releases"),
+        ] {
+            for entry in std::fs::read_dir(&dir).expect("releases") {
+                let entry = entry.expect("entry");
+                std::os::unix::fs::symlink(entry.path(), releases.join(entry.file_name()))
+                    .expect("symlink a release");
+            }
+        }
+    }
+    let text = std::fs::read_to_string(repo().join("playbooks/agent.toml")).expect("agent.toml");
+    let from = "\"../examples/agent/releases/{{ version }}\"";
+    assert!(
+        text.contains(from),
+        "playbooks/agent.toml no longer uploads {from}; update tests/rollout.rs"
+    );
+    let text = text.replace(
+        from,
+        &format!("\"{}/{{{{ version }}}}\"", path_str(&releases)),
+    ) + "\n"
+        + extra_steps;
+    let path = fleet.work_dir().join(format!("{name}.toml"));
+    std::fs::write(&path, text).expect("write playbook variant");
+    path_str(&path)
+}
+
+// ---------------------------------------------------------------------------
+// Running drover
+
+/// drover with the fleet's inventory, the secret, and `env`, started in the background.
+fn spawn(fleet: &Fleet, args: &[&str], env: &[(&str, &Path)]) -> Running {
+    let mut cmd = fleet.drover();
+    cmd.env("DROVER_SECRET_API_KEY", SECRET);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Running::from_child(cmd.spawn().expect("start drover"))
+}
+
+fn drover(fleet: &Fleet, args: &[&str], limit: Duration) -> Finished {
+    spawn(fleet, args, &[]).wait(limit)
+}
+
+fn drover_env(fleet: &Fleet, args: &[&str], env: &[(&str, &Path)], limit: Duration) -> Finished {
+    spawn(fleet, args, env).wait(limit)
+}
+
+#[track_caller]
+fn assert_exit(run: &Finished, code: i32, what: &str) {
+    assert_eq!(
+        run.code(),
+        Some(code),
+        "{what}: want exit {code}\n{}",
+        run.describe()
+    );
+}
+
+/// Deploys `version` blue-green to every target (from bare hosts or not): all ok.
+#[track_caller]
+fn deploy_all(fleet: &Fleet, version: &str) -> Finished {
+    let run = drover(
+        fleet,
+        &[
+            "deploy",
+            &agent_playbook(),
+            "--all",
+            "--strategy",
+            "blue-green",
+            "--set",
+            &format!("version={version}"),
+            "--json",
+        ],
+        DEPLOY_LIMIT,
+    );
+    assert_exit(&run, EXIT_OK, &format!("blue-green deploy of {version}"));
+    run
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+/// The JSON objects of a `--json` run, by "tenant@host".
+fn by_target(run: &Finished) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for line in run.json_lines() {
+        let key = format!("{}@{}", text(&line["tenant"]), text(&line["host"]));
+        assert!(
+            out.insert(key.clone(), line).is_none(),
+            "two JSON lines for {key}\n{}",
+            run.describe()
+        );
+    }
+    out
+}
+
+/// One line per target: status, failed step, error (for messages).
+fn summary(run: &Finished) -> String {
+    run.json_lines()
+        .iter()
+        .map(|l| {
+            format!(
+                "  {}@{}: {} {} {} ({} ms)",
+                text(&l["tenant"]),
+                text(&l["host"]),
+                text(&l["status"]),
+                text(&l["failed_step"]),
+                text(&l["error"]),
+                l["duration_ms"]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The run id drover announces on stderr (`run <id>: N target(s) in M batch(es)`).
+fn run_id_of(stderr: &str) -> Option<String> {
+    stderr.lines().find_map(|l| {
+        l.strip_prefix("run ")
+            .and_then(|r| r.split_once(':'))
+            .map(|(id, _)| id.to_owned())
+    })
+}
+
+/// The newest run journal in `runs` (file stem).
+fn newest_run(runs: &Path) -> Option<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(runs)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".jsonl"))
+                .map(str::to_owned)
+        })
+        .collect();
+    ids.sort();
+    ids.pop()
+}
+
+/// The events of a run journal.
+fn journal(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Sends SIGKILL to a running drover.
+fn sigkill(run: &Running) {
+    let status = Command::new("kill")
+        .args(["-KILL", &run.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -KILL {} failed", run.pid());
+}
+
+/// Polls `probe` every 100 ms until it gives a value; fails the test after `limit`.
+#[track_caller]
+fn wait_for<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Looking at the hosts (docker exec: works while a host is partitioned)
+
+fn sh(fleet: &Fleet, host: &str, script: &str) -> Output {
+    fleet.exec(host, &["sh", "-c", script])
+}
+
+fn sh_out(fleet: &Fleet, host: &str, script: &str) -> String {
+    String::from_utf8_lossy(&sh(fleet, host, script).stdout).into_owned()
+}
+
+/// /var/lib/drover/<tenant>/state.json, parsed (None when absent).
+fn state(fleet: &Fleet, host: &str, tenant: &str) -> Option<Value> {
+    let out = fleet.exec(
+        host,
+        &["cat", &format!("/var/lib/drover/{tenant}/state.json")],
+    );
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// (active color, version) from the state file; ("", "") when there is none.
+fn active(fleet: &Fleet, host: &str, tenant: &str) -> (String, String) {
+    state(fleet, host, tenant).map_or_else(Default::default, |s| {
+        (
+            text(&s["active"]).to_owned(),
+            text(&s["version"]).to_owned(),
+        )
+    })
+}
+
+/// The lock owner file of a tenant on a host, when the lock is held.
+fn lock_owner(fleet: &Fleet, host: &str, tenant: &str) -> Option<String> {
+    let out = fleet.exec(
+        host,
+        &["cat", &format!("/var/lib/drover/{tenant}/lock.d/owner")],
+    );
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One line of /var/log/drover/audit.log as key → value (the time under "at").
+fn audit(fleet: &Fleet, host: &str) -> Vec<BTreeMap<String, String>> {
+    let out = fleet.exec(host, &["cat", "/var/log/drover/audit.log"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let mut words = line.split(' ');
+            let mut map = BTreeMap::new();
+            map.insert("at".to_owned(), words.next().unwrap_or("").to_owned());
+            for w in words {
+                if let Some((k, v)) = w.split_once('=') {
+                    map.insert(k.to_owned(), v.to_owned());
+                }
+            }
+            map.insert("line".to_owned(), line.to_owned());
+            map
+        })
+        .collect()
+}
+
+fn audit_text(fleet: &Fleet, host: &str) -> String {
+    sh_out(fleet, host, "cat /var/log/drover/audit.log 2>/dev/null")
+}
+
+/// The port nginx sends `tenant`'s traffic to on `host`.
+fn nginx_port(fleet: &Fleet, host: &str, tenant: &str) -> Option<u16> {
+    let conf = sh_out(
+        fleet,
+        host,
+        &format!("cat /etc/nginx/conf.d/drover-{tenant}.conf 2>/dev/null"),
+    );
+    conf.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("server 127.0.0.1:")
+            .and_then(|p| p.trim_end_matches(';').parse().ok())
+    })
+}
+
+/// GET /health through nginx from inside the host: (HTTP status, body).
+fn proxied_inside(fleet: &Fleet, host: &str, tenant: &str) -> (String, String) {
+    let out = sh_out(
+        fleet,
+        host,
+        &format!(
+            "curl -sS -m 3 -o /tmp/rollout-body -w '%{{http_code}}' -H 'Host: {tenant}' http://127.0.0.1/health; echo; cat /tmp/rollout-body"
+        ),
+    );
+    let (code, body) = out.split_once('\n').unwrap_or((&out, ""));
+    (code.trim().to_owned(), body.trim().to_owned())
+}
+
+/// Revert timers still pending on the host (`drover-revert-*`).
+fn pending_revert_timers(fleet: &Fleet, host: &str) -> String {
+    sh_out(
+        fleet,
+        host,
+        "systemctl list-timers --all --no-legend --plain 'drover-revert-*' 2>/dev/null",
+    )
+    .trim()
+    .to_owned()
+}
+
+// ---------------------------------------------------------------------------
+// The fleet's tenants, and HTTP through nginx from the test machine
+
+#[derive(Debug, Clone)]
+struct Tenant {
+    name: String,
+    hosts: Vec<String>,
+    port: u16,
+}
+
+fn fleet_tenants(fleet: &Fleet) -> Vec<Tenant> {
+    let text = std::fs::read_to_string(fleet.inventory()).expect("fleet inventory");
+    let table: toml::Table = toml::from_str(&text).expect("fleet inventory is TOML");
+    let tenants = table
+        .get("tenants")
+        .and_then(toml::Value::as_table)
+        .expect("the fleet inventory has [tenants.*]");
+    // drover orders tenants by name: so do its plans, its batches and its reports.
+    let mut tenants: Vec<Tenant> = tenants
+        .iter()
+        .map(|(name, t)| Tenant {
+            name: name.clone(),
+            hosts: t["hosts"]
+                .as_array()
+                .expect("hosts")
+                .iter()
+                .map(|h| h.as_str().expect("host name").to_owned())
+                .collect(),
+            port: u16::try_from(t["port"].as_integer().expect("port")).expect("port fits"),
+        })
+        .collect();
+    assert_eq!(
+        tenants.len(),
+        6,
+        "the 4-host fleet has 6 tenants: {tenants:?}"
+    );
+    tenants.sort_by(|a, b| a.name.cmp(&b.name));
+    tenants
+}
+
+/// Every target as (tenant, host), in drover's plan (= rollout) order.
+fn targets(tenants: &[Tenant]) -> Vec<(String, String)> {
+    tenants
+        .iter()
+        .flat_map(|t| t.hosts.iter().map(move |h| (t.name.clone(), h.clone())))
+        .collect()
+}
+
+/// One HTTP/1.1 GET with `Connection: close`: (status, body).
+fn http_get(
+    addr: &str,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
+    let sock: SocketAddr = format!("{addr}:80").parse().map_err(|e| format!("{e}"))?;
+    let mut s = TcpStream::connect_timeout(&sock, timeout).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: drover-rollout-test\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("write: {e}"))?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP header end in {text:?}"))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad status line in {head:?}"))?;
+    Ok((status, body.to_owned()))
+}
+
+/// The version a tenant answers through nginx on a host (health 200 required).
+fn proxied_version(fleet: &Fleet, tenant: &str, host: &str) -> Result<String, String> {
+    let (status, body) = http_get(
+        fleet.address(host),
+        tenant,
+        "/health",
+        Duration::from_secs(5),
+    )?;
+    if status != 200 {
+        return Err(format!("HTTP {status}: {}", body.trim()));
+    }
+    let v: Value = serde_json::from_str(body.trim()).map_err(|e| format!("{e}: {body}"))?;
+    if v["status"] != "healthy" {
+        return Err(format!("not healthy: {body}"));
+    }
+    Ok(text(&v["version"]).to_owned())
+}
+
+/// Every target answers healthy through nginx with `version`, and its state file agrees.
+#[track_caller]
+fn assert_fleet_serves(fleet: &Fleet, tenants: &[Tenant], version: &str, when: &str) {
+    let mut wrong = Vec::new();
+    for (tenant, host) in targets(tenants) {
+        match proxied_version(fleet, &tenant, &host) {
+            Ok(v) if v == version => {}
+            Ok(v) => wrong.push(format!("{tenant}@{host}: serves {v}")),
+            Err(e) => wrong.push(format!("{tenant}@{host}: {e}")),
+        }
+        let (color, v) = active(fleet, &host, &tenant);
+        if v != version {
+            wrong.push(format!("{tenant}@{host}: state.json says {color}@{v}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{when}: every target should serve {version}:\n{}",
+        wrong.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The load generator
+
+/// What one load thread saw, for one target (tenant on one host, through nginx).
+#[derive(Debug, Default, Clone)]
+struct Stats {
+    target: String,
+    requests: u64,
+    failures: u64,
+    first_errors: Vec<String>,
+    longest_gap: Duration,
+    versions: BTreeMap<String, u64>,
+}
+
+/// Sends `GET /` with `Host: <tenant>` to port 80 of every host of every tenant,
+/// continuously (one thread per target, a new connection per request, 5 ms apart),
+/// until [`Load::stop`]; at most `limit` in any case.
+struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<Stats>>,
+    started: Instant,
+}
+
+impl Load {
+    fn start(fleet: &Fleet, tenants: &[Tenant], limit: Duration) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let threads = targets(tenants)
+            .into_iter()
+            .map(|(tenant, host)| {
+                let addr = fleet.address(&host).to_owned();
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    let mut s = Stats {
+                        target: format!("{tenant}@{host}"),
+                        ..Stats::default()
+                    };
+                    let mut last_ok = Instant::now();
+                    while !stop.load(Ordering::Relaxed) && started.elapsed() < limit {
+                        s.requests += 1;
+                        let result = http_get(&addr, &tenant, "/", Duration::from_secs(5))
+                            .and_then(|(status, body)| {
+                                let mut words = body.split_whitespace();
+                                match (status, words.next(), words.next()) {
+                                    (200, Some("agent"), Some(v)) => Ok(v.to_owned()),
+                                    _ => Err(format!("HTTP {status}: {}", body.trim())),
+                                }
+                            });
+                        let now = Instant::now();
+                        match result {
+                            Ok(version) => {
+                                s.longest_gap = s.longest_gap.max(now - last_ok);
+                                last_ok = now;
+                                *s.versions.entry(version).or_default() += 1;
+                            }
+                            Err(e) => {
+                                s.failures += 1;
+                                if s.first_errors.len() < 5 {
+                                    s.first_errors.push(format!(
+                                        "{:.3}s: {e}",
+                                        started.elapsed().as_secs_f64()
+                                    ));
+                                }
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    s.longest_gap = s.longest_gap.max(last_ok.elapsed());
+                    s
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            threads,
+            started,
+        }
+    }
+
+    fn stop(self) -> (Vec<Stats>, Duration) {
+        self.stop.store(true, Ordering::Relaxed);
+        let stats = self
+            .threads
+            .into_iter()
+            .map(|t| t.join().expect("load thread"))
+            .collect();
+        (stats, self.started.elapsed())
+    }
+}
+
+/// Prints and checks what the load generator saw during `phase`.
+#[track_caller]
+fn report_load(
+    phase: &str,
+    stats: &[Stats],
+    ran: Duration,
+    want_versions: &[&str],
+) -> (u64, Duration) {
+    let requests: u64 = stats.iter().map(|s| s.requests).sum();
+    let failures: u64 = stats.iter().map(|s| s.failures).sum();
+    let longest = stats
+        .iter()
+        .map(|s| s.longest_gap)
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "LOAD {phase}: {requests} requests in {:.1}s ({:.0}/s) to {} targets, {failures} failed, longest gap between successes {} ms",
+        ran.as_secs_f64(),
+        requests as f64 / ran.as_secs_f64(),
+        stats.len(),
+        longest.as_millis()
+    );
+    for s in stats {
+        eprintln!(
+            "LOAD {phase}:   {:<18} {:>6} requests, {} failed, longest gap {:>4} ms, versions {:?}{}",
+            s.target,
+            s.requests,
+            s.failures,
+            s.longest_gap.as_millis(),
+            s.versions,
+            if s.first_errors.is_empty() {
+                String::new()
+            } else {
+                format!(", first errors: {:?}", s.first_errors)
+            }
+        );
+    }
+    for s in stats {
+        assert!(s.requests > 0, "{phase}: no request sent to {}", s.target);
+        for v in want_versions {
+            assert!(
+                s.versions.contains_key(*v),
+                "{phase}: {} never answered {v} (so the load did not span the switch): {:?}",
+                s.target,
+                s.versions
+            );
+        }
+    }
+    assert_eq!(
+        failures,
+        0,
+        "{phase}: requests failed: {:#?}",
+        stats
+            .iter()
+            .filter(|s| s.failures > 0)
+            .map(|s| (&s.target, s.failures, &s.first_errors))
+            .collect::<Vec<_>>()
+    );
+    (requests, longest)
+}
+
+// ---------------------------------------------------------------------------
+// 1 + 8: zero downtime under load, and the benchmark
+
+#[test]
+fn a_blue_green_rollout_and_a_rollback_drop_no_request_under_load() {
+    let Some(fleet) = Fleet::up(4) else { return };
+    let tenants = fleet_tenants(&fleet);
+    deploy_all(&fleet, "1.0.0");
+    assert_fleet_serves(&fleet, &tenants, "1.0.0", "after the first deploy");
+
+    // The rollout to 2.0.0 under load.
+    let load = Load::start(&fleet, &tenants, Duration::from_secs(200));
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let rollout = drover(
+        &fleet,
+        &[
+            "deploy",
+            &agent_playbook(),
+            "--all",
+            "--strategy",
+            "blue-green",
+            "--batch",
+            "25%",
+            "--set",
+            "version=2.0.0",
+            "--json",
+        ],
+        DEPLOY_LIMIT,
+    );
+    let wall = started.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    let (stats, ran) = load.stop();
+    assert_exit(&rollout, EXIT_OK, "blue-green rollout of 2.0.0 under load");
+    let report = by_target(&rollout);
+    assert_eq!(report.len(), 12, "{}", rollout.describe());
+    for (target, line) in &report {
+        assert_eq!(line["status"], "changed", "{target}: {line}");
+    }
+    let (rollout_requests, rollout_gap) = report_load(
+        "blue-green 1.0.0 -> 2.0.0",
+        &stats,
+        ran,
+        &["1.0.0", "2.0.0"],
+    );
+    assert_fleet_serves(&fleet, &tenants, "2.0.0", "after the rollout");
+
+    // 8: the benchmark. Batches of 25% = 3 targets, in plan order (the order of the
+    // JSON lines); a batch lasts as long as its slowest target. The health step is the
+    // wait for the new agent to answer.
+    bench(&rollout, wall);
+
+    // The rollback of every target under load.
+    let load = Load::start(&fleet, &tenants, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(1));
+    let rollback = drover(&fleet, &["rollback", "--all", "--json"], SMALL_LIMIT);
+    std::thread::sleep(Duration::from_secs(1));
+    let (stats, ran) = load.stop();
+    assert_exit(&rollback, EXIT_OK, "rollback --all under load");
+    let report = by_target(&rollback);
+    assert_eq!(report.len(), 12, "{}", rollback.describe());
+    for (target, line) in &report {
+        assert_eq!(line["status"], "changed", "{target}: {line}");
+    }
+    eprintln!(
+        "ROLLBACK --all of 12 targets: {:.2}s wall",
+        rollback.elapsed.as_secs_f64()
+    );
+    let (rollback_requests, rollback_gap) =
+        report_load("rollback 2.0.0 -> 1.0.0", &stats, ran, &["1.0.0", "2.0.0"]);
+    assert_fleet_serves(&fleet, &tenants, "1.0.0", "after the rollback");
+    eprintln!(
+        "SUMMARY zero downtime: rollout {rollout_requests} requests, 0 failed, longest gap {} ms; \
+         rollback {rollback_requests} requests, 0 failed, longest gap {} ms",
+        rollout_gap.as_millis(),
+        rollback_gap.as_millis()
+    );
+}
+
+/// Prints where the time of a blue-green rollout with 4 batches of 3 went.
+fn bench(rollout: &Finished, wall: Duration) {
+    let ms = |v: &Value| v["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+    let lines = rollout.json_lines();
+    let mut per_step: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    let (mut total, mut in_steps, mut health) = (0.0, 0.0, 0.0);
+    let (mut critical, mut critical_health) = (0.0, 0.0);
+    for batch in lines.chunks(3) {
+        let (mut slowest, mut slowest_health) = (0.0f64, 0.0f64);
+        for line in batch {
+            let steps = line["steps"].as_array().cloned().unwrap_or_default();
+            let t = ms(line);
+            let s: f64 = steps.iter().map(ms).sum();
+            let h: f64 = steps.iter().filter(|s| s["kind"] == "health").map(ms).sum();
+            eprintln!(
+                "BENCH   {}@{}: {t:.2}s, steps {s:.2}s, health {h:.2}s, outside steps {:.2}s",
+                text(&line["tenant"]),
+                text(&line["host"]),
+                t - s
+            );
+            for step in &steps {
+                let e = per_step.entry(text(&step["name"]).to_owned()).or_default();
+                e.0 += ms(step);
+                e.1 += 1;
+            }
+            total += t;
+            in_steps += s;
+            health += h;
+            slowest = slowest.max(t);
+            slowest_health = slowest_health.max(h);
+        }
+        critical += slowest;
+        critical_health += slowest_health;
+    }
+    let n = lines.len() as f64;
+    let wall = wall.as_secs_f64();
+    eprintln!(
+        "BENCH blue-green 6 tenants x 2 hosts, --batch 25% (4 batches of 3), under the load above: wall {wall:.2}s"
+    );
+    eprintln!(
+        "BENCH   per target (mean): {:.2}s in all, {:.2}s in playbook steps, of which {:.2}s health-check wait; \
+         {:.2}s outside the steps (lock, state, arm, switch, verify through nginx, confirm over a fresh connection, unlock)",
+        total / n,
+        in_steps / n,
+        health / n,
+        (total - in_steps) / n
+    );
+    eprintln!(
+        "BENCH   per step (mean): {}",
+        per_step
+            .iter()
+            .map(|(name, (sum, count))| format!("{name} {:.2}s", sum / *count as f64))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    eprintln!(
+        "BENCH   sum over batches of the slowest target {critical:.2}s (the rest of the wall, {:.2}s, is process start, \
+         connections and batch boundaries); of the slowest health wait {critical_health:.2}s: \
+         drover's own overhead beyond health waits ~{:.2}s ({:.0}% of wall)",
+        wall - critical,
+        wall - critical_health,
+        100.0 * (wall - critical_health) / wall
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 2: a broken release and the failure budget
+
+#[test]
+fn a_broken_release_halts_after_the_failure_budget_and_leaves_every_tenant_live() {
+    let Some(fleet) = Fleet::up(4) else { return };
+    let tenants = fleet_tenants(&fleet);
+    deploy_all(&fleet, "1.0.0");
+
+    let run = drover(
+        &fleet,
+        &[
+            "deploy",
+            &agent_playbook(),
+            "--all",
+            "--strategy",
+            "blue-green",
+            "--batch",
+            "2",
+            "--max-failures",
+            "1",
+            "--set",
+            "version=3.0.0-broken",
+            "--json",
+        ],
+        DEPLOY_LIMIT,
+    );
+    assert_exit(&run, EXIT_HALTED, "3.0.0-broken with --max-failures 1");
+    let report = by_target(&run);
+    assert_eq!(report.len(), 12, "{}", run.describe());
+    // Batch 1 is acme on its two hosts: both fail their health check, 2 > 1 allowed.
+    let order = targets(&tenants);
+    let mut failed = Vec::new();
+    for (i, (tenant, host)) in order.iter().enumerate() {
+        let key = format!("{tenant}@{host}");
+        let line = &report[&key];
+        if i < 2 {
+            assert_eq!(line["status"], "failed", "{key}: {line}");
+            assert_eq!(line["failed_step"], "health", "{key}: {line}");
+            failed.push(key);
+        } else {
+            assert_eq!(line["status"], "skipped", "{key} (a later batch): {line}");
+            assert!(
+                text(&line["error"]).contains("failure budget spent"),
+                "{key}: the skip names the halt: {line}"
+            );
+        }
+    }
+    let runs = fleet.work_dir().join(".drover/runs");
+    let id = newest_run(&runs).expect("a run journal");
+    let events = journal(&runs.join(format!("{id}.jsonl")));
+    let halted = events
+        .iter()
+        .find(|e| e["event"] == "halted")
+        .unwrap_or_else(|| panic!("no halted event in the journal: {events:?}"));
+    assert!(
+        text(&halted["reason"]).contains("2 target(s) failed, 1 allowed"),
+        "{halted}"
+    );
+
+    // Nothing switched: every tenant on every host answers 1.0.0 through nginx, the
+    // broken release never became active, no lock is left.
+    assert_fleet_serves(&fleet, &tenants, "1.0.0", "after the halted rollout");
+    for h in fleet.hosts() {
+        let log = audit_text(&fleet, &h.name);
+        assert!(
+            !log.contains("3.0.0-broken"),
+            "{}: the broken release was switched to:\n{log}",
+            h.name
+        );
+        for t in &tenants {
+            assert_eq!(
+                lock_owner(&fleet, &h.name, &t.name),
+                None,
+                "{}@{}: lock left",
+                t.name,
+                h.name
+            );
+        }
+    }
+    eprintln!("BROKEN halted after {:?}; failed: {failed:?}", run.elapsed);
+}
+
+// ---------------------------------------------------------------------------
+// 3: a release that dies after its first health check, and the canary soak
+
+#[test]
+fn a_crashing_release_is_caught_by_the_canary_soak() {
+    let Some(fleet) = Fleet::up(4) else { return };
+    let tenants = fleet_tenants(&fleet);
+    deploy_all(&fleet, "1.0.0");
+
+    let run = drover(
+        &fleet,
+        &[
+            "deploy",
+            &agent_playbook(),
+            "--all",
+            "--strategy",
+            "blue-green",
+            "--canary",
+            "1",
+            "--pause",
+            "8s",
+            "--set",
+            "version=4.0.0-crash",
+            "--json",
+        ],
+        DEPLOY_LIMIT,
+    );
+    let report = by_target(&run);
+    // What the canary serves right after the run, for the failure message too.
+    let (canary_tenant, canary_host) = targets(&tenants)[0].clone();
+    let canary = format!("{canary_tenant}@{canary_host}");
+    let after = format!(
+        "state.json {:?}, nginx -> port {:?}, through nginx {:?}, green unit {}",
+        active(&fleet, &canary_host, &canary_tenant),
+        nginx_port(&fleet, &canary_host, &canary_tenant),
+        proxied_inside(&fleet, &canary_host, &canary_tenant),
+        sh_out(
+            &fleet,
+            &canary_host,
+            &format!(
+                "systemctl show -p ActiveState -p NRestarts -p ExecMainStatus drover-{canary_tenant}-green.service | tr '\\n' ' '"
+            )
+        )
+    );
+    eprintln!("CRASH canary {canary} right after the run: {after}");
+    if run.code() == Some(EXIT_OK) {
+        // Where a rollout that let the crash release through ends: wait past the unit's
+        // start limit (5 starts in 60 s, RestartSec=2) and look at every tenant.
+        std::thread::sleep(Duration::from_secs(20));
+        for (tenant, host) in targets(&tenants) {
+            eprintln!(
+                "CRASH   20 s later {tenant}@{host}: through nginx {:?}; green unit {}",
+                proxied_version(&fleet, &tenant, &host),
+                sh_out(
+                    &fleet,
+                    &host,
+                    &format!(
+                        "systemctl show -p ActiveState -p NRestarts -p Result drover-{tenant}-green.service | tr '\\n' ' '"
+                    )
+                )
+            );
+        }
+    }
+    assert_exit(
+        &run,
+        EXIT_HALTED,
+        &format!("4.0.0-crash with a canary soak of 8s (canary {canary} afterwards: {after})"),
+    );
+    assert_eq!(report.len(), 12, "{}", run.describe());
+    let line = &report[&canary];
+    assert_eq!(line["status"], "failed", "{canary}: {line}");
+    assert_eq!(line["failed_step"], "canary re-check", "{canary}: {line}");
+    for (key, line) in &report {
+        if *key != canary {
+            assert_eq!(
+                line["status"], "skipped",
+                "{key}: halted before its batch: {line}"
+            );
+        }
+    }
+
+    // The canary is not left on the dead color: for several seconds (longer than the
+    // crash release lives) it answers healthy through nginx, with 1.0.0.
+    let tenant = tenants
+        .iter()
+        .find(|t| t.name == canary_tenant)
+        .expect("tenant");
+    let mut answers = Vec::new();
+    let until = Instant::now() + Duration::from_secs(7);
+    while Instant::now() < until {
+        answers.push(proxied_version(&fleet, &canary_tenant, &canary_host));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let bad: Vec<_> = answers
+        .iter()
+        .filter(|a| a.as_deref() != Ok("1.0.0"))
+        .collect();
+    let (color, version) = active(&fleet, &canary_host, &canary_tenant);
+    assert!(
+        bad.is_empty(),
+        "{canary} after the halt: {} of {} requests through nginx did not get a healthy 1.0.0 \
+         (state.json: {color}@{version}, nginx -> port {:?}; blue = {}): {bad:?}\n{}",
+        bad.len(),
+        answers.len(),
+        nginx_port(&fleet, &canary_host, &canary_tenant),
+        tenant.port,
+        run.describe()
+    );
+    assert_eq!(
+        (color.as_str(), version.as_str()),
+        ("blue", "1.0.0"),
+        "{canary}: state.json"
+    );
+    assert_eq!(
+        nginx_port(&fleet, &canary_host, &canary_tenant),
+        Some(tenant.port)
+    );
+    // The other tenants were never touched.
+    assert_fleet_serves(&fleet, &tenants, "1.0.0", "after the canary halted");
+    eprintln!("CRASH canary {canary}: {}", text(&line["error"]));
+}
+
+// ---------------------------------------------------------------------------
+// 4: a host lost mid-rollout
+
+#[test]
+fn a_host_killed_mid_rollout_counts_against_the_budget() {
+    let Some(fleet) = Fleet::up(4) else { return };
+    let tenants = fleet_tenants(&fleet);
+    deploy_all(&fleet, "1.0.0");
+    let order = targets(&tenants);
+    // Batches of 2: acme, globex, hooli, initech (host-3, host-4), stark (host-2,
+    // host-4), umbrella. host-4 dies during initech@host-4: one failure, within the
+    // budget; stark@host-4 in the next batch is the second: the rollout halts there.
+    let dead = "host-4";
+    let first_on_dead = order
+        .iter()
+        .position(|(_, h)| h == dead)
+        .expect("a target on host-4");
+    let (victim, _) = order[first_on_dead].clone();
+
+    let run = spawn(
+        &fleet,
+        &[
+            "deploy",
+            &agent_playbook(),
+            "--all",
+            "--strategy",
+            "blue-green",
+            "--batch",
+            "2",
+            "--max-failures",
+            "1",
+            "--set",
+            "version=2.0.0",
+            "--json",
+        ],
+        &[],
+    );
+    // Kill host-4 while its first target is in flight (it holds the tenant's lock).
+    wait_for(
+        Duration::from_secs(120),
+        "the first target on host-4 to start",
+        || lock_owner(&fleet, dead, &victim).map(|_| ()),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    fleet.kill(dead);
+    let killed_at = run.elapsed();
+    let run = run.wait(DEPLOY_LIMIT);
+    eprintln!(
+        "HOST KILLED at {:.1}s into the run; drover exited after {:.1}s",
+        killed_at.as_secs_f64(),
+        run.elapsed.as_secs_f64()
+    );
+    eprintln!("HOST KILLED: report\n{}", summary(&run));
+    assert_exit(&run, EXIT_HALTED, "host-4 killed with --max-failures 1");
+    let report = by_target(&run);
+    assert_eq!(report.len(), 12, "{}", run.describe());
+    let mut lost = Vec::new();
+    for (i, (tenant, host)) in order.iter().enumerate() {
+        let key = format!("{tenant}@{host}");
+        let line = &report[&key];
+        let status = text(&line["status"]);
+        if host == dead && i >= first_on_dead && status != "skipped" {
+            assert!(
+                status == "failed" || status == "unreachable",
+                "{key}: the lost host's target: {line}"
+            );
+            lost.push(key.clone());
+        } else if lost.len() < 2 {
+            assert_eq!(
+                status, "changed",
+                "{key}: before the budget was spent: {line}"
+            );
+        } else {
+            assert_eq!(
+                status, "skipped",
+                "{key}: after the budget was spent: {line}"
+            );
+        }
+    }
+    assert_eq!(
+        lost.len(),
+        2,
+        "two targets lost on host-4 spend a budget of 1: {lost:?}\n{}",
+        run.describe()
+    );
+    eprintln!(
+        "HOST KILLED: lost targets {lost:?}: {:?}",
+        lost.iter()
+            .map(|k| text(&report[k]["error"]).to_owned())
+            .collect::<Vec<_>>()
+    );
+    let runs = fleet.work_dir().join(".drover/runs");
+    let id = newest_run(&runs).expect("a run journal");
+    let events = journal(&runs.join(format!("{id}.jsonl")));
+    assert!(
+        events.iter().any(|e| e["event"] == "halted"
+            && text(&e["reason"]).contains("2 target(s) failed, 1 allowed")),
+        "{events:?}"
+    );
+
+    // The live hosts: consistent, no lock left by the run.
+    for h in fleet.hosts().iter().filter(|h| h.name != dead) {
+        for t in tenants.iter().filter(|t| t.hosts.contains(&h.name)) {
+            assert_eq!(
+                lock_owner(&fleet, &h.name, &t.name),
+                None,
+                "{}@{}",
+                t.name,
+                h.name
+            );
+        }
+    }
+    // host-4 comes back: each tenant's active color is the one nginx points at, and
+    // it serves the version the state file names.
+    fleet.start(dead);
+    for t in tenants.iter().filter(|t| t.hosts.iter().any(|h| h == dead)) {
+        let (color, version) = active(&fleet, dead, &t.name);
+        let want_port = if color == "green" { t.port + 1 } else { t.port };
+        let served = wait_for(
+            Duration::from_secs(30),
+            "the tenant to answer after the restart",
+            || proxied_version(&fleet, &t.name, dead).ok(),
+        );
+        eprintln!(
+            "HOST KILLED: after restart {}@{dead}: state {color}@{version}, nginx -> {:?}, serves {served}, lock {:?}",
+            t.name,
+            nginx_port(&fleet, dead, &t.name),
+            lock_owner(&fleet, dead, &t.name)
+        );
+        assert_eq!(
+            served, version,
+            "{}@{dead}: state.json vs what nginx serves",
+            t.name
+        );
+        assert_eq!(
+            nginx_port(&fleet, dead, &t.name),
+            Some(want_port),
+            "{}@{dead}",
+            t.name
+        );
+    }
+    // The killed run's lock on host-4 is still there: a new deploy names that run and
+    // refuses; --force-unlock takes it (audited).
+    let held = lock_owner(&fleet, dead, &victim);
+    assert!(
+        held.as_deref()
+            .is_some_and(|o| o.contains(&format!("run={id}"))),
+        "{victim}@{dead}: the killed run's lock: {held:?}"
+    );
+    let select = ["--tenant", victim.as_str(), "--host", dead];
+    let playbook = agent_playbook();
+    let mut args = vec![
+        "deploy",
+        &playbook,
+        "--strategy",
+        "blue-green",
+        "--set",
+        "version=2.0.0",
+    ];
+    args.extend(select);
+    let refused = drover(&fleet, &args, SMALL_LIMIT);
+    assert_ne!(refused.code(), Some(EXIT_OK), "{}", refused.describe());
+    assert!(
+        refused.stdout().contains(&format!("locked by run {id}")),
+        "the refusal names the dead run {id}\n{}",
+        refused.describe()
+    );
+    args.push("--force-unlock");
+    let forced = drover(&fleet, &args, SMALL_LIMIT);
+    assert_exit(&forced, EXIT_OK, "--force-unlock");
+    let log = audit(&fleet, dead);
+    assert!(
+        log.iter().any(
+            |l| l.get("action").map(String::as_str) == Some("force-unlock")
+                && l["tenant"] == victim
+                && l.get("previous").is_some_and(|p| p.contains(&id))
+        ),
+        "{dead}: force-unlock audited with the previous owner:\n{}",
+        audit_text(&fleet, dead)
+    );
+    assert_eq!(lock_owner(&fleet, dead, &victim), None);
+
+    // And the halted run resumes: every target ends on 2.0.0, none twice.
+    let resumed = drover(&fleet, &["resume", &id], DEPLOY_LIMIT);
+    assert_exit(&resumed, EXIT_OK, "resume after the host came back");
+    assert_fleet_serves(&fleet, &tenants, "2.0.0", "after the resume");
+}
+
+// ---------------------------------------------------------------------------
+// 5: a partition right after the switch
+
+#[test]
+fn a_partitioned_host_reverts_the_switch_by_itself() {
+    let Some(fleet) = Fleet::up(4) else { return };
+    let tenants = fleet_tenants(&fleet);
+    deploy_all(&fleet, "1.0.0");
+    let (tenant, host) = ("acme", "host-1");
+    let t = tenants.iter().find(|t| t.name == tenant).expect("acme");
+    let gated = variant(&fleet, "gated", "");
+
+    // 2.0.0-gated passes its direct health check, so drover switches nginx to it; through
+    // nginx it answers 503 until a gate file exists, which holds drover in "verify
+    // through proxy" (up to ~10 s). That is when the host is cut off.
+    let run = spawn(
+        &fleet,
+        &[
+            "deploy",
+            &gated,
+            "--tenant",
+            tenant,
+            "--host",
+            host,
+            "--strategy",
+            "blue-green",
+            "--revert-after",
+            "5s",
+            "--set",
+            "version=2.0.0-gated",
+            "--json",
+        ],
+        &[],
+    );
+    wait_for(Duration::from_secs(60), "the switch to 2.0.0-gated", || {
+        (active(&fleet, host, tenant).1 == "2.0.0-gated").then_some(())
+    });
+    fleet.partition(host);
+    let switched = Instant::now();
+    eprintln!(
+        "PARTITION: {host} cut off {:.1}s into the run, right after the switch",
+        run.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        nginx_port(&fleet, host, tenant),
+        Some(t.port + 1),
+        "switched to green"
+    );
+
+    // The host switches back by itself within the deadline (5 s from arming, which
+    // came just before the switch), while drover cannot reach it.
+    let reverted = wait_for(
+        Duration::from_secs(15),
+        "the host to revert by itself",
+        || {
+            (active(&fleet, host, tenant) == ("blue".into(), "1.0.0".into()))
+                .then(|| switched.elapsed())
+        },
+    );
+    eprintln!(
+        "PARTITION: reverted {:.2}s after the switch was seen (deadline 5 s from arming)",
+        reverted.as_secs_f64()
+    );
+    assert!(
+        reverted <= Duration::from_secs(8),
+        "reverted after {reverted:?}"
+    );
+    assert_eq!(
+        nginx_port(&fleet, host, tenant),
+        Some(t.port),
+        "nginx back on blue"
+    );
+    let (code, body) = proxied_inside(&fleet, host, tenant);
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("\"version\":\"1.0.0\""), "{body}");
+    let log = audit(&fleet, host);
+    let id = log
+        .iter()
+        .rev()
+        .find(|l| {
+            l["tenant"] == tenant && l.get("to").map(String::as_str) == Some("green@2.0.0-gated")
+        })
+        .map(|l| l["run"].clone())
+        .unwrap_or_else(|| panic!("no audit line of the switch:\n{}", audit_text(&fleet, host)));
+    let reverts: Vec<_> = log
+        .iter()
+        .filter(|l| l.get("run") == Some(&id) && l["tenant"] == tenant)
+        .map(|l| l["line"].clone())
+        .collect();
+    eprintln!(
+        "PARTITION: audit of the run on {host}:\n  {}",
+        reverts.join("\n  ")
+    );
+    assert!(
+        log.iter().any(|l| l.get("run") == Some(&id)
+            && l.get("action").map(String::as_str) == Some("auto-revert")
+            && l.get("from").map(String::as_str) == Some("green@2.0.0-gated")
+            && l.get("to").map(String::as_str) == Some("blue@1.0.0")
+            && l.get("result").map(String::as_str) == Some("reverted")),
+        "{host}: an auto-revert audit line:\n{}",
+        audit_text(&fleet, host)
+    );
+    assert_eq!(
+        pending_revert_timers(&fleet, host),
+        "",
+        "the timer ran and is gone"
+    );
+
+    // drover notices the lost host and reports the target as not switched.
+    let run = run.wait(SMALL_LIMIT);
+    eprintln!(
+        "PARTITION: drover exited {:?} after {:.1}s:\n{}",
+        run.code(),
+        run.elapsed.as_secs_f64(),
+        run.stdout()
+    );
+    assert!(
+        matches!(run.code(), Some(1 | 3 | 4)),
+        "the partitioned target fails\n{}",
+        run.describe()
+    );
+    let line = by_target(&run)
+        .remove(&format!("{tenant}@{host}"))
+        .expect("the target");
+    assert!(
+        line["status"] == "failed" || line["status"] == "unreachable",
+        "{line}"
+    );
+    // Healed, the host is consistent: blue live with 1.0.0, the other host untouched.
+    fleet.heal(host);
+    assert_eq!(
+        proxied_version(&fleet, tenant, host).as_deref(),
+        Ok("1.0.0")
+    );
+    assert_eq!(
+        proxied_version(&fleet, tenant, "host-2").as_deref(),
+        Ok("1.0.0")
+    );
+    eprintln!(
+        "PARTITION: lock left on {host} after heal: {:?}",
+        lock_owner(&fleet, host, tenant)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 6: the control node killed mid-rollout, then resumed
+
+#[test]
+fn killing_the_control_node_mid_rollout_then_resuming_deploys_every_target_once() {
+    let Some(fleet) = Fleet::up(4) else { return };
+    let tenants = fleet_tenants(&fleet);
+    deploy_all(&fleet, "1.0.0");
+    let state_dir = fleet.work_dir().join("control-state");
+    let runs = state_dir.join("runs");
+    let env = [("DROVER_STATE_DIR", state_dir.as_path())];
+
+    let run = spawn(
+        &fleet,
+        &[
+            "deploy",
+            &agent_playbook(),
+            "--all",
+            "--strategy",
+            "blue-green",
+            "--batch",
+            "1",
+            "--set",
+            "version=2.0.0",
+        ],
+        &env,
+    );
+    let id = wait_for(Duration::from_secs(120), "two targets finished", || {
+        let id = newest_run(&runs)?;
+        let done = journal(&runs.join(format!("{id}.jsonl")))
+            .iter()
+            .filter(|e| e["event"] == "target")
+            .count();
+        (done >= 2).then_some(id)
+    });
+    sigkill(&run);
+    let killed = run.wait(DEPLOY_LIMIT);
+    assert_eq!(
+        killed.code(),
+        None,
+        "killed by a signal\n{}",
+        killed.describe()
+    );
+    let events = journal(&runs.join(format!("{id}.jsonl")));
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["event"] == "finished" || e["event"] == "halted"),
+        "the killed run did not end: {events:?}"
+    );
+    let locks: Vec<String> = fleet
+        .hosts()
+        .iter()
+        .flat_map(|h| {
+            tenants
+                .iter()
+                .filter_map(|t| {
+                    lock_owner(&fleet, &h.name, &t.name)
+                        .map(|o| format!("{}@{}: {}", t.name, h.name, o.replace('\n', " ")))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    eprintln!(
+        "KILLED control node after {} finished target(s); locks left: {locks:?}",
+        events.iter().filter(|e| e["event"] == "target").count()
+    );
+
+    let resumed = drover_env(&fleet, &["resume", &id], &env, DEPLOY_LIMIT);
+    eprintln!("RESUME:\n{}{}", resumed.stderr(), resumed.stdout());
+    assert_exit(&resumed, EXIT_OK, "resume");
+    assert_fleet_serves(&fleet, &tenants, "2.0.0", "after the resume");
+    // Exactly one switch to 2.0.0 per target, by this run; nothing left armed or locked.
+    let mut problems = Vec::new();
+    for h in fleet.hosts() {
+        let log = audit(&fleet, &h.name);
+        for t in tenants.iter().filter(|t| t.hosts.contains(&h.name)) {
+            let switches: Vec<_> = log
+                .iter()
+                .filter(|l| {
+                    l["tenant"] == t.name
+                        && l.get("to").is_some_and(|to| to.ends_with("@2.0.0"))
+                        && l.get("result").map(String::as_str) == Some("ok")
+                })
+                .collect();
+            if switches.len() != 1 || switches[0].get("run") != Some(&id) {
+                problems.push(format!(
+                    "{}@{}: {} switch(es) to 2.0.0: {:?}",
+                    t.name,
+                    h.name,
+                    switches.len(),
+                    switches.iter().map(|l| &l["line"]).collect::<Vec<_>>()
+                ));
+            }
+            if let Some(owner) = lock_owner(&fleet, &h.name, &t.name) {
+                problems.push(format!("{}@{}: lock left: {owner}", t.name, h.name));
+            }
+        }
+        let timers = pending_revert_timers(&fleet, &h.name);
+        if !timers.is_empty() {
+            problems.push(format!("{}: revert timer still armed: {timers}", h.name));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+// ---------------------------------------------------------------------------
+// 7: two concurrent deploys of one tenant
+
+#[test]
+fn a_second_concurrent_deploy_of_a_tenant_is_refused_by_the_lock() {
+    let Some(fleet) = Fleet::up(4) else { return };
+    let tenants = fleet_tenants(&fleet);
+    let acme = tenants
+        .iter()
+        .find(|t| t.name == "acme")
+        .expect("acme")
+        .clone();
+    let slow = variant(
+        &fleet,
+        "slow",
+        "[[steps]]\nname = \"slow step\"\nrun = { script = \"sleep 8\" }\n",
+    );
+    let first = spawn(
+        &fleet,
+        &[
+            "deploy",
+            &slow,
+            "--tenant",
+            "acme",
+            "--strategy",
+            "blue-green",
+            "--set",
+            "version=1.0.0",
+        ],
+        &[],
+    );
+    let owners: Vec<String> = acme
+        .hosts
+        .iter()
+        .map(|h| {
+            wait_for(
+                Duration::from_secs(60),
+                "the first deploy to take acme's lock",
+                || lock_owner(&fleet, h, "acme"),
+            )
+        })
+        .collect();
+    let owner = |key: &str| {
+        owners[0]
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .expect("owner line")
+            .to_owned()
+    };
+    let (first_id, operator) = (owner("run"), owner("operator"));
+
+    let second = drover(
+        &fleet,
+        &[
+            "deploy",
+            &agent_playbook(),
+            "--tenant",
+            "acme",
+            "--strategy",
+            "blue-green",
+            "--set",
+            "version=2.0.0",
+        ],
+        SMALL_LIMIT,
+    );
+    let second_id = run_id_of(&second.stderr()).expect("the second run's id");
+    let first = first.wait(SMALL_LIMIT);
+    assert_exit(&first, EXIT_OK, "the first (slow) deploy");
+    eprintln!(
+        "LOCK: second deploy exited {:?}:\n{}",
+        second.code(),
+        second.stdout()
+    );
+    assert_ne!(second.code(), Some(EXIT_OK), "{}", second.describe());
+    for h in &acme.hosts {
+        let want = format!("tenant acme on {h} is locked by run {first_id} (operator {operator}");
+        assert!(
+            second.stdout().contains(&want),
+            "want {want:?}\n{}",
+            second.describe()
+        );
+    }
+    // Only the first run changed acme: its state and audit lines, none of the second.
+    for h in &acme.hosts {
+        let s = state(&fleet, h, "acme").expect("state.json");
+        assert_eq!(s["run"], first_id.as_str(), "{h}: {s}");
+        assert_eq!(s["version"], "1.0.0", "{h}: {s}");
+        let log = audit_text(&fleet, h);
+        assert!(log.contains(&format!("run={first_id}")), "{h}:\n{log}");
+        assert!(
+            !log.contains(&second_id),
+            "{h}: the refused run left an audit line:\n{log}"
+        );
+        assert_eq!(lock_owner(&fleet, h, "acme"), None, "{h}: lock released");
+        assert_eq!(proxied_version(&fleet, "acme", h).as_deref(), Ok("1.0.0"));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 6b: the control node killed between the switch and its confirmation, then resumed
+// before the revert deadline
+
+#[test]
+fn a_run_killed_between_switch_and_confirm_then_resumed_keeps_the_new_version_live() {
+    let Some(fleet) = Fleet::up(1) else { return };
+    let (tenant, host) = ("acme", "host-1");
+    let state_dir = fleet.work_dir().join("control-state");
+    let runs = state_dir.join("runs");
+    let env = [("DROVER_STATE_DIR", state_dir.as_path())];
+    let first = drover(
+        &fleet,
+        &[
+            "deploy",
+            &agent_playbook(),
+            "--tenant",
+            tenant,
+            "--strategy",
+            "blue-green",
+            "--set",
+            "version=1.0.0",
+        ],
+        SMALL_LIMIT,
+    );
+    assert_exit(&first, EXIT_OK, "deploy 1.0.0");
+
+    // 2.0.0-gated holds drover in "verify through proxy" after the switch (see
+    // a_partitioned_host_reverts_the_switch_by_itself): drover dies there, with the
+    // revert timer armed (20 s) and not confirmed.
+    let gated = variant(&fleet, "gated", "");
+    let revert_after = Duration::from_secs(20);
+    let run = spawn(
+        &fleet,
+        &[
+            "deploy",
+            &gated,
+            "--tenant",
+            tenant,
+            "--strategy",
+            "blue-green",
+            "--revert-after",
+            "20s",
+            "--set",
+            "version=2.0.0-gated",
+        ],
+        &env,
+    );
+    wait_for(Duration::from_secs(60), "the switch to 2.0.0-gated", || {
+        (active(&fleet, host, tenant).1 == "2.0.0-gated").then_some(())
+    });
+    let switched = Instant::now();
+    sigkill(&run);
+    let killed = run.wait(DEPLOY_LIMIT);
+    assert_eq!(killed.code(), None, "{}", killed.describe());
+    let armed = pending_revert_timers(&fleet, host);
+    assert!(
+        !armed.is_empty(),
+        "the killed run left its revert timer armed"
+    );
+    // The release is fine after all (the gate opens); the operator resumes the run
+    // well before the deadline.
+    let gate = sh(&fleet, host, &format!("touch /etc/drover/open-{tenant}"));
+    assert!(gate.status.success());
+    let id = newest_run(&runs).expect("the killed run's journal");
+    let resumed = drover_env(&fleet, &["resume", &id], &env, SMALL_LIMIT);
+    eprintln!(
+        "RESUME BEFORE DEADLINE ({:.1}s after the switch): exit {:?}\n{}{}",
+        switched.elapsed().as_secs_f64(),
+        resumed.code(),
+        resumed.stderr(),
+        resumed.stdout()
+    );
+    assert_exit(&resumed, EXIT_OK, "resume");
+    assert!(
+        switched.elapsed() < revert_after,
+        "the resume ended before the deadline"
+    );
+    eprintln!(
+        "RESUME BEFORE DEADLINE: timers after the resume: {:?}",
+        pending_revert_timers(&fleet, host)
+    );
+
+    // The resumed run reported success: the target must stay on 2.0.0-gated past the
+    // deadline of the killed run's timer.
+    let wait = (revert_after + Duration::from_secs(4)).saturating_sub(switched.elapsed());
+    std::thread::sleep(wait);
+    let (color, version) = active(&fleet, host, tenant);
+    let (code, body) = proxied_inside(&fleet, host, tenant);
+    eprintln!(
+        "RESUME BEFORE DEADLINE: {:.1}s after the switch: state.json {color}@{version}, through nginx {code} {body}\naudit:\n{}",
+        switched.elapsed().as_secs_f64(),
+        audit_text(&fleet, host)
+    );
+    assert_eq!(
+        (color.as_str(), version.as_str()),
+        ("green", "2.0.0-gated"),
+        "drover resume reported the target done, then the killed run's revert timer switched it back:\n{}",
+        audit_text(&fleet, host)
+    );
+    assert!(body.contains("2.0.0-gated"), "{code} {body}");
+}
