@@ -597,13 +597,13 @@ def main():
                     judge(tool, n, r, o, e)
                     # share of the box's CPU that went to other work during the run
                     r["noise_pct"] = round(100 * r["other_cpu_s"] / max(1e-6, NCPU * r["wall_s"]), 1)
-                    noisy = r["noise_pct"] > a.noise_max
+                    # only a successful run is re-run for noise: a failure always counts and is reported
+                    noisy = r["noise_pct"] > a.noise_max and r["success"]
                     print(f"    {tag}: {'ok' if r['success'] else 'FAILED (' + r['why'] + ')'} wall {r['wall_s']}s "
                           f"cpu {r['cpu_s']}s rss {r['peak_rss_mib']}MiB sshd {r['sshd_cpu_s']}s "
                           f"logins {r['logins']} bg {bg}% noise {r['noise_pct']}%"
-                          + (" (noisy: run again)" if noisy and attempt < a.noisy_retries and not r["timed_out"]
-                             else ""), file=sys.stderr)
-                    if noisy and attempt < a.noisy_retries and not r["timed_out"]:
+                          + (" (noisy: run again)" if noisy and attempt < a.noisy_retries else ""), file=sys.stderr)
+                    if noisy and attempt < a.noisy_retries:
                         res.setdefault("discarded_noisy", []).append(r)
                         continue
                     break

@@ -1,11 +1,14 @@
 //! Rollouts end to end on the Docker fleet (issue 5's "must be shown"): zero downtime
 //! under load during a blue-green rollout and a rollback, the failure budget, the canary
 //! soak, a host lost mid-rollout, a partition right after the switch, a control node
-//! killed mid-rollout then resumed, and the per-tenant deploy lock.
+//! killed mid-rollout then resumed (also right between a switch and its confirmation),
+//! and the per-tenant deploy lock. Benchmark numbers are printed (`BENCH`, `LOAD`):
+//! run with `--no-capture` or `--success-output final` to see them.
 //!
-//! Each test brings up its own 4-host fleet (`Fleet::up`, 6 tenants, each on 2 hosts)
-//! and skips with one line when no Docker engine answers, unless `DROVER_E2E=1`.
-//! Every drover run, every wait and the load generator are bounded in time.
+//! Each test brings up its own fleet (`Fleet::up`: 4 hosts, 6 tenants, each on 2 hosts;
+//! one test needs only acme on 1 host) and skips with one line when no Docker engine
+//! answers, unless `DROVER_E2E=1`. Every drover run, every wait and the load generator
+//! are bounded in time.
 //!
 //! Playbooks: the reference `playbooks/agent.toml`, and variants of it written at test
 //! time into the fleet's scratch dir (see [`variant`]): the same steps, releases read
@@ -476,7 +479,7 @@ struct Stats {
 }
 
 /// Sends `GET /` with `Host: <tenant>` to port 80 of every host of every tenant,
-/// continuously (one thread per target, a new connection per request, 5 ms apart),
+/// continuously (one thread per target, a new connection per request, 10 ms apart),
 /// until [`Load::stop`]; at most `limit` in any case.
 struct Load {
     stop: Arc<AtomicBool>,
@@ -526,7 +529,7 @@ impl Load {
                                 }
                             }
                         }
-                        std::thread::sleep(Duration::from_millis(5));
+                        std::thread::sleep(Duration::from_millis(10));
                     }
                     s.longest_gap = s.longest_gap.max(last_ok.elapsed());
                     s
@@ -1122,6 +1125,11 @@ fn a_host_killed_mid_rollout_counts_against_the_budget() {
     ];
     args.extend(select);
     let refused = drover(&fleet, &args, SMALL_LIMIT);
+    eprintln!(
+        "HOST KILLED: a new deploy of {victim}@{dead} exited {:?}:\n{}",
+        refused.code(),
+        refused.stdout()
+    );
     assert_ne!(refused.code(), Some(EXIT_OK), "{}", refused.describe());
     assert!(
         refused.stdout().contains(&format!("locked by run {id}")),
@@ -1314,12 +1322,14 @@ fn killing_the_control_node_mid_rollout_then_resuming_deploys_every_target_once(
             "--strategy",
             "blue-green",
             "--batch",
-            "1",
+            "2",
             "--set",
             "version=2.0.0",
         ],
         &env,
     );
+    // Killed as soon as the first batch (two targets) is recorded done: the second
+    // batch is in flight then, its two targets locked and part-way through.
     let id = wait_for(Duration::from_secs(120), "two targets finished", || {
         let id = newest_run(&runs)?;
         let done = journal(&runs.join(format!("{id}.jsonl")))

@@ -515,6 +515,9 @@ async fn bluegreen_target<C: Connector>(
             .await
             .is_ok_and(|o| o.exit_status == Some(0))
         {
+            // A run killed between its switch and the confirmation left the revert
+            // timer armed: the switch is live and verified now, so disarm it.
+            let _ = exec_root(conn, host, bluegreen::disarm(&blue.tenant), timeout).await;
             let mut o = empty_outcome(blue, TargetStatus::Ok, None);
             o.steps = Vec::new();
             return o;
@@ -582,14 +585,23 @@ async fn bluegreen_target<C: Connector>(
     let verified = exec_root(conn, host, verify, timeout).await;
     if !verified.as_ref().is_ok_and(|o| o.exit_status == Some(0)) {
         let why = verified.map_or_else(|e| e.to_string(), |o| o.stderr.text());
-        if let Some(revert) = switch.revert_script("revert-after-failed-verify") {
-            let _ = exec_root(conn, host, revert, timeout).await;
-        }
-        let _ = exec_root(conn, host, switch.confirm(), timeout).await;
-        let back = if switch.before.is_some() {
-            "switched back"
-        } else {
-            "first deploy: nothing to switch back to"
+        let back = match switch.revert_script("revert-after-failed-verify") {
+            None => "first deploy: nothing to switch back to".to_string(),
+            Some(revert) => match exec_root(conn, host, revert, timeout).await {
+                Ok(o) if o.exit_status == Some(0) => {
+                    let _ = exec_root(conn, host, switch.confirm(), timeout).await;
+                    "switched back".to_string()
+                }
+                Ok(o) if armed => format!(
+                    "switching back failed ({}); the host's revert timer will",
+                    o.stderr.text().trim()
+                ),
+                Err(e) if armed => {
+                    format!("switching back failed ({e}); the host's revert timer will")
+                }
+                Ok(o) => format!("switching back failed: {}", o.stderr.text().trim()),
+                Err(e) => format!("switching back failed: {e}"),
+            },
         };
         return fail_after(
             outcome,
@@ -642,6 +654,20 @@ async fn recheck<C: Connector>(ctx: &Arc<Ctx<C>>, target: &TargetPlan) -> Result
     let conn = ctx.pool.get(host).await?;
     match ctx.options.strategy {
         Strategy::BlueGreen => {
+            let state =
+                read_state(&*conn, host, &target.tenant, ctx.options.script_timeout).await?;
+            if let Some(state) = state {
+                let check = bluegreen::soak_check(&target.tenant, &state.active);
+                let out = exec_root(&*conn, host, check, ctx.options.script_timeout)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if out.exit_status != Some(0) {
+                    return Err(format!(
+                        "unhealthy after the soak: {}",
+                        out.stderr.text().trim()
+                    ));
+                }
+            }
             let script = bluegreen::verify_through_proxy(&target.tenant, &ctx.options.version, 4);
             let out = exec_root(&*conn, host, script, ctx.options.script_timeout)
                 .await

@@ -16,7 +16,8 @@
 //! H load 0.10 0.20 0.30                     /proc/loadavg
 //! H mem TOTAL_KB AVAILABLE_KB               /proc/meminfo
 //! H df PATH SIZE_KB USED_KB AVAIL_KB MOUNT  df -P -k of /, /opt/drover, /var/lib/drover
-//! T TENANT unit.COLOR Key=Value             systemctl show of drover-TENANT-COLOR.service
+//! U Key=Value                             `systemctl show` of every drover-TENANT-COLOR
+//! U                                       .service unit in one call; a bare `U` ends a unit
 //! T TENANT port.COLOR PORT
 //! T TENANT health.COLOR CURL_EXIT HTTP_CODE SECONDS
 //! T TENANT body.COLOR BODY                  /health body, newlines removed
@@ -508,7 +509,6 @@ drover_prefix() { while IFS= read -r l || [ -n "$l" ]; do printf '%s %s\n' "$1" 
 drover_tenant() {
   n=$1; base=$2; w=${drover_tmp:-/tmp}/drover-status-$n.$$
   for c in blue green; do
-    systemctl show -p LoadState -p ActiveState -p SubState -p Result -p NRestarts -p ActiveEnterTimestampMonotonic -p MainPID "drover-$n-$c.service" 2>/dev/null | drover_prefix "T $n unit.$c"
     [ "$base" = - ] && continue
     if [ "$c" = blue ]; then port=$base; else port=$((base + 1)); fi
     echo "T $n port.$c $port"
@@ -542,7 +542,21 @@ drover_tenant() {
 #[must_use]
 pub fn status_script(tenants: &[TenantQuery]) -> String {
     let mut s = String::from(STATUS_HEAD);
+    // Every unit in one systemctl call: it is the costliest command here (D-Bus).
+    let units: String = tenants
+        .iter()
+        .flat_map(|t| COLORS.map(|c| format!(" {}", q(&format!("drover-{}-{c}.service", t.name)))))
+        .collect();
+    let units = if tenants.is_empty() {
+        "true".to_string()
+    } else {
+        format!(
+            "systemctl show -p Id -p LoadState -p ActiveState -p SubState -p Result -p NRestarts \
+             -p ActiveEnterTimestampMonotonic -p MainPID{units} 2>/dev/null | drover_prefix U"
+        )
+    };
     s.push_str("if [ -n \"$drover_tmp\" ]; then\n");
+    let _ = writeln!(s, "  {units} > \"$drover_tmp/units.out\" &");
     for (i, t) in tenants.iter().enumerate() {
         let port = t.port.map_or_else(|| "-".to_string(), |p| p.to_string());
         let _ = writeln!(
@@ -552,6 +566,7 @@ pub fn status_script(tenants: &[TenantQuery]) -> String {
         );
     }
     s.push_str("  wait\n  cat \"$drover_tmp\"/*.out 2>/dev/null\n  rm -rf \"$drover_tmp\"\nelse\n");
+    let _ = writeln!(s, "  {units}");
     for t in tenants {
         let port = t.port.map_or_else(|| "-".to_string(), |p| p.to_string());
         let _ = writeln!(s, "  drover_tenant {} {port} 2>/dev/null", q(&t.name));
@@ -617,6 +632,7 @@ pub struct RawTenant {
 #[must_use]
 pub fn parse_status(text: &str) -> RawHost {
     let mut raw = RawHost::default();
+    let mut unit: BTreeMap<String, String> = BTreeMap::new();
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
         if line.starts_with("@drover-status ") {
@@ -627,7 +643,13 @@ pub fn parse_status(text: &str) -> RawHost {
             raw.complete = true;
             continue;
         }
-        if let Some(rest) = line.strip_prefix("H ") {
+        if line == "U" || line == "U " {
+            add_unit(&mut raw, std::mem::take(&mut unit));
+        } else if let Some(rest) = line.strip_prefix("U ") {
+            if let Some((k, v)) = rest.split_once('=') {
+                unit.insert(k.to_string(), v.to_string());
+            }
+        } else if let Some(rest) = line.strip_prefix("H ") {
             parse_host_line(&mut raw, rest);
         } else if let Some(rest) = line.strip_prefix("T ") {
             let Some((tenant, rest)) = rest.split_once(' ') else {
@@ -638,7 +660,28 @@ pub fn parse_status(text: &str) -> RawHost {
             parse_tenant_line(t, key, value);
         }
     }
+    add_unit(&mut raw, unit);
     raw
+}
+
+/// Files one unit's `systemctl show` properties under its tenant and color, by `Id`.
+fn add_unit(raw: &mut RawHost, unit: BTreeMap<String, String>) {
+    let Some(id) = unit.get("Id") else {
+        return;
+    };
+    let Some(rest) = id.strip_prefix("drover-") else {
+        return;
+    };
+    for color in COLORS {
+        if let Some(tenant) = rest.strip_suffix(&format!("-{color}.service")) {
+            raw.tenants
+                .entry(tenant.to_string())
+                .or_default()
+                .units
+                .insert(color.to_string(), unit);
+            return;
+        }
+    }
 }
 
 fn parse_host_line(raw: &mut RawHost, rest: &str) {
@@ -1896,31 +1939,37 @@ mod tests {
     fn the_captured_output_of_a_healthy_host_parses_line_by_line() {
         let raw = parse_status(HEALTHY);
         assert!(raw.header && raw.complete);
-        assert_eq!(raw.now, Some(1_795_309_507));
+        assert_eq!(raw.now, Some(1_795_312_171));
         assert_eq!(raw.cpus, Some(2));
         assert_eq!(
             raw.load,
             Some(Load {
-                one: 15.6,
-                five: 13.05,
-                fifteen: 10.17
+                one: 6.6,
+                five: 12.66,
+                fifteen: 15.15
             })
         );
-        assert_eq!(raw.mem_kb, Some((24_684_092, 22_825_880)));
+        assert_eq!(raw.mem_kb, Some((24_684_092, 23_341_816)));
         let paths: Vec<&str> = raw.disks.iter().map(|d| d.path.as_str()).collect();
         assert_eq!(paths, ["/", "/opt/drover", "/var/lib/drover"]);
         assert!(raw.disks.iter().all(|d| d.mount == "/"));
-        assert!((raw.disks[0].used_ratio - 22_078_620.0 / 95_285_888.0).abs() < 1e-9);
+        assert!((raw.disks[0].used_ratio - 22_993_864.0 / 95_285_888.0).abs() < 1e-9);
         assert_eq!(raw.tenants.len(), 3);
         let acme = &raw.tenants["acme"];
         assert!(acme.done);
+        // One systemctl call for all units; each block filed under its tenant and color.
         assert_eq!(acme.units["blue"]["ActiveState"], "active");
-        assert_eq!(acme.units["green"]["LoadState"], "not-found");
+        assert_eq!(acme.units["green"]["MainPID"], "930");
+        assert_eq!(
+            raw.tenants["hooli"].units["green"]["LoadState"],
+            "not-found"
+        );
         assert_eq!(acme.ports["green"], 8101);
-        assert_eq!(acme.health["blue"], (0, 200, 0.001_662));
-        assert_eq!(acme.health["green"].0, 7);
-        assert!(acme.errors["green"].contains("Couldn't connect"));
-        assert_eq!(acme.route, Some(8100));
+        assert_eq!(acme.health["green"], (0, 200, 0.004_422));
+        let hooli = &raw.tenants["hooli"];
+        assert_eq!(hooli.health["green"].0, 7);
+        assert!(hooli.errors["green"].contains("Couldn't connect"));
+        assert_eq!(acme.route, Some(8101));
         assert!(acme.audit.as_deref().unwrap().contains("action=deploy"));
         assert!(acme.lock_age.is_none());
     }
@@ -1932,27 +1981,37 @@ mod tests {
         assert!(h.problems.is_empty(), "{:?}", h.problems);
         assert_eq!(h.memory.unwrap().total_bytes, 24_684_092 * 1024);
         assert_eq!(targets.len(), 3);
+        // acme was updated blue-green to 2.0.0; the others run 1.0.0 on blue.
         for t in &targets {
+            let (color, version) = if t.tenant == "acme" {
+                ("green", "2.0.0")
+            } else {
+                ("blue", "1.0.0")
+            };
             assert_eq!(t.state, TargetState::Ok, "{t:?}");
             assert_eq!(t.healthy, Some(true));
-            assert_eq!(t.active_color.as_deref(), Some("blue"));
-            assert_eq!(t.routed_color.as_deref(), Some("blue"));
-            assert_eq!(t.version.as_deref(), Some("1.0.0"));
-            assert_eq!(t.running_version.as_deref(), Some("1.0.0"));
+            assert_eq!(t.active_color.as_deref(), Some(color));
+            assert_eq!(t.routed_color.as_deref(), Some(color));
+            assert_eq!(t.version.as_deref(), Some(version));
+            assert_eq!(t.running_version.as_deref(), Some(version));
             assert_eq!(t.restarts, Some(0));
             assert!(t.lock.is_none());
         }
         let acme = &targets[0];
-        // 3744.49 s of host uptime, the unit entered active at 3733.04 s.
-        assert_eq!(acme.uptime_seconds, Some(11));
-        assert_eq!(acme.started_at.as_deref(), Some("2026-11-22T01:04:56Z"));
-        assert_eq!(acme.colors[0].health.latency_ms, Some(1.66));
-        assert!(!acme.colors[1].health.healthy);
+        assert_eq!(acme.previous_color.as_deref(), Some("blue"));
+        assert_eq!(acme.previous_version.as_deref(), Some("1.0.0"));
+        // 6408.43 s of host uptime, green entered active at 5854.77 s.
+        assert_eq!(acme.uptime_seconds, Some(553));
+        assert_eq!(acme.started_at.as_deref(), Some("2026-11-22T01:40:18Z"));
+        assert_eq!(acme.colors[1].health.latency_ms, Some(4.42));
+        assert!(acme.colors[0].health.healthy, "the old color stays warm");
+        assert!(!targets[2].colors[1].health.healthy);
         let deploy = acme.last_deploy.as_ref().unwrap();
-        assert_eq!(deploy.run.as_deref(), Some("20261122t010444z-07525"));
+        assert_eq!(deploy.run.as_deref(), Some("20261122t014015z-20499"));
         assert_eq!(deploy.operator.as_deref(), Some("unknown@vm"));
-        assert_eq!(deploy.to.as_deref(), Some("blue@1.0.0"));
-        assert_eq!(deploy.age_seconds, Some(6));
+        assert_eq!(deploy.from.as_deref(), Some("blue@1.0.0"));
+        assert_eq!(deploy.to.as_deref(), Some("green@2.0.0"));
+        assert_eq!(deploy.age_seconds, Some(552));
         let status = FleetStatus::new(vec![h], targets, "now".into(), Duration::ZERO);
         assert_eq!(status.exit_code(), ExitCode::Ok);
         assert_eq!(status.summary.targets_ok, 3);
@@ -1997,17 +2056,14 @@ mod tests {
     #[test]
     fn failed_units_full_disks_low_memory_and_mismatches_are_problems() {
         let text = PROBLEMS
-            .replace("H df / 264212084 22131760 73154128 /", "H df / 100 85 15 /")
-            .replace("H mem 24684092 22781020", "H mem 1000 50")
-            .replace(
-                "T hooli unit.green ActiveState=inactive",
-                "T hooli unit.green ActiveState=failed",
-            )
-            .replace(
-                "T hooli unit.green Result=success",
-                "T hooli unit.green Result=oom-kill",
-            )
+            .replace("H df / 264212084 22993868 72292020 /", "H df / 100 85 15 /")
+            .replace("H mem 24684092 23349540", "H mem 1000 50")
             .replace("T acme route 8101", "T acme route 8100")
+            // A later block for the same unit wins: hooli's idle green has failed.
+            .replace(
+                "@end",
+                "U Id=drover-hooli-green.service\nU LoadState=loaded\nU ActiveState=failed\nU Result=oom-kill\n@end",
+            )
             .replace(
                 "\"version\":\"2.0.0\",\"tenant\":\"acme\"",
                 "\"version\":\"2.0.1\",\"tenant\":\"acme\"",

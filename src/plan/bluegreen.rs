@@ -346,12 +346,7 @@ impl Switch {
     /// Disarms the timer: the control node confirmed over a fresh connection.
     #[must_use]
     pub fn confirm(&self) -> String {
-        let p = Paths::of(&self.tenant);
-        format!(
-            "systemctl stop {unit}.timer 2>/dev/null || true\nsystemctl reset-failed {unit}.timer {unit}.service 2>/dev/null || true\nrm -f {path}\n",
-            unit = q(&p.revert_unit),
-            path = q(&p.revert)
-        )
+        disarm(&self.tenant)
     }
 
     /// Switches nginx to the new color and records the new state and the audit line.
@@ -383,6 +378,35 @@ impl Switch {
         ));
         s
     }
+}
+
+/// Disarms a pending revert timer of the tenant (a confirmed switch, or a resumed run
+/// finding its switch already live).
+#[must_use]
+pub fn disarm(tenant: &str) -> String {
+    let p = Paths::of(tenant);
+    format!(
+        "systemctl stop {unit}.timer 2>/dev/null || true\nsystemctl reset-failed {unit}.timer {unit}.service 2>/dev/null || true\nrm -f {path}\n",
+        unit = q(&p.revert_unit),
+        path = q(&p.revert)
+    )
+}
+
+/// After a canary soak: the live color's unit must still be active with no automatic
+/// restart since it was (re)started by the deploy — a release that crashes and is
+/// restarted by systemd may answer now and then, but it is not healthy.
+#[must_use]
+pub fn soak_check(tenant: &str, color: &str) -> String {
+    let service = format!("drover-{tenant}-{color}.service");
+    format!(
+        "svc={svc}
+if [ \"$(systemctl show -p LoadState --value \"$svc\")\" = loaded ]; then
+             a=$(systemctl show -p ActiveState --value \"$svc\"); n=$(systemctl show -p NRestarts --value \"$svc\")
+             if [ \"$a\" != active ] || [ \"${{n:-0}}\" != 0 ]; then echo \"$svc is $a after ${{n:-0}} automatic restart(s) during the soak\" >&2; exit 1; fi
+fi
+",
+        svc = q(&service)
+    )
 }
 
 /// Checks the tenant through nginx (`Host: <tenant>` on port 80) until the expected
