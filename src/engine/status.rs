@@ -2227,6 +2227,16 @@ mod tests {
                 },
             ),
         ] {
+            // shellcheck too, when installed (CI installs it).
+            let check = shell_ok(&format!(
+                "command -v shellcheck >/dev/null || exit 0; printf '%s' {} | shellcheck -s sh -",
+                q(&script)
+            ));
+            assert!(
+                check.status.success(),
+                "{}\n{script}",
+                String::from_utf8_lossy(&check.stdout)
+            );
             let out = shell_ok(&format!("sh -n -c {}", q(&script)));
             assert!(
                 out.status.success(),
