@@ -175,6 +175,33 @@ struct Ctx<C: Connector> {
     base_ports: HashMap<String, u16>,
 }
 
+impl<C: Connector> Ctx<C> {
+    fn new(
+        connector: Arc<C>,
+        hosts: HashMap<String, Host>,
+        base_ports: HashMap<String, u16>,
+        options: RolloutOptions,
+        secrets: Vec<String>,
+        halt: Arc<AtomicBool>,
+        events: EventSender,
+    ) -> Self {
+        Self {
+            pool: Pool {
+                connector,
+                cells: Mutex::new(HashMap::new()),
+            },
+            hosts,
+            // Targets in flight at once across hosts (the --forks limit).
+            forks: Semaphore::new(options.deploy.forks.max(1)),
+            base_ports,
+            options,
+            secrets,
+            halt,
+            events,
+        }
+    }
+}
+
 /// Runs a rollout. `plans` holds the plan rendered per color ("blue", "green"); an
 /// in-place rollout uses the first.
 pub async fn rollout<C: Connector>(
@@ -199,19 +226,15 @@ pub async fn rollout<C: Connector>(
         .collect();
     secrets.sort();
     secrets.dedup();
-    let ctx = Arc::new(Ctx {
-        pool: Pool {
-            connector,
-            cells: Mutex::new(HashMap::new()),
-        },
+    let ctx = Arc::new(Ctx::new(
+        connector,
         hosts,
-        forks: Semaphore::new(options.deploy.forks.max(1)),
-        base_ports: blue.base_ports.clone(),
+        blue.base_ports.clone(),
         options,
         secrets,
         halt,
         events,
-    });
+    ));
     for t in &blue.targets {
         ctx.pool.expect(&t.host, 1).await;
     }
@@ -794,19 +817,15 @@ pub async fn rollback<C: Connector>(
             hosts: plan.targets.len(),
         })
         .await;
-    let ctx = Arc::new(Ctx {
-        pool: Pool {
-            connector,
-            cells: Mutex::new(HashMap::new()),
-        },
+    let ctx = Arc::new(Ctx::new(
+        connector,
         hosts,
-        forks: Semaphore::new(options.deploy.forks.max(1)),
-        base_ports: plan.base_ports.clone(),
+        plan.base_ports.clone(),
         options,
-        secrets: Vec::new(),
-        halt: Arc::new(AtomicBool::new(false)),
-        events: events.clone(),
-    });
+        Vec::new(),
+        Arc::new(AtomicBool::new(false)),
+        events.clone(),
+    ));
     for t in &plan.targets {
         ctx.pool.expect(&t.host, 1).await;
     }
