@@ -1609,3 +1609,60 @@ fn a_run_killed_between_switch_and_confirm_then_resumed_keeps_the_new_version_li
     );
     assert!(body.contains("2.0.0-gated"), "{code} {body}");
 }
+
+// ---------------------------------------------------------------------------
+// drover halt from another terminal, with --rollback-on-halt
+
+#[test]
+fn drover_halt_stops_a_rollout_and_rollback_on_halt_switches_its_targets_back() {
+    let Some(fleet) = Fleet::up(4) else { return };
+    let tenants = fleet_tenants(&fleet);
+    deploy_all(&fleet, "1.0.0");
+    let state_dir = fleet.work_dir().join("control-state");
+    let runs = state_dir.join("runs");
+    let env = [("DROVER_STATE_DIR", state_dir.as_path())];
+    let run = spawn(
+        &fleet,
+        &[
+            "deploy",
+            &agent_playbook(),
+            "--all",
+            "--strategy",
+            "blue-green",
+            "--batch",
+            "2",
+            "--rollback-on-halt",
+            "--set",
+            "version=2.0.0",
+        ],
+        &env,
+    );
+    let id = wait_for(Duration::from_secs(120), "a first target finished", || {
+        let id = newest_run(&runs)?;
+        let done = journal(&runs.join(format!("{id}.jsonl")))
+            .iter()
+            .filter(|e| e["event"] == "target")
+            .count();
+        (done >= 1).then_some(id)
+    });
+    let halt = drover_env(&fleet, &["halt", &id], &env, SMALL_LIMIT);
+    assert_exit(&halt, EXIT_OK, "drover halt");
+    let halted = run.wait(DEPLOY_LIMIT);
+    assert_exit(&halted, EXIT_HALTED, "the halted rollout");
+    let out = halted.stdout();
+    assert!(
+        out.contains("HALTED: halt requested"),
+        "{}",
+        halted.describe()
+    );
+    assert!(out.contains("rolled back: "), "{}", halted.describe());
+    assert!(
+        out.contains("skipped"),
+        "later batches never started\n{}",
+        halted.describe()
+    );
+    let events = journal(&runs.join(format!("{id}.jsonl")));
+    assert!(events.iter().any(|e| e["event"] == "halted"), "{events:?}");
+    // Every target this run switched went back: the whole fleet serves 1.0.0 again.
+    assert_fleet_serves(&fleet, &tenants, "1.0.0", "after the halt and rollback");
+}
