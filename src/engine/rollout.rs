@@ -461,22 +461,13 @@ async fn locked<C: Connector>(
         Ok(out) if out.exit_status == Some(0) => Ok(()),
         Ok(out) if out.exit_status == Some(LOCK_HELD) => {
             let (holder, age) = bluegreen::parse_lock_owner(&out.stdout.text());
-            let stale = age.is_some_and(|a| a > 1800);
+            let verdict = holder_verdict(&holder.run, age);
             Err(fail(
                 target,
                 "lock",
                 format!(
-                    "tenant {} on {} is locked by run {} (operator {}, since {}){}; use --force-unlock if that run is gone",
-                    target.tenant,
-                    target.host,
-                    holder.run,
-                    holder.operator,
-                    holder.since,
-                    if stale {
-                        " — the lock looks stale (older than 30 minutes), its run probably died"
-                    } else {
-                        ""
-                    }
+                    "tenant {} on {} is locked by run {} (operator {}, since {}){verdict}; use --force-unlock if that run is gone",
+                    target.tenant, target.host, holder.run, holder.operator, holder.since,
                 ),
             ))
         }
@@ -494,6 +485,33 @@ async fn locked<C: Connector>(
             TargetStatus::Unreachable,
             Some(e.to_string()),
         )),
+    }
+}
+
+/// Whether the run holding a lock is still alive, as far as this control node can tell:
+/// its journal here says it ended, or its process (the run id ends with its pid) is
+/// gone; else a lock older than 30 minutes is called stale.
+fn holder_verdict(run: &str, age: Option<u64>) -> String {
+    if super::journal::is_run_id(run)
+        && let Ok(record) = super::journal::read(run)
+    {
+        if record.finished || record.halted {
+            return " — that run has ended (its journal here says so); the lock is left over"
+                .into();
+        }
+        let pid = run.rsplit('-').next().and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            let alive = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmd| cmd.contains("drover"));
+            if !alive {
+                return " — that run died (its journal here has no end and no drover process runs); `drover resume` it, or --force-unlock".into();
+            }
+        }
+    }
+    if age.is_some_and(|a| a > 1800) {
+        " — the lock looks stale (older than 30 minutes), its run probably died".into()
+    } else {
+        String::new()
     }
 }
 
