@@ -47,9 +47,9 @@ pub(crate) struct Opts {
     select: SelectOpts,
     #[command(flatten)]
     connect: ConnectOpts,
-    /// How targets are rolled out.
-    #[arg(long, value_enum, default_value_t = Strategy::All)]
-    strategy: Strategy,
+    /// How targets are rolled out (default: the playbook's [rollout] strategy, else all).
+    #[arg(long, value_enum)]
+    strategy: Option<Strategy>,
     /// Show what each step would change; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -74,21 +74,22 @@ pub(crate) struct Opts {
     forks: usize,
     /// Targets of one host worked on at once (and per batch: tenants sharing a server
     /// are not all restarted together).
-    #[arg(long, default_value_t = 16, value_name = "N")]
-    max_per_host: usize,
+    /// Default: the playbook's [rollout] max_per_host, else 16.
+    #[arg(long, value_name = "N")]
+    max_per_host: Option<usize>,
     /// Batch sizes: a count, a percentage, or a growing list like 1,10%,50% (the last
     /// size repeats). Default: one batch.
     #[arg(long, value_delimiter = ',', value_parser = BatchSize::parse, value_name = "SIZES")]
     batch: Vec<BatchSize>,
     /// A canary batch of N targets first; with --pause it soaks, then is checked again.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    canary: usize,
+    #[arg(long, value_name = "N")]
+    canary: Option<usize>,
     /// Soak time after the canary batch.
     #[arg(long, value_parser = duration::parse, value_name = "DURATION")]
     pause: Option<Duration>,
     /// Failures tolerated before the rollout halts: N or P% (default 0: the first halts).
-    #[arg(long, default_value = "0", value_parser = FailureBudget::parse, value_name = "N|P%")]
-    max_failures: FailureBudget,
+    #[arg(long, value_parser = FailureBudget::parse, value_name = "N|P%")]
+    max_failures: Option<FailureBudget>,
     /// When the rollout halts, switch back the targets this run switched (blue-green).
     #[arg(long)]
     rollback_on_halt: bool,
@@ -97,8 +98,9 @@ pub(crate) struct Opts {
     force_unlock: bool,
     /// Deadline for confirming a switch over a fresh connection; unconfirmed, the host
     /// switches back by itself ("0s"… is refused; use --no-revert-timer to disable).
-    #[arg(long, default_value = "60s", value_parser = duration::parse, value_name = "DURATION")]
-    revert_after: Duration,
+    /// Default: the playbook's [rollout] revert_after, else 60s.
+    #[arg(long, value_parser = duration::parse, value_name = "DURATION")]
+    revert_after: Option<Duration>,
     /// Do not arm the self-reverting switch timer.
     #[arg(long)]
     no_revert_timer: bool,
@@ -153,6 +155,35 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
             return ExitCode::BadInput;
         }
     };
+    // Flags win over the playbook's [rollout] table, which wins over built-in defaults.
+    let settings = &playbook.rollout;
+    let strategy = opts
+        .strategy
+        .or_else(|| {
+            settings.strategy.as_deref().map(|s| match s {
+                "blue-green" => Strategy::BlueGreen,
+                "rolling" => Strategy::Rolling,
+                _ => Strategy::All,
+            })
+        })
+        .unwrap_or(Strategy::All);
+    let batch = if opts.batch.is_empty() {
+        settings.batch.clone()
+    } else {
+        opts.batch.clone()
+    };
+    let canary = opts.canary.or(settings.canary).unwrap_or(0);
+    let pause = opts.pause.or(settings.pause);
+    let max_failures = opts
+        .max_failures
+        .or(settings.max_failures)
+        .unwrap_or(FailureBudget::Count(0));
+    let max_per_host = opts.max_per_host.or(settings.max_per_host).unwrap_or(16);
+    let revert_after = opts
+        .revert_after
+        .or(settings.revert_after)
+        .unwrap_or(Duration::from_secs(60));
+    let drain = opts.drain.or(settings.drain);
     let selection = Selection::from(opts.select.clone());
     let selected = match targets(&inventory, &selection) {
         Ok(t) => t,
@@ -182,13 +213,13 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
                 .map(str::to_string)
         })
         .unwrap_or_default();
-    if opts.strategy == Strategy::BlueGreen && !is_safe_version(&version) {
+    if strategy == Strategy::BlueGreen && !is_safe_version(&version) {
         eprintln!(
             "error: blue-green needs a release version (playbook var `version` or --set version=…) made of letters, digits and . _ + -; found {version:?}"
         );
         return ExitCode::BadInput;
     }
-    let colors: &[&str] = match (opts.strategy, opts.into) {
+    let colors: &[&str] = match (strategy, opts.into) {
         (Strategy::BlueGreen, _) => &["blue", "green"],
         (_, Color::Blue) => &["blue"],
         (_, Color::Green) => &["green"],
@@ -215,10 +246,10 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
         }
     }
     let target_hosts: Vec<&str> = selected.iter().map(|(_, h)| h.name.as_str()).collect();
-    let batches = match opts.strategy {
+    let batches = match strategy {
         Strategy::All => plan_batches(&target_hosts, &[], 0, 0),
         Strategy::Rolling | Strategy::BlueGreen => {
-            plan_batches(&target_hosts, &opts.batch, opts.canary, opts.max_per_host)
+            plan_batches(&target_hosts, &batch, canary, max_per_host)
         }
     };
     let run_id = match &opts.run_id {
@@ -236,26 +267,26 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
     };
     let mode = super::live_mode(cx, opts.json);
     let options = RolloutOptions {
-        strategy: if opts.strategy == Strategy::BlueGreen {
+        strategy: if strategy == Strategy::BlueGreen {
             EngineStrategy::BlueGreen
         } else {
             EngineStrategy::InPlace
         },
         deploy: DeployOptions {
             forks: super::run::fit_forks(opts.forks),
-            max_per_host: opts.max_per_host,
+            max_per_host,
             dry_run: opts.dry_run,
             diff: opts.diff,
         },
-        max_failures: opts.max_failures,
-        pause: opts.pause.unwrap_or_default(),
+        max_failures,
+        pause: pause.unwrap_or_default(),
         version,
         run: run_id.clone(),
         operator: operator(),
         force_unlock: opts.force_unlock,
-        revert_after: (!opts.no_revert_timer).then_some(opts.revert_after),
+        revert_after: (!opts.no_revert_timer).then_some(revert_after),
         rollback_on_halt: opts.rollback_on_halt,
-        drain: opts.drain,
+        drain,
         script_timeout: Duration::from_secs(120),
     };
     let journal = if opts.dry_run {

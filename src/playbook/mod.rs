@@ -170,6 +170,116 @@ struct RawPlaybook {
     vars: toml::Table,
     #[serde(default)]
     steps: Vec<RawStep>,
+    rollout: Option<RawRollout>,
+}
+
+/// `[rollout]`: the playbook's default rollout settings; command-line flags win.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRollout {
+    strategy: Option<Spanned<String>>,
+    #[serde(default)]
+    batch: Vec<Spanned<toml::Value>>,
+    canary: Option<usize>,
+    pause: Option<Spanned<String>>,
+    max_failures: Option<Spanned<toml::Value>>,
+    max_per_host: Option<usize>,
+    revert_after: Option<Spanned<String>>,
+    drain: Option<Spanned<String>>,
+}
+
+/// Rollout defaults from the playbook's `[rollout]` table (all optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RolloutSettings {
+    /// "all", "rolling" or "blue-green"
+    pub strategy: Option<String>,
+    /// batch sizes
+    pub batch: Vec<crate::plan::batch::BatchSize>,
+    /// canary batch size
+    pub canary: Option<usize>,
+    /// soak after the canary
+    pub pause: Option<Duration>,
+    /// failure budget
+    pub max_failures: Option<crate::plan::batch::FailureBudget>,
+    /// targets of one host per batch
+    pub max_per_host: Option<usize>,
+    /// deadline of the self-reverting switch
+    pub revert_after: Option<Duration>,
+    /// stop the old color after this drain period
+    pub drain: Option<Duration>,
+}
+
+fn value_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn validate_rollout(
+    source: &SourceFile,
+    raw: RawRollout,
+    problems: &mut Diagnostics,
+) -> RolloutSettings {
+    use crate::plan::batch::{BatchSize, FailureBudget};
+    let mut out = RolloutSettings {
+        canary: raw.canary,
+        max_per_host: raw.max_per_host,
+        ..RolloutSettings::default()
+    };
+    if let Some(s) = &raw.strategy {
+        if matches!(s.get_ref().as_str(), "all" | "rolling" | "blue-green") {
+            out.strategy = Some(s.get_ref().clone());
+        } else {
+            problems.push(Diagnostic::at(
+                "playbook::bad-strategy",
+                source,
+                s.span(),
+                format!("unknown strategy `{}`", s.get_ref()),
+                "expected \"all\", \"rolling\" or \"blue-green\"",
+            ));
+        }
+    }
+    for b in &raw.batch {
+        match BatchSize::parse(&value_text(b.get_ref())) {
+            Ok(size) => out.batch.push(size),
+            Err(expected) => problems.push(Diagnostic::at(
+                "playbook::bad-batch",
+                source,
+                b.span(),
+                format!("`{}` is not a batch size", value_text(b.get_ref())),
+                expected,
+            )),
+        }
+    }
+    if let Some(m) = &raw.max_failures {
+        match FailureBudget::parse(&value_text(m.get_ref())) {
+            Ok(budget) => out.max_failures = Some(budget),
+            Err(expected) => problems.push(Diagnostic::at(
+                "playbook::bad-budget",
+                source,
+                m.span(),
+                format!("`{}` is not a failure budget", value_text(m.get_ref())),
+                expected,
+            )),
+        }
+    }
+    for (field, key, slot) in [
+        (&raw.pause, "pause", &mut out.pause),
+        (&raw.revert_after, "revert_after", &mut out.revert_after),
+        (&raw.drain, "drain", &mut out.drain),
+    ] {
+        if let Some(value) = field {
+            *slot = Some(parse_duration_field(
+                source,
+                Some(value),
+                key,
+                Duration::ZERO,
+                problems,
+            ));
+        }
+    }
+    out
 }
 
 /// The action of a step.
@@ -253,6 +363,8 @@ pub struct Playbook {
     pub vars: toml::Table,
     /// the steps, in order
     pub steps: Vec<Step>,
+    /// rollout defaults (`[rollout]`)
+    pub rollout: RolloutSettings,
 }
 
 impl Playbook {
@@ -278,6 +390,10 @@ impl Playbook {
         let raw: RawPlaybook =
             toml::from_str(&source.text).map_err(|e| Diagnostics::from(toml_error(&source, &e)))?;
         let mut problems = Diagnostics::default();
+        let rollout = raw
+            .rollout
+            .map(|r| validate_rollout(&source, r, &mut problems))
+            .unwrap_or_default();
         let mut steps = Vec::with_capacity(raw.steps.len());
         for raw_step in raw.steps {
             if let Some(step) = validate_step(&source, raw_step, &mut problems) {
@@ -302,6 +418,7 @@ impl Playbook {
             description: raw.description,
             vars: raw.vars,
             steps,
+            rollout,
             source,
         })
     }
@@ -535,6 +652,28 @@ health = { url = "http://127.0.0.1:{{ port }}/health", interval = "200ms" }
         assert!(text.contains("found user, run"), "{text}");
         let err = load("name = \"x\"\n[[steps]]\nname = \"none\"\n").unwrap_err();
         assert!(err.render(false).contains("found none"));
+    }
+
+    #[test]
+    fn rollout_defaults_parse_and_bad_values_point_at_their_place() {
+        let p = load(
+            "name = \"x\"\n[rollout]\nstrategy = \"blue-green\"\nbatch = [1, \"25%\"]\ncanary = 1\npause = \"30s\"\nmax_failures = \"10%\"\n[[steps]]\nname = \"r\"\nrun = { script = \"true\" }\n",
+        )
+        .unwrap();
+        assert_eq!(p.rollout.strategy.as_deref(), Some("blue-green"));
+        assert_eq!(p.rollout.batch.len(), 2);
+        assert_eq!(p.rollout.pause, Some(Duration::from_secs(30)));
+        let err = load("name = \"x\"\n[rollout]\nstrategy = \"fast\"\nbatch = [0]\n[[steps]]\nname = \"r\"\nrun = { script = \"true\" }\n")
+            .unwrap_err()
+            .render(false);
+        assert!(
+            err.contains("playbooks/p.toml:3:12") && err.contains("unknown strategy"),
+            "{err}"
+        );
+        assert!(
+            err.contains("playbooks/p.toml:4:10") && err.contains("not a batch size"),
+            "{err}"
+        );
     }
 
     #[test]
