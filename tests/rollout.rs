@@ -1304,6 +1304,40 @@ fn a_partitioned_host_reverts_the_switch_by_itself() {
 // ---------------------------------------------------------------------------
 // 6: the control node killed mid-rollout, then resumed
 
+/// Starts a blue-green rollout of 2.0.0 to every target in batches of 2 (plus `extra`
+/// flags) and waits until its journal records `done` finished targets; returns the
+/// running drover and its run id.
+fn rollout_in_background(
+    fleet: &Fleet,
+    extra: &[&str],
+    env: &[(&str, &Path)],
+    runs: &Path,
+    done: usize,
+) -> (Running, String) {
+    let playbook = agent_playbook();
+    let mut args = vec![
+        "deploy",
+        &playbook,
+        "--all",
+        "--strategy",
+        "blue-green",
+        "--batch",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--set", "version=2.0.0"]);
+    let run = spawn(fleet, &args, env);
+    let id = wait_for(Duration::from_secs(120), "targets finished", || {
+        let id = newest_run(runs)?;
+        let finished = journal(&runs.join(format!("{id}.jsonl")))
+            .iter()
+            .filter(|e| e["event"] == "target")
+            .count();
+        (finished >= done).then_some(id)
+    });
+    (run, id)
+}
+
 #[test]
 fn killing_the_control_node_mid_rollout_then_resuming_deploys_every_target_once() {
     let Some(fleet) = Fleet::up(4) else { return };
@@ -1313,31 +1347,9 @@ fn killing_the_control_node_mid_rollout_then_resuming_deploys_every_target_once(
     let runs = state_dir.join("runs");
     let env = [("DROVER_STATE_DIR", state_dir.as_path())];
 
-    let run = spawn(
-        &fleet,
-        &[
-            "deploy",
-            &agent_playbook(),
-            "--all",
-            "--strategy",
-            "blue-green",
-            "--batch",
-            "2",
-            "--set",
-            "version=2.0.0",
-        ],
-        &env,
-    );
     // Killed as soon as the first batch (two targets) is recorded done: the second
     // batch is in flight then, its two targets locked and part-way through.
-    let id = wait_for(Duration::from_secs(120), "two targets finished", || {
-        let id = newest_run(&runs)?;
-        let done = journal(&runs.join(format!("{id}.jsonl")))
-            .iter()
-            .filter(|e| e["event"] == "target")
-            .count();
-        (done >= 2).then_some(id)
-    });
+    let (run, id) = rollout_in_background(&fleet, &[], &env, &runs, 2);
     sigkill(&run);
     let killed = run.wait(DEPLOY_LIMIT);
     assert_eq!(
@@ -1621,30 +1633,7 @@ fn drover_halt_stops_a_rollout_and_rollback_on_halt_switches_its_targets_back() 
     let state_dir = fleet.work_dir().join("control-state");
     let runs = state_dir.join("runs");
     let env = [("DROVER_STATE_DIR", state_dir.as_path())];
-    let run = spawn(
-        &fleet,
-        &[
-            "deploy",
-            &agent_playbook(),
-            "--all",
-            "--strategy",
-            "blue-green",
-            "--batch",
-            "2",
-            "--rollback-on-halt",
-            "--set",
-            "version=2.0.0",
-        ],
-        &env,
-    );
-    let id = wait_for(Duration::from_secs(120), "a first target finished", || {
-        let id = newest_run(&runs)?;
-        let done = journal(&runs.join(format!("{id}.jsonl")))
-            .iter()
-            .filter(|e| e["event"] == "target")
-            .count();
-        (done >= 1).then_some(id)
-    });
+    let (run, id) = rollout_in_background(&fleet, &["--rollback-on-halt"], &env, &runs, 1);
     let halt = drover_env(&fleet, &["halt", &id], &env, SMALL_LIMIT);
     assert_exit(&halt, EXIT_OK, "drover halt");
     let halted = run.wait(DEPLOY_LIMIT);
