@@ -354,7 +354,9 @@ impl Session {
         Ok(out)
     }
 
-    async fn open_channel(&self) -> Result<russh::Channel<client::Msg>, TransportError> {
+    /// Opens a session channel, waiting (bounded) while the server's `MaxSessions` is
+    /// reached; a dead connection is reported with the reason it died.
+    pub(crate) async fn open_channel(&self) -> Result<russh::Channel<client::Msg>, TransportError> {
         let mut attempt = 0u32;
         loop {
             match self.handle.channel_open_session().await {

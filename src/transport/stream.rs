@@ -129,25 +129,7 @@ impl Session {
         command: &str,
         keep_stdin_open: bool,
     ) -> Result<CommandStream, TransportError> {
-        let mut attempt = 0u32;
-        let channel = loop {
-            match self.handle.channel_open_session().await {
-                Ok(channel) => break channel,
-                // The server's MaxSessions is reached: wait for a slot to free up.
-                Err(russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::ConnectFailed))
-                    if attempt < 20 =>
-                {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-                }
-                Err(e) if self.handle.is_closed() => {
-                    return Err(TransportError::ConnectionLost {
-                        reason: Some(e.to_string()),
-                    });
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
+        let channel = self.open_channel().await?;
         channel.exec(true, command.as_bytes().to_vec()).await?;
         if !keep_stdin_open {
             channel.eof().await?;
