@@ -5,16 +5,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::config::{Become, Host};
 use crate::events::{Event, EventSender};
-use crate::plan::render::{Plan, PlannedStep, TargetPlan};
-use crate::plan::steps::{self, CHANGED_MARKER, CURRENT_MARKER, StepSpec};
-use crate::transport::{Connection, Connector, RemoteCommand, TransportError};
+use crate::plan::render::{Plan, TargetPlan};
+use crate::transport::{Connection, Connector};
 
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -237,7 +235,7 @@ async fn deploy_host<C: Connector>(
                         host: format!("{}@{}", target.tenant, target.host),
                     })
                     .await;
-                run_target(&*connection, &host, &target, &options, &secrets).await
+                super::target::run_target(&*connection, &host, &target, &options, &secrets).await
             };
             let _ = events
                 .send(Event::TargetFinished(Arc::new(outcome.clone())))
@@ -257,15 +255,6 @@ async fn deploy_host<C: Connector>(
     out
 }
 
-/// Wraps a step script for `become`: root through `sudo -n` (never prompts).
-fn with_become(script: String, step: &PlannedStep, host: &Host) -> String {
-    if step.r#become {
-        as_root(script, host)
-    } else {
-        script
-    }
-}
-
 /// A script run as root: through `sudo -n` unless the host says `become = "none"`.
 pub(crate) fn as_root(script: String, host: &Host) -> String {
     if host.r#become == Become::Sudo {
@@ -276,16 +265,6 @@ pub(crate) fn as_root(script: String, host: &Host) -> String {
     } else {
         script
     }
-}
-
-fn redact(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for s in secrets {
-        if !s.is_empty() {
-            out = out.replace(s.as_str(), "***");
-        }
-    }
-    out
 }
 
 /// What an operator reads when `sudo -n` says no.
@@ -309,142 +288,4 @@ pub(crate) fn sudo_refused(stderr: &str) -> bool {
     ]
     .iter()
     .any(|needle| stderr.contains(needle))
-}
-
-pub(crate) async fn run_target<C: Connection>(
-    connection: &C,
-    host: &Host,
-    target: &TargetPlan,
-    options: &DeployOptions,
-    secrets: &[String],
-) -> TargetOutcome {
-    let started = Instant::now();
-    let mut outcome = empty_outcome(target, TargetStatus::Ok, None);
-    let mut stopped = false;
-    for step in &target.steps {
-        let step_outcome = match (&step.spec, stopped) {
-            (_, true) | (None, _) => StepOutcome {
-                name: step.name.clone(),
-                kind: step.kind,
-                status: StepStatus::Skipped,
-                attempts: 0,
-                duration_ms: 0,
-                exit_code: None,
-                stdout: String::new(),
-                stderr: String::new(),
-                diff: None,
-            },
-            (Some(spec), false) => {
-                match run_step(connection, host, step, spec, options, secrets).await {
-                    Ok(o) => o,
-                    Err(e) => {
-                        outcome.status = TargetStatus::Unreachable;
-                        outcome.error = Some(e.to_string());
-                        outcome.failed_step = Some(step.name.clone());
-                        stopped = true;
-                        continue;
-                    }
-                }
-            }
-        };
-        match step_outcome.status {
-            StepStatus::Failed => {
-                outcome.status = TargetStatus::Failed;
-                outcome.failed_step = Some(step.name.clone());
-                stopped = true;
-            }
-            StepStatus::Changed if outcome.status == TargetStatus::Ok => {
-                outcome.status = TargetStatus::Changed
-            }
-            _ => {}
-        }
-        outcome.steps.push(step_outcome);
-    }
-    outcome.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    outcome
-}
-
-async fn run_step<C: Connection>(
-    connection: &C,
-    host: &Host,
-    step: &PlannedStep,
-    spec: &StepSpec,
-    options: &DeployOptions,
-    secrets: &[String],
-) -> Result<StepOutcome, TransportError> {
-    let started = Instant::now();
-    let built = steps::script(spec, options.dry_run, options.diff);
-    let command = RemoteCommand {
-        script: with_become(built.script, step, host),
-        timeout: step.timeout.unwrap_or(host.command_timeout),
-        stdin: built.stdin,
-    };
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let out = connection.exec(&command).await?;
-        let stdout = out.stdout.text();
-        let mut stderr = redact(&out.stderr.text(), secrets);
-        let ok = out.exit_status == Some(0) && !out.timed_out;
-        if !ok && attempts <= step.retries {
-            tokio::time::sleep(step.delay).await;
-            continue;
-        }
-        if out.timed_out {
-            stderr.push_str(&format!(
-                "\n[drover] step timed out after {}s",
-                command.timeout.as_secs_f64()
-            ));
-        }
-        if !ok && step.r#become && host.r#become == Become::Sudo && sudo_refused(&stderr) {
-            stderr = become_refused(host, &stderr);
-        }
-        let (body, current) = match stdout.split_once(&format!("{CURRENT_MARKER}\n")) {
-            Some((body, current)) => (body.to_string(), Some(current.to_string())),
-            None => (stdout.clone(), None),
-        };
-        let changed = body.lines().any(|l| l == CHANGED_MARKER);
-        let cleaned: String = body
-            .lines()
-            .filter(|l| *l != CHANGED_MARKER)
-            .map(|l| format!("{l}\n"))
-            .collect();
-        let diff = match (spec, current, changed) {
-            (
-                StepSpec::File {
-                    dest,
-                    content,
-                    secret: false,
-                    ..
-                },
-                Some(current),
-                true,
-            ) => {
-                let new = String::from_utf8_lossy(content);
-                Some(
-                    similar::TextDiff::from_lines(current.as_str(), new.as_ref())
-                        .unified_diff()
-                        .context_radius(3)
-                        .header(dest, dest)
-                        .to_string(),
-                )
-            }
-            _ => None,
-        };
-        return Ok(StepOutcome {
-            name: step.name.clone(),
-            kind: step.kind,
-            status: match (ok, changed) {
-                (false, _) => StepStatus::Failed,
-                (true, true) => StepStatus::Changed,
-                (true, false) => StepStatus::Ok,
-            },
-            attempts,
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            exit_code: out.exit_status,
-            stdout: redact(&cleaned, secrets),
-            stderr,
-            diff: diff.map(|d| redact(&d, secrets)),
-        });
-    }
 }

@@ -1,11 +1,13 @@
 //! The engine: runs work over many hosts with bounded concurrency and emits events.
 //! It reaches hosts only through [`crate::transport::Connector`].
 
+mod chain;
 mod deploy;
 pub mod journal;
 mod rollout;
 mod run;
 pub mod status;
+mod target;
 
 pub use deploy::{DeployOptions, StepOutcome, StepStatus, TargetOutcome, TargetStatus, deploy};
 pub use rollout::{

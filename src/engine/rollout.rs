@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 use super::deploy::{
-    DeployOptions, TargetOutcome, TargetStatus, as_root, become_refused, empty_outcome, run_target,
+    DeployOptions, TargetOutcome, TargetStatus, as_root, become_refused, empty_outcome,
     sudo_refused,
 };
+use super::target::run_target;
 use crate::config::Host;
 use crate::events::{Event, EventSender};
 use crate::plan::batch::{Batches, FailureBudget};

@@ -1,0 +1,591 @@
+//! One target's steps on an open connection: in order, stopping at the first failure.
+//! Runs of steps that can share an exec go as one [`Chain`]; a step with retries or a
+//! large input (over [`MAX_CHAINED_STDIN`]) goes alone, and a change of `become` starts
+//! a new exec.
+
+use std::time::{Duration, Instant};
+
+use super::chain::{Chain, Link, LinkOutput};
+use super::deploy::{
+    DeployOptions, StepOutcome, StepStatus, TargetOutcome, TargetStatus, as_root, become_refused,
+    empty_outcome, sudo_refused,
+};
+use crate::config::{Become, Host};
+use crate::plan::render::{PlannedStep, TargetPlan};
+use crate::plan::steps::{self, CHANGED_MARKER, CURRENT_MARKER, StepScript, StepSpec};
+use crate::transport::{Connection, RemoteCommand, TransportError};
+
+/// Runs a target's steps and reports each.
+pub(crate) async fn run_target<C: Connection>(
+    connection: &C,
+    host: &Host,
+    target: &TargetPlan,
+    options: &DeployOptions,
+    secrets: &[String],
+) -> TargetOutcome {
+    let started = Instant::now();
+    let mut outcome = empty_outcome(target, TargetStatus::Ok, None);
+    let scripts: Vec<Option<StepScript>> = target
+        .steps
+        .iter()
+        .map(|s| {
+            s.spec
+                .as_ref()
+                .map(|spec| steps::script(spec, options.dry_run, options.diff))
+        })
+        .collect();
+    let mut stopped = false;
+    let mut at = 0;
+    while at < target.steps.len() {
+        let end = chain_end(&target.steps, &scripts, at);
+        let members: Vec<usize> = (at..end).filter(|&i| scripts[i].is_some()).collect();
+        let ran = if stopped {
+            Ok(Vec::new())
+        } else {
+            match members.as_slice() {
+                [] => Ok(Vec::new()),
+                [one] => run_alone(
+                    connection,
+                    host,
+                    &target.steps[*one],
+                    &scripts[*one],
+                    secrets,
+                )
+                .await
+                .map(|o| o.into_iter().collect())
+                .map_err(|e| (*one, e)),
+                _ => run_chain(connection, host, target, &members, &scripts, secrets).await,
+            }
+        };
+        let mut ran = match ran {
+            Ok(list) => list.into_iter(),
+            Err((lost, e)) => {
+                // The step that was running when the connection went is named, not listed.
+                outcome.status = TargetStatus::Unreachable;
+                outcome.error = Some(e.to_string());
+                outcome.failed_step = Some(target.steps[lost].name.clone());
+                stopped = true;
+                for (i, step) in target.steps.iter().enumerate().take(end).skip(at) {
+                    if i != lost {
+                        outcome.steps.push(skipped(step));
+                    }
+                }
+                at = end;
+                continue;
+            }
+        };
+        for step in &target.steps[at..end] {
+            let result = if step.spec.is_none() || stopped {
+                None
+            } else {
+                ran.next()
+            };
+            let step_outcome = result.unwrap_or_else(|| skipped(step));
+            match step_outcome.status {
+                StepStatus::Failed => {
+                    outcome.status = TargetStatus::Failed;
+                    outcome.failed_step = Some(step.name.clone());
+                    stopped = true;
+                }
+                StepStatus::Changed if outcome.status == TargetStatus::Ok => {
+                    outcome.status = TargetStatus::Changed;
+                }
+                _ => {}
+            }
+            outcome.steps.push(step_outcome);
+        }
+        at = end;
+    }
+    outcome.duration_ms = millis(started.elapsed());
+    outcome
+}
+
+/// Larger inputs (release uploads) go in their own exec: `dd` holds a step's input in
+/// memory on the host while handing it over.
+const MAX_CHAINED_STDIN: usize = 4 << 20;
+
+/// End (exclusive) of the chain that starts at `at`: the following steps that can share
+/// its exec. Steps skipped by `when` do not break a chain.
+fn chain_end(steps: &[PlannedStep], scripts: &[Option<StepScript>], at: usize) -> usize {
+    let chainable = |i: usize| {
+        scripts[i].as_ref().is_some_and(|s| {
+            s.stdin
+                .as_ref()
+                .is_none_or(|b| b.len() <= MAX_CHAINED_STDIN)
+                && steps[i].retries == 0
+        })
+    };
+    if !chainable(at) {
+        return at + 1;
+    }
+    let mut end = at + 1;
+    while end < steps.len()
+        && (scripts[end].is_none() || (chainable(end) && steps[end].r#become == steps[at].r#become))
+    {
+        end += 1;
+    }
+    end
+}
+
+fn skipped(step: &PlannedStep) -> StepOutcome {
+    StepOutcome {
+        name: step.name.clone(),
+        kind: step.kind,
+        status: StepStatus::Skipped,
+        attempts: 0,
+        duration_ms: 0,
+        exit_code: None,
+        stdout: String::new(),
+        stderr: String::new(),
+        diff: None,
+    }
+}
+
+/// One step in its own exec, with its retries. On a lost connection, says which step.
+async fn run_alone<C: Connection>(
+    connection: &C,
+    host: &Host,
+    step: &PlannedStep,
+    script: &Option<StepScript>,
+    secrets: &[String],
+) -> Result<Option<StepOutcome>, TransportError> {
+    let (Some(spec), Some(script)) = (&step.spec, script) else {
+        return Ok(None);
+    };
+    let started = Instant::now();
+    let command = RemoteCommand {
+        script: with_become(script.script.clone(), step.r#become, host),
+        timeout: step.timeout.unwrap_or(host.command_timeout),
+        stdin: script.stdin.clone(),
+    };
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let out = connection.exec(&command).await?;
+        let ok = out.exit_status == Some(0) && !out.timed_out;
+        if !ok && attempts <= step.retries {
+            tokio::time::sleep(step.delay).await;
+            continue;
+        }
+        let ran = Ran {
+            exit_status: out.exit_status,
+            timed_out: out.timed_out,
+            timeout: command.timeout,
+            stdout: out.stdout.text(),
+            stderr: out.stderr.text(),
+            attempts,
+            duration: started.elapsed(),
+        };
+        return Ok(Some(finish(step, spec, host, ran, secrets)));
+    }
+}
+
+/// Several steps in one exec. On a lost connection, says which step was running.
+async fn run_chain<C: Connection>(
+    connection: &C,
+    host: &Host,
+    target: &TargetPlan,
+    members: &[usize],
+    scripts: &[Option<StepScript>],
+    secrets: &[String],
+) -> Result<Vec<StepOutcome>, (usize, TransportError)> {
+    let started = Instant::now();
+    let links: Vec<Link<'_>> = members
+        .iter()
+        .map(|&i| Link {
+            script: scripts[i].as_ref().map_or("", |s| s.script.as_str()),
+            timeout: target.steps[i].timeout.unwrap_or(host.command_timeout),
+            stdin: scripts[i].as_ref().and_then(|s| s.stdin.as_deref()),
+        })
+        .collect();
+    let chain = Chain::new(&links);
+    let command = RemoteCommand {
+        script: with_become(
+            chain.script.clone(),
+            target.steps[members[0]].r#become,
+            host,
+        ),
+        timeout: chain.timeout,
+        stdin: chain.stdin.clone(),
+    };
+    let out = connection
+        .exec(&command)
+        .await
+        .map_err(|e| (members[0], e))?;
+    let (stdout, stderr) = (out.stdout.text(), out.stderr.text());
+    let mut parts = chain.split(&stdout, &stderr, links.len());
+    if parts.is_empty() {
+        // Nothing of the chain ran (`sudo` refused, no shell): the first step failed
+        // with everything that was printed.
+        parts.push(LinkOutput {
+            exit_status: out.exit_status,
+            stdout,
+            stderr,
+            duration: None,
+        });
+    }
+    let mut outcomes = Vec::new();
+    let count = parts.len();
+    for (n, part) in parts.into_iter().enumerate() {
+        let i = members[n];
+        let step = &target.steps[i];
+        let Some(spec) = &step.spec else { continue };
+        let last = n + 1 == count;
+        let exit_status = match part.exit_status {
+            // The chain exited 0 only if every step did: a step whose marker was lost
+            // past the output cap still succeeded.
+            None if out.exit_status == Some(0) => Some(0),
+            other => other,
+        };
+        let limit = links[n].timeout;
+        let duration = part.duration.unwrap_or_else(|| {
+            if last {
+                started.elapsed()
+            } else {
+                Duration::ZERO
+            }
+        });
+        // `timeout` exits 124 (TERM) or 137 (KILL after the grace period).
+        let timed_out = (last && out.timed_out)
+            || (matches!(exit_status, Some(124 | 137))
+                && duration + Duration::from_millis(200) >= limit);
+        let ran = Ran {
+            exit_status,
+            timed_out,
+            timeout: limit,
+            stdout: part.stdout,
+            stderr: part.stderr,
+            attempts: 1,
+            duration,
+        };
+        outcomes.push(finish(step, spec, host, ran, secrets));
+    }
+    Ok(outcomes)
+}
+
+/// What a step's exec (or its part of a chain) produced.
+struct Ran {
+    exit_status: Option<u32>,
+    timed_out: bool,
+    timeout: Duration,
+    stdout: String,
+    stderr: String,
+    attempts: u32,
+    duration: Duration,
+}
+
+/// Reads a step's output: drover's markers, the `--diff` of a file, secrets redacted.
+fn finish(
+    step: &PlannedStep,
+    spec: &StepSpec,
+    host: &Host,
+    ran: Ran,
+    secrets: &[String],
+) -> StepOutcome {
+    let ok = ran.exit_status == Some(0) && !ran.timed_out;
+    let mut stderr = redact(&ran.stderr, secrets);
+    if ran.timed_out {
+        stderr.push_str(&format!(
+            "\n[drover] step timed out after {}s",
+            ran.timeout.as_secs_f64()
+        ));
+    }
+    if !ok && step.r#become && host.r#become == Become::Sudo && sudo_refused(&stderr) {
+        stderr = become_refused(host, &stderr);
+    }
+    let (body, current) = match ran.stdout.split_once(&format!("{CURRENT_MARKER}\n")) {
+        Some((body, current)) => (body.to_string(), Some(current.to_string())),
+        None => (ran.stdout.clone(), None),
+    };
+    let changed = body.lines().any(|l| l == CHANGED_MARKER);
+    let cleaned: String = body
+        .lines()
+        .filter(|l| *l != CHANGED_MARKER)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let diff = match (spec, current, changed) {
+        (
+            StepSpec::File {
+                dest,
+                content,
+                secret: false,
+                ..
+            },
+            Some(current),
+            true,
+        ) => {
+            let new = String::from_utf8_lossy(content);
+            Some(
+                similar::TextDiff::from_lines(current.as_str(), new.as_ref())
+                    .unified_diff()
+                    .context_radius(3)
+                    .header(dest, dest)
+                    .to_string(),
+            )
+        }
+        _ => None,
+    };
+    StepOutcome {
+        name: step.name.clone(),
+        kind: step.kind,
+        status: match (ok, changed) {
+            (false, _) => StepStatus::Failed,
+            (true, true) => StepStatus::Changed,
+            (true, false) => StepStatus::Ok,
+        },
+        attempts: ran.attempts,
+        duration_ms: millis(ran.duration),
+        exit_code: ran.exit_status,
+        stdout: redact(&cleaned, secrets),
+        stderr,
+        diff: diff.map(|d| redact(&d, secrets)),
+    }
+}
+
+/// Wraps a script for `become`: root through `sudo -n` (never prompts).
+fn with_become(script: String, r#become: bool, host: &Host) -> String {
+    if r#become {
+        as_root(script, host)
+    } else {
+        script
+    }
+}
+
+fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if !s.is_empty() {
+            out = out.replace(s.as_str(), "***");
+        }
+    }
+    out
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::AsyncWriteExt as _;
+
+    use super::*;
+    use crate::config::{Inventory, SourceFile};
+    use crate::plan::steps::Ownership;
+    use crate::transport::{Captured, ExecOutput};
+
+    /// Runs commands with the local `sh`, as a host's login shell would, and counts them.
+    #[derive(Default)]
+    struct LocalShell {
+        execs: AtomicUsize,
+    }
+
+    impl Connection for LocalShell {
+        async fn exec(&self, command: &RemoteCommand) -> Result<ExecOutput, TransportError> {
+            self.execs.fetch_add(1, Ordering::SeqCst);
+            let started = Instant::now();
+            let mut child = tokio::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(command.wrapped())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("sh");
+            let mut stdin = child.stdin.take().expect("stdin");
+            if let Some(bytes) = &command.stdin {
+                let _ = stdin.write_all(bytes).await;
+            }
+            drop(stdin);
+            let out = child.wait_with_output().await.expect("wait");
+            Ok(ExecOutput {
+                exit_status: out.status.code().and_then(|c| u32::try_from(c).ok()),
+                signal: None,
+                stdout: Captured {
+                    bytes: out.stdout,
+                    dropped: 0,
+                },
+                stderr: Captured {
+                    bytes: out.stderr,
+                    dropped: 0,
+                },
+                timed_out: false,
+                duration: started.elapsed(),
+            })
+        }
+
+        async fn close(self) {}
+    }
+
+    fn host() -> Host {
+        let text = "[hosts.web-1]\naddress = \"127.0.0.1\"\nbecome = \"none\"\n";
+        Inventory::from_sources(vec![SourceFile::new("t.toml", text.to_string())])
+            .unwrap()
+            .hosts
+            .remove(0)
+    }
+
+    fn step(name: &str, spec: Option<StepSpec>) -> PlannedStep {
+        PlannedStep {
+            name: name.into(),
+            kind: "run",
+            spec,
+            retries: 0,
+            delay: Duration::ZERO,
+            timeout: None,
+            r#become: false,
+        }
+    }
+
+    fn run(name: &str, script: &str) -> PlannedStep {
+        step(
+            name,
+            Some(StepSpec::Run {
+                script: script.into(),
+                creates: None,
+                unless: None,
+            }),
+        )
+    }
+
+    fn target(steps: Vec<PlannedStep>) -> TargetPlan {
+        TargetPlan {
+            tenant: "acme".into(),
+            host: "web-1".into(),
+            steps,
+        }
+    }
+
+    fn options() -> DeployOptions {
+        DeployOptions {
+            forks: 1,
+            max_per_host: 1,
+            dry_run: false,
+            diff: false,
+        }
+    }
+
+    async fn deploy(plan: &TargetPlan) -> (TargetOutcome, usize) {
+        let shell = LocalShell::default();
+        let outcome = run_target(&shell, &host(), plan, &options(), &[]).await;
+        (outcome, shell.execs.load(Ordering::SeqCst))
+    }
+
+    fn statuses(outcome: &TargetOutcome) -> Vec<StepStatus> {
+        outcome.steps.iter().map(|s| s.status).collect()
+    }
+
+    #[tokio::test]
+    async fn a_targets_steps_share_one_exec_and_a_second_run_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("app");
+        let base = base.to_str().unwrap();
+        let plan = target(vec![
+            step(
+                "dir",
+                Some(StepSpec::Dir {
+                    path: base.into(),
+                    ownership: Ownership::default(),
+                }),
+            ),
+            step(
+                "file",
+                Some(StepSpec::File {
+                    dest: format!("{base}/motd"),
+                    content: b"hello\n".to_vec(),
+                    ownership: Ownership::default(),
+                    secret: false,
+                    on_change: None,
+                }),
+            ),
+            step(
+                "marker",
+                Some(StepSpec::Run {
+                    script: format!("echo ran; date > {base}/marker"),
+                    creates: Some(format!("{base}/marker")),
+                    unless: None,
+                }),
+            ),
+        ]);
+        let (first, execs) = deploy(&plan).await;
+        assert_eq!(execs, 1, "three steps, one exec");
+        assert_eq!(first.status, TargetStatus::Changed, "{first:#?}");
+        assert_eq!(statuses(&first), vec![StepStatus::Changed; 3]);
+        assert_eq!(first.steps[2].stdout, "ran\n");
+        assert_eq!(
+            std::fs::read_to_string(format!("{base}/motd")).unwrap(),
+            "hello\n"
+        );
+        let (second, execs) = deploy(&plan).await;
+        assert_eq!(execs, 1);
+        assert_eq!(second.status, TargetStatus::Ok, "{second:#?}");
+        assert_eq!(statuses(&second), vec![StepStatus::Ok; 3]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_step_stops_the_chain_and_names_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let never = dir.path().join("never");
+        let plan = target(vec![
+            run("first", "echo one"),
+            run("breaks", "echo broken >&2; exit 3"),
+            run("never", &format!("touch {}", never.display())),
+        ]);
+        let (outcome, execs) = deploy(&plan).await;
+        assert_eq!(execs, 1);
+        assert_eq!(outcome.status, TargetStatus::Failed);
+        assert_eq!(outcome.failed_step.as_deref(), Some("breaks"));
+        assert_eq!(
+            statuses(&outcome),
+            vec![StepStatus::Changed, StepStatus::Failed, StepStatus::Skipped]
+        );
+        assert_eq!(outcome.steps[1].exit_code, Some(1));
+        let stderr = &outcome.steps[1].stderr;
+        assert!(stderr.starts_with("broken\n"), "{stderr}");
+        assert!(stderr.contains("status 3"), "{stderr}");
+        assert!(!never.exists(), "a step after the failure ran");
+    }
+
+    #[tokio::test]
+    async fn steps_with_retries_run_alone_between_chains() {
+        let mut flaky = run("flaky", "echo try");
+        flaky.retries = 2;
+        let plan = target(vec![
+            run("a", "true"),
+            run("b", "true"),
+            flaky,
+            run("c", "true"),
+            run("d", "true"),
+        ]);
+        let (outcome, execs) = deploy(&plan).await;
+        assert_eq!(execs, 3, "chain, the retried step alone, chain");
+        assert_eq!(statuses(&outcome), vec![StepStatus::Changed; 5]);
+    }
+
+    #[tokio::test]
+    async fn a_step_skipped_by_when_does_not_break_the_chain() {
+        let plan = target(vec![run("a", "true"), step("off", None), run("b", "true")]);
+        let (outcome, execs) = deploy(&plan).await;
+        assert_eq!(execs, 1);
+        assert_eq!(
+            statuses(&outcome),
+            vec![
+                StepStatus::Changed,
+                StepStatus::Skipped,
+                StepStatus::Changed
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_change_of_become_starts_a_new_exec() {
+        let mut root = run("as root", "true");
+        root.r#become = true;
+        let plan = target(vec![run("a", "true"), run("b", "true"), root]);
+        let (outcome, execs) = deploy(&plan).await;
+        assert_eq!(execs, 2);
+        assert_eq!(outcome.status, TargetStatus::Changed);
+    }
+}
