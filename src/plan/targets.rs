@@ -5,6 +5,8 @@
 //! globs (if any). `--all` alone selects every target. So `--tenant acme --host web-1`
 //! means acme's target on web-1 only.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::config::select::{SelectError, Selection};
 use crate::config::{Host, Inventory, Tenant};
 
@@ -30,15 +32,18 @@ pub fn targets<'a>(
     } else {
         host_side.hosts(inventory)?
     };
+    // By name, so a fleet's placements are matched in linear time.
+    let hosts: HashMap<&str, &Host> = hosts.into_iter().map(|h| (h.name.as_str(), h)).collect();
+    let hosts = &hosts;
+    let tenants: HashSet<&str> = selection.tenants.iter().map(String::as_str).collect();
     let selected: Vec<(&Tenant, &Host)> = inventory
         .tenants
         .iter()
-        .filter(|t| selection.tenants.is_empty() || selection.tenants.contains(&t.name))
+        .filter(|t| tenants.is_empty() || tenants.contains(t.name.as_str()))
         .flat_map(|t| {
             t.hosts
                 .iter()
-                .filter_map(|h| hosts.iter().find(|x| &x.name == h).map(|h| (t, *h)))
-                .collect::<Vec<_>>()
+                .filter_map(move |h| hosts.get(h.as_str()).map(|h| (t, *h)))
         })
         .collect();
     if selected.is_empty() {
