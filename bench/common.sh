@@ -1,4 +1,5 @@
-# Shared settings for drover's fan-out benchmark. Sourced by the other scripts, not run.
+# shellcheck shell=bash
+# Shared settings for drover's fleet benchmark. Sourced by the other scripts, not run.
 # Every knob can be overridden from the environment. Adapted from the team's shared bench kit.
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$BENCH_DIR/.." && pwd)"

@@ -1,15 +1,26 @@
 #!/usr/bin/env python3
-"""drover's fan-out benchmark: `true` on N loopback hosts, drover against its peers.
+"""drover's fleet benchmark: drover against its peers on N loopback hosts, in three scenarios.
 
-usage: fanout.py [--sizes "50 200 500"] [--runs 3] [--tools drover,pssh,ansible-raw,pyinfra]
-                 [--drover target/release/drover] [--md BENCHMARKS.md] [--command "bash bench/run.sh"]
+usage: fanout.py [--scenarios true,job,status] [--sizes-true "200 1000 2000"] [--sizes-job "200 1000"]
+                 [--sizes-status 1000] [--runs 3] [--tools drover,pssh,...] [--drover target/release/drover]
+                 [--md BENCHMARKS.md] [--command "bash bench/run.sh"]
 
-For every N it (re)starts the loopback fleet for N hosts (sshd-fleet.sh start N), then runs
-each tool WARMUP (only for N <= --warmup-max-n) + RUNS times. Each run is one process tree,
-started in its own session and process group with empty stdin, its output kept in a file:
+Scenarios (each tool with N-way parallelism, strict host-key checking against the fleet's known_hosts):
+  true    `true` on every host: drover run, pssh, pyinfra exec, bssh, ansible -m raw, and
+          ansible -m command (the last only at --ansible-command-sizes, default 200)
+  job     the four-operation job of bench/job/ (directory, file from a template, system user,
+          guarded command) as root through sudo: drover deploy, pyinfra, ansible-playbook
+  status  drover status of every host with one tenant each (drover only)
+
+For every N (the union of the scenarios' sizes, smallest first) it (re)starts the loopback fleet
+for N hosts (sshd-fleet.sh start N), then runs each scenario's tools WARMUP (only for
+N <= --warmup-max-n) + RUNS times. A tool whose first timed run at an N took more than
+--long-run seconds gets only that run there. Each run is one process tree, started in its own
+session and process group with empty stdin, its output kept in a file:
 
   wall s        monotonic clock from spawn to reap
-  client CPU s  user+sys of the whole waited-for process tree (wait4 rusage, like /usr/bin/time)
+  client CPU s  user+sys of the whole waited-for process tree (wait4 rusage, like /usr/bin/time),
+                or of the tool's cgroup when that is larger (daemonised ssh ControlMasters)
   peak RSS MiB  largest single process of that tree (wait4 ru_maxrss)
   client mem    peak memory of all the tool's processes together (its own memory cgroup)
   sshd CPU s    everything the sshd side ran for that run (sshd's cpuacct cgroup, read after
@@ -18,18 +29,23 @@ started in its own session and process group with empty stdin, its output kept i
   machine CPU s busy CPU of the whole box (/proc/stat), noise included
   logins        'Accepted publickey' lines sshd logged during the run
 
-A run counts as a success only if the tool exited 0, reported every one of the N hosts as ok
-(tool-specific parsing, below) and sshd logged at least N logins. Medians are taken over the
-successful timed runs only; a row with any failed run says FAILED. After drover's timed runs
-it runs drover once more without --json (plain output), untimed, as a check.
+A run counts as a success only if the tool exited 0 (drover status: 0 or 1, see below), reported
+every one of the N hosts as ok (tool-specific parsing, below), sshd logged at least N logins, and,
+for the job, every host's files are on disk with the right content and owner. A run that hits
+--timeout is killed and reported as not finished, and that tool is not run at larger N in that
+scenario. Medians are taken over the successful timed runs only; a row with any failed run says
+FAILED. After drover's timed `true` runs it runs drover once more without --json (plain output),
+untimed, as a check.
 
-Results land in $STATE/results/<stamp>/ (results.json, table.md, per-run output); with --md the
-generated block of BENCHMARKS.md is replaced (text outside the markers is kept).
+Results land in $STATE/results/<stamp>/ (results.json, per-run output); with --md the generated
+block of BENCHMARKS.md is replaced (text outside the markers is kept).
 """
-import argparse, datetime, json, os, platform, re, resource, shlex, signal, statistics
+import argparse, datetime, glob, json, os, platform, pwd, re, resource, shlex, shutil, signal, statistics
 import subprocess, sys, threading, time
+from collections import Counter
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_DIR = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, BENCH_DIR)
 sys.dont_write_bytecode = True  # no __pycache__ in the repo
 import probe  # noqa: E402  (cpu_busy, busy_pct, sshd_cpu, cg_paths, listen_overflows)
@@ -38,84 +54,259 @@ STATE = os.environ.get("BENCH_STATE", "/tmp/bench-fleet")
 PORT = os.environ.get("BENCH_PORT", "2222")
 VENV = os.environ.get("BENCH_VENV", "/tmp/bench-venv")
 BUSER = os.environ.get("BENCH_USER", "benchuser")
+JOB_USER = os.environ.get("BENCH_JOB_USER", "benchjob")
+BSSH = os.environ.get("BSSH", os.path.expanduser("~/.cargo/bin/bssh"))
 CLIENT_CG = f"bench_client_{PORT}"
-REMOTE_CMD = "true"
+JOB_DIR = os.path.join(BENCH_DIR, "job")
+JOB_ROOT = f"{STATE}/job"
 NCPU = os.cpu_count() or 1
-ALL_TOOLS = ["drover", "pssh", "ansible-raw", "pyinfra"]
 BEGIN = "<!-- BEGIN GENERATED by bench/fanout.py: everything up to the END marker is rewritten -->"
 END = "<!-- END GENERATED by bench/fanout.py -->"
 
-TOOL_ENV = {
-    # ansible: no ControlPersist, so every run is cold and every ssh process is a waited-for child;
-    # host keys checked strictly against $STATE/known_hosts (the inventory's ssh args), as drover does
-    "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_RETRY_FILES_ENABLED": "False",
-    "ANSIBLE_GATHERING": "explicit", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PIPELINING": "False",
-    "ANSIBLE_DEPRECATION_WARNINGS": "False", "ANSIBLE_LOCAL_TEMP": f"{STATE}/ansible-local",
-    "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=no -o ControlPersist=no",
+SCENARIOS = ["true", "job", "status"]
+SCEN_TOOLS = {
+    "true": ["drover", "pssh", "pyinfra", "bssh", "ansible-raw", "ansible-command"],
+    "job": ["drover", "pyinfra", "ansible-playbook"],
+    "status": ["drover"],
 }
+SCEN_SIZES = {"true": "200 1000 2000", "job": "200 1000", "status": "1000"}
+SCEN_TITLE = {
+    "true": "A. `true` on every host",
+    "job": "B. The four-operation job",
+    "status": "C. `drover status`",
+}
+ALL_TOOLS = sorted({t for ts in SCEN_TOOLS.values() for t in ts})
+
+# ansible: host keys checked strictly against $STATE/known_hosts (the inventory's ssh args), as
+# drover does; pipelining on, as an experienced operator sets it (it matters for modules, not raw).
+ANSIBLE_ENV = {
+    "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_RETRY_FILES_ENABLED": "False",
+    "ANSIBLE_GATHERING": "explicit", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PIPELINING": "True",
+    "ANSIBLE_DEPRECATION_WARNINGS": "False", "ANSIBLE_LOCAL_TEMP": f"{STATE}/ansible-local",
+    "ANSIBLE_SSH_CONTROL_PATH_DIR": f"{STATE}/ansible-cp",
+}
+# Ad-hoc `true`: one task, so no ControlPersist: every run is cold and every ssh process is a
+# waited-for child. The job's playbook: Ansible's own default (ControlPersist=60s), so its four
+# tasks share one connection per host as they would for an operator; the masters it leaves
+# behind are in the tool's cgroup (their CPU counted) and are killed after the run.
+ANSIBLE_SSH_ADHOC = "-C -o ControlMaster=no -o ControlPersist=no"
+ANSIBLE_SSH_PLAYBOOK = "-C -o ControlMaster=auto -o ControlPersist=60s"
 
 
-def tool_cmd(tool, n, drover, json_out=True):
-    if tool == "drover":
-        c = [drover, "-i", f"{STATE}/inventory.toml", "run", "--all", "--forks", str(n)]
-        return c + (["--json"] if json_out else []) + ["--", REMOTE_CMD]
-    if tool == "pssh":
-        return ["parallel-ssh", "-h", f"{STATE}/hosts.txt", "-l", BUSER, "-p", str(n), "-t", "600", "-i",
-                "-x", f"-F {STATE}/ssh_config", REMOTE_CMD]
-    if tool == "ansible-raw":
-        return [f"{VENV}/bin/ansible", "all", "-i", f"{STATE}/inventory.ini", "-m", "raw", "-a", REMOTE_CMD,
-                "-f", str(min(n, 500))]
-    if tool == "pyinfra":
-        return [f"{VENV}/bin/pyinfra", "-y", "--parallel", str(n), f"{STATE}/inventory.py", "exec", "--", REMOTE_CMD]
-    raise ValueError(tool)
+def tool_cmd(scen, tool, n, drover, json_out=True):
+    if scen == "true":
+        if tool == "drover":
+            c = [drover, "-i", f"{STATE}/inventory.toml", "run", "--all", "--forks", str(n)]
+            return c + (["--json"] if json_out else []) + ["--", "true"]
+        if tool == "pssh":
+            return ["parallel-ssh", "-h", f"{STATE}/hosts.txt", "-l", BUSER, "-p", str(n), "-t", "600", "-i",
+                    "-x", f"-F {STATE}/ssh_config", "true"]
+        if tool == "ansible-raw":
+            return [f"{VENV}/bin/ansible", "all", "-i", f"{STATE}/inventory.ini", "-m", "raw", "-a", "true",
+                    "-f", str(n)]
+        if tool == "ansible-command":
+            return [f"{VENV}/bin/ansible", "all", "-i", f"{STATE}/inventory.ini", "-m", "command", "-a", "true",
+                    "-f", str(n)]
+        if tool == "pyinfra":
+            return [f"{VENV}/bin/pyinfra", "-y", "--parallel", str(n), f"{STATE}/inventory.py", "exec", "--", "true"]
+        if tool == "bssh":
+            # HOME=$STATE/bssh-home (tool_env): bssh checks host keys only against ~/.ssh/known_hosts;
+            # its config (hosts as cluster `fleet`, user, port, key) is written by sshd-fleet.sh.
+            # --require-all-success: otherwise bssh exits with the first host's code only.
+            return [BSSH, "--config", f"{STATE}/bssh-home/.config/bssh/config.yaml", "-C", "fleet",
+                    "--parallel", str(n), "--strict-host-key-checking", "yes", "--connect-timeout", "60",
+                    "--timeout", "600", "--require-all-success", "--batch", "true"]
+    if scen == "job":
+        if tool == "drover":
+            return [drover, "-i", f"{STATE}/inventory-job.toml", "deploy", f"{JOB_DIR}/job.toml", "--all",
+                    "--forks", str(n), "--json"]
+        if tool == "pyinfra":
+            return [f"{VENV}/bin/pyinfra", "-y", "--parallel", str(n), f"{STATE}/inventory.py",
+                    f"{JOB_DIR}/job_pyinfra.py"]
+        if tool == "ansible-playbook":
+            return [f"{VENV}/bin/ansible-playbook", "-i", f"{STATE}/inventory.ini", f"{JOB_DIR}/job.yml",
+                    "-f", str(n)]
+    if scen == "status" and tool == "drover":
+        return [drover, "-i", f"{STATE}/inventory-job.toml", "status", "--all", "--forks", str(n),
+                "--format", "json"]
+    raise ValueError(f"{scen}/{tool}")
+
+
+def tool_env(scen, tool):
+    """Environment changes for one tool (the rest of the environment is inherited)."""
+    if tool.startswith("ansible"):
+        return dict(ANSIBLE_ENV, ANSIBLE_SSH_ARGS=ANSIBLE_SSH_PLAYBOOK if scen == "job" else ANSIBLE_SSH_ADHOC)
+    if tool == "bssh":
+        return {"HOME": f"{STATE}/bssh-home"}
+    return {}
 
 
 # ---- per-tool success parsing: how many distinct hosts the tool itself reported as ok ----------
 
-def hosts_ok(tool, out, err):
-    """Return (hosts reported ok, hosts reported failed, note)."""
-    if tool == "drover":
-        ok, bad, other = set(), set(), 0
-        ok_lines = 0
+def parse_drover_lines(out):
+    """drover --json (run, deploy): one JSON object per host (run) or target (deploy) per line."""
+    ok, bad, other, ok_lines = set(), set(), 0, 0
+    for line in out.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if re.search(r'"status"\s*:\s*"(ok|changed)"', line):
+            ok_lines += 1
+        try:
+            o = json.loads(line)
+        except ValueError:
+            other += 1
+            continue
+        if not isinstance(o, dict):
+            other += 1
+            continue
+        h = o.get("host", o.get("name", o.get("target")))
+        st = o.get("status")
+        if h is None or st is None:
+            continue
+        h = f"{o['tenant']}@{h}" if "tenant" in o else str(h)
+        (ok if st in ("ok", "changed") else bad).add(h)
+    note = f'{ok_lines} lines with "status":"ok"/"changed"'
+    if other:
+        note += f", {other} non-JSON stdout lines"
+    n_ok = ok_lines if not ok else min(ok_lines, len(ok - bad))
+    return n_ok, len(bad), note
+
+
+def parse_drover_status(out, n):
+    try:
+        doc = json.loads(out)
+        hosts, targets = doc["hosts"], doc["targets"]
+    except (ValueError, KeyError, TypeError):
+        return 0, 0, "no JSON status document on stdout", None
+    up = {h["host"] for h in hosts if h.get("state") == "up"}
+    down = {h["host"] for h in hosts if h.get("state") != "up"}
+    unknown = {t["host"] for t in targets if t.get("state") == "unknown"}
+    kinds = {}
+    for t in targets:
+        for p in t.get("problems") or []:
+            kinds[p["kind"]] = kinds.get(p["kind"], 0) + 1
+    for h in hosts:
+        for p in h.get("problems") or []:
+            kinds["host:" + p["kind"]] = kinds.get("host:" + p["kind"], 0) + 1
+    note = (f"{len(up)} hosts up, {len(targets)} targets ({len(unknown)} unknown); problems: "
+            + (", ".join(f"{k} ×{v}" for k, v in sorted(kinds.items())) or "none"))
+    return len(up - unknown), len(down | unknown), note, doc.get("summary", {}).get("exit_code")
+
+
+def drover_failures(scen, out):
+    """drover's JSON output, reduced to one line per host that was not ok."""
+    lines = []
+    try:
+        if scen == "status":
+            doc = json.loads(out)
+            return [f"{h['host']}: {h['state']}: {h.get('error')}" for h in doc["hosts"] if h.get("state") != "up"]
         for line in out.splitlines():
-            line = line.strip()
-            if not line:
-                continue
-            if re.search(r'"status"\s*:\s*"ok"', line):
-                ok_lines += 1
-            try:
-                o = json.loads(line)
-            except ValueError:
-                other += 1
-                continue
-            if not isinstance(o, dict):
-                other += 1
-                continue
-            h = o.get("host", o.get("name", o.get("target")))
-            st = o.get("status")
-            if h is None or st is None:
-                continue
-            (ok if st == "ok" else bad).add(str(h))
-        note = f'{ok_lines} lines with "status":"ok"'
-        if other:
-            note += f", {other} non-JSON stdout lines"
-        # the brief: N lines with "status":"ok" (and, when they name hosts, N distinct hosts)
-        n_ok = ok_lines if not ok else min(ok_lines, len(ok))
-        return n_ok, len(bad), note
+            o = json.loads(line)
+            if o.get("status") not in ("ok", "changed"):
+                where = f" at step {o['failed_step']}" if o.get("failed_step") else ""
+                lines.append(f"{o.get('tenant', '-')}@{o.get('host')}: {o.get('status')}{where}: "
+                             f"{(o.get('error') or o.get('stderr') or '').strip()[:300]}")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
+    return lines
+
+
+def hosts_ok(scen, tool, out, err, n):
+    """Return (hosts reported ok, hosts reported failed, note)."""
+    both = out + "\n" + err
+    if tool == "drover":
+        if scen == "status":
+            ok, bad, note, _ = parse_drover_status(out, n)
+            return ok, bad, note
+        return parse_drover_lines(out)
     if tool == "pssh":
         ok = set(re.findall(r"\[SUCCESS\] (\S+)", out))
         bad = set(re.findall(r"\[FAILURE\] (\S+)", out))
         return len(ok - bad), len(bad), ""
-    if tool == "ansible-raw":
+    if tool in ("ansible-raw", "ansible-command"):
         ok = set(re.findall(r"^(\S+) \| CHANGED \| rc=0 >>", out, re.M))
         bad = set(re.findall(r"^(\S+) \| (?:FAILED|UNREACHABLE)", out, re.M))
         return len(ok - bad), len(bad), ""
-    if tool == "pyinfra":  # pyinfra reports per host on stderr
-        both = out + "\n" + err
-        ok = set(re.findall(r"^\s*\[([0-9.]+)\]\s+Success\s*$", both, re.M))
-        bad = set(re.findall(r"^\s*\[([0-9.]+)\]\s+(?:Error|Failed|Could not connect)", both, re.M))
+    if tool == "ansible-playbook":  # PLAY RECAP: every task ok (4), none failed or unreachable
+        ok, bad = set(), set()
+        for h, o, u, f in re.findall(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=\d+\s+unreachable=(\d+)\s+failed=(\d+)",
+                                     out, re.M):
+            (ok if int(o) >= 4 and int(u) == 0 and int(f) == 0 else bad).add(h)
+        return len(ok - bad), len(bad), ""
+    if tool == "pyinfra":  # pyinfra reports per host and operation: "[h00001] Success" / "No changes"
+        need = 4 if scen == "job" else 1  # operations; a host that fails one is not run further
+        done = Counter(re.findall(r"^\s*\[(\S+)\]\s+(?:Success|No changes)\s*$", both, re.M))
+        ok = {h for h, k in done.items() if k >= need}
+        bad = set(re.findall(r"^\s*\[(\S+)\]\s+(?:Error|Failed|Could not connect)", both, re.M))
+        return len(ok - bad), len(bad), ""
+    if tool == "bssh":  # "✓ user@host:port" / "✗ user@host:port" per host, in colour
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", both)
+        ok = set(re.findall(BSSH_OK, plain, re.M))
+        bad = set(re.findall(BSSH_BAD, plain, re.M))
         return len(ok - bad), len(bad), ""
     raise ValueError(tool)
+
+
+BSSH_OK = "^\u2713 (\\S+@\\S+)\\s*$"  # ✓ benchuser@127.0.1.1:2222
+BSSH_BAD = "^\u2717 (\\S+@\\S+)\\s*$"  # ✗ benchuser@127.0.1.3:2222 (then "✗ Error: ..." lines)
+
+
+def job_expected(name):
+    tpl = open(f"{JOB_DIR}/motd.j2").read()
+    return tpl.replace("{{ host_name }}", name).replace("{{ tier }}", "gold")
+
+
+def verify_job(n):
+    """After a job run: hosts whose directory, file (content, root-owned 0644) and marker are on disk."""
+    good, problems = 0, []
+    for i in range(1, n + 1):
+        name = f"h{i:05d}"
+        d = f"{JOB_ROOT}/{name}"
+        why = None
+        try:
+            st = os.stat(f"{d}/motd")
+            if open(f"{d}/motd").read().rstrip("\n") != job_expected(name).rstrip("\n"):
+                why = "motd content differs"
+            elif st.st_uid != 0 or (st.st_mode & 0o7777) != 0o644:
+                why = f"motd owner {st.st_uid} mode {oct(st.st_mode & 0o7777)}"
+            elif open(f"{d}/marker").read().strip() != "done":
+                why = "marker content differs"
+        except OSError as e:
+            why = f"{e.strerror}: {e.filename}"
+        if why:
+            problems.append(f"{name}: {why}")
+        else:
+            good += 1
+    try:
+        pw = pwd.getpwnam(JOB_USER)
+        if pw.pw_dir != f"/var/lib/{JOB_USER}" or not pw.pw_shell.endswith("nologin"):
+            problems.append(f"user {JOB_USER} was changed: home {pw.pw_dir}, shell {pw.pw_shell}")
+            good = min(good, 0)
+    except KeyError:
+        problems.append(f"user {JOB_USER} is missing")
+        good = 0
+    return good, problems
+
+
+def prep_job(job_fault_host):
+    """Before a job run (untimed): a fresh, empty job root, so dir, file and command all change."""
+    shutil.rmtree(JOB_ROOT, ignore_errors=True)
+    os.makedirs(JOB_ROOT, mode=0o755)
+    os.chmod(JOB_ROOT, 0o755)
+    if job_fault_host:  # self-test: a file where one host's directory must go makes its job fail
+        open(f"{JOB_ROOT}/h{job_fault_host:05d}", "w").write("in the way\n")
+    shutil.rmtree(f"{STATE}/ansible-cp", ignore_errors=True)
+    os.makedirs(f"{STATE}/ansible-cp", mode=0o700, exist_ok=True)
+
+
+def cleanup_drover_dirs():
+    """drover's deploy lock leaves an empty /var/lib/drover/<tenant> per job tenant: remove the empty ones."""
+    for d in sorted(glob.glob("/var/lib/drover/job-h[0-9]*")) + ["/var/lib/drover", "/var/log/drover"]:
+        try:
+            os.rmdir(d)  # only if empty
+        except OSError:
+            pass
 
 
 # ---- cgroups -----------------------------------------------------------------------------------
@@ -259,7 +450,10 @@ def run_once(cmd, env, out_path, err_path, timeout, sshd_cg, sshd_pid, client_cg
         "exit": os.waitstatus_to_exitcode(status),
         "timed_out": timed_out.is_set(),
         "wall_s": round(t1 - t0, 3),
-        "cpu_s": round(ru.ru_utime + ru.ru_stime, 3),
+        # the tree's rusage, or the tool's cgroup when larger (daemonised children such as ssh
+        # ControlPersist masters are not waited for, so only the cgroup sees them)
+        "cpu_s": round(client_cpu, 3),
+        "tree_cpu_s": round(ru.ru_utime + ru.ru_stime, 3),
         "user_s": round(ru.ru_utime, 3), "sys_s": round(ru.ru_stime, 3),
         "peak_rss_mib": round(ru.ru_maxrss / 1024, 1),
         "client_cg_cpu_s": None if c0 is None or c1 is None else round(c1 - c0, 3),
@@ -275,25 +469,37 @@ def run_once(cmd, env, out_path, err_path, timeout, sshd_cg, sshd_pid, client_cg
     }
 
 
-def judge(tool, n, r, out_path, err_path):
+def judge(scen, tool, n, r, out_path, err_path):
     out = open(out_path, errors="replace").read()
     err = open(err_path, errors="replace").read()
-    ok, bad, note = hosts_ok(tool, out, err)
+    ok, bad, note = hosts_ok(scen, tool, out, err, n)
     r["hosts_ok"], r["hosts_failed"], r["parse_note"] = ok, bad, note
     reasons = []
     if r["timed_out"]:
-        reasons.append("timed out")
-    if r["exit"] != 0:
+        reasons.append("did not finish in time (killed)")
+    # drover status exits 1 when it flags anything; here every target is "not deployed" (the job
+    # deploys no service), so 1 is expected; reachability is judged from its report instead
+    allowed = (0, 1) if scen == "status" else (0,)
+    if r["exit"] not in allowed:
         reasons.append(f"exit {r['exit']}")
     if ok != n:
         reasons.append(f"{ok}/{n} hosts ok")
     if r["logins"] < n:
         reasons.append(f"sshd saw {r['logins']} logins")
+    if scen == "job":
+        good, problems = verify_job(n)
+        r["hosts_verified"] = good
+        if good != n:
+            reasons.append(f"{good}/{n} hosts' files right on disk")
+            r["verify_problems"] = problems[:5]
     r["success"] = not reasons
     r["why"] = ", ".join(reasons)
     if not r["success"]:  # keep the tool's own words for the report
-        tail = (err.strip().splitlines() or out.strip().splitlines() or [""])
+        tail = (drover_failures(scen, out) if tool == "drover" else []) \
+            or err.strip().splitlines() or out.strip().splitlines() or [""]
         r["error_excerpt"] = "\n".join(tail[-8:])[-2000:]
+        if r.get("verify_problems"):
+            r["error_excerpt"] += "\n-- on disk: " + "; ".join(r["verify_problems"])
     return r
 
 
@@ -310,22 +516,26 @@ def versions(drover):
     cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
     mem = sh("awk '/MemTotal/{printf \"%.0f GiB\", $2/1048576}' /proc/meminfo")
     osname = sh(". /etc/os-release; echo \"$PRETTY_NAME\"")
-    repo = os.path.dirname(BENCH_DIR)
-    rev = sh(f"git -C {repo} rev-parse --short HEAD 2>/dev/null") or "no commit yet"
-    dirty = sh(f"git -C {repo} status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null")
+    rev = sh(f"git -C {REPO_DIR} rev-parse --short HEAD 2>/dev/null") or "no commit yet"
+    dirty = sh(f"git -C {REPO_DIR} status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null")
     sshd_v = sh("dpkg-query -W -f '${Version}' openssh-server")
     pssh_v = sh("dpkg-query -W -f '${Version}' pssh")
     paramiko_v = sh(VENV + "/bin/python -c 'import paramiko; print(paramiko.__version__)'")
     drover_v = sh(shlex.quote(drover) + " --version 2>&1") if os.access(drover, os.X_OK) else "not built"
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": f"{os.cpu_count()} cores ({cpu}), {mem}, {osname}, kernel {platform.release()}",
+        "machine": f"{os.cpu_count()} cores ({cpu}), {mem}, {osname}",
+        "kernel": platform.release(),
+        "open files limit (ulimit -n) of every tool": f"{soft} (hard {hard})",
         "drover": f"{drover_v} (git {rev}{', uncommitted changes in src/' if dirty else ''}; release build)",
         "rustc": sh("rustc --version"),
         "openssh": sh("ssh -V 2>&1") + f" / sshd {sshd_v}",
+        "sudo": sh("sudo -V | head -1"),
         "ansible-core": sh(f"{VENV}/bin/ansible --version | head -1") + " / " + sh(f"{VENV}/bin/python --version"),
         "pyinfra": sh(f"{VENV}/bin/pyinfra --version") + f" (paramiko {paramiko_v})",
         "pssh": f"parallel-ssh {sh('parallel-ssh --version 2>&1')} (Debian pssh {pssh_v})",
+        "bssh": sh(f"{shlex.quote(BSSH)} --version 2>&1") if os.access(BSSH, os.X_OK) else "not installed",
         "nftables": sh("nft --version"),
     }
 
@@ -341,14 +551,21 @@ def fmt(v, nd=2):
     return "–" if v is None else f"{v:.{nd}f}"
 
 
+def scen_of(res):
+    return res.get("scenario", "true")  # results.json of older runs had only `true`
+
+
 def summarize(res, noise_max=20.0):
     timed = [r for r in res["runs"] if not r["warmup"]]
     good = [r for r in timed if r["success"]]
     n = res["n"]
     s = {"timed": len(timed), "ok": len(good), "warmups": len([r for r in res["runs"] if r["warmup"]]),
-         "warmup_failed": [r for r in res["runs"] if r["warmup"] and not r["success"]]}
+         "warmup_failed": [r for r in res["runs"] if r["warmup"] and not r["success"]],
+         "timed_out": any(r["timed_out"] for r in timed), "timeout_s": res.get("timeout_s")}
     if res.get("skipped"):
         s["status"] = f"SKIPPED: {res['skipped']}"
+    elif s["timed_out"]:
+        s["status"] = f"**DID NOT FINISH** within {fmt(res.get('timeout_s'), 0)} s (killed)"
     elif timed and len(good) == len(timed):
         s["status"] = f"OK {len(good)}/{len(timed)} runs, {n}/{n} hosts each"
     else:
@@ -364,22 +581,35 @@ def summarize(res, noise_max=20.0):
     s["wall_max"] = max((r["wall_s"] for r in good), default=None)
     s["partial"] = 0 < len(good) < len(timed)
     s["noisy"] = sum(1 for r in good if (r.get("noise_pct") or 0) > noise_max)
+    s["clean"] = bool(timed) and len(good) == len(timed) and not res.get("skipped")
     return s
+
+
+def runs_cell(res, s):
+    if res.get("skipped"):
+        return "0"
+    if s["timed_out"]:
+        return f"{s['timed']} (killed at {fmt(res.get('timeout_s'), 0)} s)"
+    if res.get("single_run"):
+        return f"1 run (the first took > {res.get('long_run_s'):g} s)"
+    return str(s["timed"])
 
 
 def table(results, noise_max=20.0):
     lines = [
-        "| tool | N | success | wall s, median (min–max) | client CPU s (user+sys, tree) | peak RSS MiB "
-        "(largest process) | client mem peak MiB (all processes) | sshd-side CPU s | sshd-side mem peak MiB "
-        "| other load, % of box | sshd logins / run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| tool | N | success | timed runs | wall s, median (min–max) | client CPU s (user+sys) "
+        "| client CPU / host, ms | peak RSS MiB (largest process) | client mem peak MiB (all processes) "
+        "| sshd-side CPU s | sshd-side mem peak MiB | other load, % of box | sshd logins / run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
         s = summarize(res, noise_max)
         mark = (" \\*" if s["partial"] else "") + (f" †{s['noisy']}" if s["noisy"] else "")
         wall = "–" if s["wall_s"] is None else f"{fmt(s['wall_s'])} ({fmt(s['wall_min'])}–{fmt(s['wall_max'])}){mark}"
+        per_host = None if s["cpu_s"] is None else 1000 * s["cpu_s"] / res["n"]
         lines.append(
-            f"| {res['tool']} | {res['n']} | {s['status']} | {wall} | {fmt(s['cpu_s'])} | {fmt(s['peak_rss_mib'], 1)}"
+            f"| {res['tool']} | {res['n']} | {s['status']} | {runs_cell(res, s)} | {wall} | {fmt(s['cpu_s'])}"
+            f" | {fmt(per_host, 2)} | {fmt(s['peak_rss_mib'], 1)}"
             f" | {fmt(s['client_mem_peak_mib'], 0)} | {fmt(s['sshd_cpu_s'])} | {fmt(s['sshd_mem_peak_mib'], 0)}"
             f" | {fmt(s['noise_pct'], 0)} | {fmt(s['logins'], 0)} |")
     return "\n".join(lines)
@@ -387,7 +617,7 @@ def table(results, noise_max=20.0):
 
 def plain_table(checks):
     if not checks:
-        return "(drover was not run)"
+        return "(drover was not run in scenario A)"
     lines = ["| N | exit | wall s (untimed check) | stdout lines | stderr lines | stdout, last line |",
              "|---|---|---|---|---|---|"]
     for c in checks:
@@ -397,34 +627,161 @@ def plain_table(checks):
     return "\n".join(lines)
 
 
+# ---- the issue's targets, computed from the rows -------------------------------------------------
+
+def find(doc, scen, tool, n, noise_max):
+    for res in doc["results"]:
+        if scen_of(res) == scen and res["tool"] == tool and res["n"] == n:
+            return res, summarize(res, noise_max)
+    return None, None
+
+
+def targets(doc, noise_max):
+    """[(target text, True/False/None, detail)] for the issue's targets."""
+    small, mid, large = doc.get("target_sizes", [200, 1000, 2000])
+    out = []
+
+    def wall(scen, tool, n):
+        """(value, exact?) or (None, why): a row that did not finish has wall > its timeout."""
+        res, s = find(doc, scen, tool, n, noise_max)
+        if res is None:
+            return None, "not run"
+        if s["timed_out"]:
+            return res.get("timeout_s"), False
+        if not s["clean"]:
+            return None, "its row FAILED" if not res.get("skipped") else f"skipped ({res['skipped']})"
+        return s["wall_s"], True
+
+    def ratio_target(text, scen, other, n, factor, strict_less=False, key="wall_s"):
+        if key == "wall_s":
+            d, d_exact = wall(scen, "drover", n)
+            o, o_exact = wall(scen, other, n)
+        else:
+            rd, sd = find(doc, scen, "drover", n, noise_max)
+            ro, so = find(doc, scen, other, n, noise_max)
+            d, d_exact = (sd[key], True) if sd and sd["clean"] else (None, "not measured")
+            o, o_exact = (so[key], True) if so and so["clean"] else (None, "not measured")
+        if d is None or d_exact is False:
+            out.append((text, None, f"drover: {d_exact if d is None else 'did not finish'}"))
+            return
+        if o is None:
+            out.append((text, None, f"{other}: {o_exact}"))
+            return
+        unit = "s" if key == "wall_s" else "s CPU"
+        if o_exact is False:  # the other tool did not finish: its figure is only a lower bound
+            met = d < o / factor if strict_less else d <= o / factor
+            out.append((text, True if met else None,
+                        f"drover {d:.2f} {unit}; {other} did not finish within {o:.0f} s"
+                        + ("" if met else ", so the ratio is unknown")))
+            return
+        met = d < o / factor if strict_less else d <= o / factor
+        out.append((text, met, f"drover {d:.2f} {unit}, {other} {o:.2f} {unit}: ratio {o / d:.1f}×" if d
+                    else f"drover {d} {unit}, {other} {o:.2f} {unit}"))
+
+    for other in ("pyinfra", "pssh", "bssh"):
+        ratio_target(f"`true` at {mid:,} hosts: drover's wall time below {other}'s", "true", other, mid, 1,
+                     strict_less=True)
+    ratio_target(f"`true` at {mid:,} hosts: drover's wall time at most 1/5 of Ansible raw's", "true",
+                 "ansible-raw", mid, 5)
+    ratio_target(f"`true` at {mid:,} hosts: drover's client CPU at most 1/5 of pyinfra's", "true", "pyinfra",
+                 mid, 5, key="cpu_s")
+    rss = [(summarize(r, noise_max)["peak_rss_mib"], scen_of(r), r["n"]) for r in doc["results"]
+           if r["tool"] == "drover" and summarize(r, noise_max)["peak_rss_mib"] is not None]
+    if rss:
+        top = max(rss)
+        out.append(("drover's peak RSS under 150 MB (143.1 MiB) in every row", top[0] * 2**20 < 150e6,
+                    f"largest: {top[0]:.1f} MiB ({top[0] * 2**20 / 1e6:.1f} MB), scenario {top[1]} at N={top[2]}"))
+    else:
+        out.append(("drover's peak RSS under 150 MB (143.1 MiB) in every row", None, "drover not measured"))
+    ratio_target(f"job at {mid:,} hosts: drover's wall time at most 1/3 of pyinfra's", "job", "pyinfra", mid, 3)
+    ratio_target(f"job at {mid:,} hosts: drover's wall time at most 1/10 of Ansible's", "job",
+                 "ansible-playbook", mid, 10)
+    for key, what in (("wall_s", "wall time"), ("cpu_s", "client CPU")):
+        text = f"`true`: drover's {what} per host at {large:,} hosts within 1.5× of that at {small:,}"
+        _, a = find(doc, "true", "drover", small, noise_max)
+        _, b = find(doc, "true", "drover", large, noise_max)
+        if not (a and b and a["clean"] and b["clean"]):
+            out.append((text, None, "drover not measured at both sizes"))
+            continue
+        pa, pb = a[key] / small, b[key] / large
+        out.append((text, pb <= 1.5 * pa, f"{1000 * pa:.3g} ms/host at {small:,}, {1000 * pb:.3g} ms/host at "
+                    f"{large:,}: {pb / pa:.2f}×"))
+    return out
+
+
+def targets_block(doc, noise_max):
+    lines = ["| target | met? | measured |", "|---|---|---|"]
+    for text, met, detail in targets(doc, noise_max):
+        verdict = "**met**" if met else ("**not met**" if met is False else "not measured")
+        lines.append(f"| {text} | {verdict} | {detail} |")
+    per = []
+    for res in sorted(doc["results"], key=lambda r: (SCENARIOS.index(scen_of(r)), r["n"])):
+        if res["tool"] != "drover":
+            continue
+        s = summarize(res, noise_max)
+        if s["cpu_s"] is not None:
+            per.append(f"{SCEN_TITLE[scen_of(res)].split('.')[0]} N={res['n']:,}: "
+                       f"{1e6 * s['cpu_s'] / res['n']:.0f} µs")
+    lines += ["", "drover's client CPU per host (scenario, N: µs per host): "
+              + ("; ".join(per) if per else "not measured") + "."]
+    return "\n".join(lines)
+
+
+def scenario_text(scen):
+    if scen == "true":
+        return ("Every tool runs `true` on all N hosts with N-way parallelism, as the login user (no sudo)."
+                " Ansible's `command` module (a Python module run on the host, pipelined) is timed only at the"
+                " sizes listed under the table: it costs about half a second of CPU per host, control node and"
+                " host together.")
+    if scen == "job":
+        return ("Four operations per host, as root through password-less `sudo`, in one run of each tool:"
+                " (1) ensure a directory `$STATE/job/<host>/` (root, 0755); (2) write `motd` in it from the"
+                " template `bench/job/motd.j2` (the host's name and a variable; root, 0644); (3) ensure the"
+                f" system user `{JOB_USER}`; (4) a guarded command that writes `marker` only if it does not"
+                " exist (`creates`). Definitions: `bench/job/job.toml` (drover), `bench/job/job_pyinfra.py`"
+                " (pyinfra), `bench/job/job.yml` (Ansible). Every \"host\" is this one machine, so each host"
+                " works in its own directory (drover: one tenant `job-<host>` per host, since one tenant on every"
+                " host would share one deploy lock directory on this one machine), and the user is one shared"
+                " name that the harness creates once"
+                " before the timed runs (one `/etc/passwd`; 1,000 concurrent `useradd` would race on its lock):"
+                " the user operation finds it present and changes nothing. Before each run the harness removes"
+                " `$STATE/job` (untimed), so directory, file and command make real changes every run; after"
+                " each run it checks on disk that every host's `motd` (content, root-owned, 0644) and `marker`"
+                " are there, and a run with any host missing counts as failed.")
+    return ("drover only (none of the peers has a fleet status command): `drover status --all` of every host"
+            " with one tenant placed on each (the job's inventory, `become = \"sudo\"`): one SSH command per"
+            " host gathers disk, memory, load and the tenant's units, health checks (blue and green; nothing"
+            " listens), state, lock and audit lines. No service is deployed, so every target is flagged"
+            " `not_deployed` and drover exits 1: a run counts as a"
+            " success when it exits 0 or 1 and its JSON report has every host `up` and no target `unknown`.")
+
+
 def render_md(doc, command, drover):
     v = doc["versions"]
-    sizes = sorted({r["n"] for r in doc["results"]})
-    n_ex = sizes[-1] if sizes else 200
-    cmds = "\n".join(f"{t:12} {shlex.join(tool_cmd(t, n_ex, drover))}" for t in doc["tools"])
-    cmds = cmds.replace(os.path.dirname(BENCH_DIR) + "/", "")  # repo-relative drover path
+    nmax = doc.get("noise_max", 20.0)
     failures = []
     for res in doc["results"]:
         for i, r in enumerate(res["runs"]):
             if not r["success"] and r.get("error_excerpt") is not None:
                 kind = "warm-up" if r["warmup"] else f"run {i + 1 - summarize(res)['warmups']}"
-                failures.append(f"- {res['tool']} N={res['n']} {kind}: {r['why']}\n\n```\n{r['error_excerpt']}\n```")
+                failures.append(f"- {SCEN_TITLE[scen_of(res)].split('.')[0]} {res['tool']} N={res['n']} {kind}: "
+                                f"{r['why']}\n\n```\n{r['error_excerpt']}\n```")
     for c in doc.get("plain_checks", []):
         if c["exit"] != 0:
             failures.append(f"- drover plain-output check N={c['n']}: exit {c['exit']}\n\n```\n"
                             f"{(c['stderr_tail'] or c['stdout_tail'])[-2000:]}\n```")
-    busy = [r for res in doc["results"] for r in res["runs"] if (r.get("bg_busy_pct") or 0) > 15]
-    nmax = doc.get("noise_max", 20.0)
     for res in doc["results"]:  # results.json of older runs: derive noise_pct
         for r in res["runs"]:
             if "noise_pct" not in r and r.get("other_cpu_s") is not None:
                 r["noise_pct"] = round(100 * r["other_cpu_s"] / max(1e-6, NCPU * r["wall_s"]), 1)
+    busy = [r for res in doc["results"] for r in res["runs"] if (r.get("bg_busy_pct") or 0) > 15]
     discarded = sum(len(res.get("discarded_noisy", [])) for res in doc["results"])
     noisy_rows = sum(1 for res in doc["results"] if summarize(res, nmax)["noisy"])
     out = [
         BEGIN,
         "",
-        f"Generated {v['date']} by `{command}` (results: `{doc['out_dir']}`).",
+        f"Generated {v['date']} by `{command}` (results: `{doc['out_dir']}`"
+        + (f"; {doc['total_s'] / 60:.1f} min in all" if doc.get("total_s") else "") + ").",
         "",
         "## Machine and versions",
         "",
@@ -432,34 +789,83 @@ def render_md(doc, command, drover):
         "|---|---|",
     ] + [f"| {k} | {str(val).replace('|', '/')} |" for k, val in v.items() if k != "date"] + [
         "",
-        "## Results",
+        "## Issue targets",
         "",
-        f"Remote command `{REMOTE_CMD}` on N loopback hosts; {doc['runs']} timed runs per row"
-        f" (+{doc['warmup']} untimed warm-up per tool at N ≤ {doc['warmup_max_n']}).",
-        "Figures are medians over the successful timed runs. A run is a success only if the tool exited 0,"
-        " reported every host ok, and sshd logged ≥ N logins; a row with a failed run says **FAILED**"
-        " (\\* = median of the successful runs only).",
+        "Computed from the rows below: wall times and CPU are medians of the successful timed runs; a row that"
+        " failed is \"not measured\", and a tool that did not finish counts with its time limit as a lower bound.",
         "",
-        table(doc["results"], nmax),
+        targets_block(doc, nmax),
         "",
-        "- **client CPU**: user+sys of the tool's whole waited-for process tree (wait4 rusage).",
+    ]
+    for scen in [s for s in SCENARIOS if s in doc.get("scenarios", ["true"])]:
+        rows = [r for r in doc["results"] if scen_of(r) == scen]
+        if not rows:
+            continue
+        sizes = sorted({r["n"] for r in rows})
+        tools = list(dict.fromkeys(r["tool"] for r in rows))
+        n_ex = sizes[-1]
+        cmds = "\n".join(
+            f"{t:17} " + " ".join(f"{k}={shlex.quote(val)}" for k, val in tool_env(scen, t).items()
+                                  if not k.startswith("ANSIBLE_"))
+            + (" " if any(not k.startswith("ANSIBLE_") for k in tool_env(scen, t)) else "")
+            + shlex.join(tool_cmd(scen, t, n_ex, drover)) for t in tools)
+        cmds = cmds.replace(REPO_DIR + "/", "")  # repo-relative paths
+        ans = [t for t in tools if t.startswith("ansible")]
+        out += [
+            f"## {SCEN_TITLE[scen]}",
+            "",
+            scenario_text(scen),
+            "",
+            f"Timed runs per row: {doc['runs']} (+{doc['warmup']} untimed warm-up per tool at N ≤ {doc['warmup_max_n']}),"
+            f" or 1 when the first took more than {doc.get('long_run', 120):g} s; a run is killed after"
+            f" {doc.get('timeout', 600):g} s. Sizes: {', '.join(f'{x:,}' for x in sizes)}"
+            + (f"; Ansible `command` only at {', '.join(f'{x:,}' for x in doc.get('ansible_command_sizes', []))}"
+               if scen == "true" and "ansible-command" in tools else "") + ".",
+            "",
+            table(rows, nmax),
+            "",
+            f"Exact commands (N={n_ex:,}; the other sizes differ only in N), run from `{STATE}`:",
+            "",
+            "```",
+            cmds,
+            "```",
+            "",
+        ]
+        if ans:
+            env = tool_env(scen, ans[0])
+            out += ["Environment for Ansible: " + " ".join(f"{k}={shlex.quote(val)}" for k, val in env.items())
+                    + ".", ""]
+    out += [
+        "## How to read the tables",
+        "",
+        "- **success**: a run is a success only if the tool exited 0 (drover status: 0 or 1), reported every host"
+        " ok, and sshd logged ≥ N logins (for the job also: every host's files right on disk). A row with a failed"
+        " run says **FAILED** (\\* = its figures are medians of the successful runs only); **DID NOT FINISH** ="
+        " killed at the time limit, and the tool is then not run at larger N in that scenario.",
+        "- **client CPU**: user+sys of the tool's whole waited-for process tree (wait4 rusage), or of its cgroup"
+        " when larger (Ansible's ControlPersist masters in the job). **per host** = that / N.",
         "- **peak RSS**: the largest single process of that tree; **client mem peak**: all of the tool's "
         "processes together (its memory cgroup's peak usage, page cache it touched included).",
-        "- **sshd-side CPU / mem**: everything the loopback sshd ran for the run (its cgroup), i.e. the "
-        "work real remote hosts would do; on this 2-core box it competes with the client, so wall time is "
-        "pessimistic for tools that are heavy on the server side.",
+        "- **sshd-side CPU / mem**: everything the loopback sshd ran for the run (its cgroup: sshd, shells, sudo,"
+        " Python modules), i.e. the work real remote hosts would do; on this box it competes with the client, so"
+        " wall time is pessimistic for tools that are heavy on the server side.",
         "- **other load**: CPU the whole box spent during the run (/proc/stat) on anything but the tool and sshd,"
         f" as a share of its {NCPU} cores × wall time: work that was not part of the benchmark. A run with more"
-        f" than {nmax:g} % was run again (up to {doc.get('noisy_retries', 0)} more times, the last try counts);"
-        " † k = k of the counted runs were still that noisy, so that row's wall time is inflated by other load"
-        " (its CPU figures much less so).",
+        f" than {nmax:g} % was run again (up to {doc.get('noisy_retries', 0)} more times, the last try counts;"
+        " never a run longer than the one-run limit); † k = k of the counted runs were still that noisy, so that"
+        " row's wall time is inflated by other load (its CPU figures much less so).",
         "",
         "Background load: " + (
             f"{len(busy)} run(s) started with the box more than 15 % busy; " if busy
             else "every run started on a quiet box (≤ 15 % busy over 1 s); ")
         + f"{discarded} noisy run(s) were discarded and run again; {noisy_rows} row(s) marked †.",
         "",
-        "### drover plain-output check (no `--json`, untimed, once per N)",
+        "Every tool checks host keys strictly against the fleet's `known_hosts` (one line per host), as drover"
+        " does: `ssh_config` / the Ansible inventory use `StrictHostKeyChecking=yes`, pyinfra"
+        " `ssh_strict_host_key_checking='yes'`, bssh `--strict-host-key-checking yes` with that file as"
+        " `~/.ssh/known_hosts` (the only file it reads).",
+        "",
+        "### drover plain-output check (scenario A, no `--json`, untimed, once per N)",
         "",
         plain_table(doc.get("plain_checks", [])),
         "",
@@ -467,25 +873,12 @@ def render_md(doc, command, drover):
         "",
         "\n\n".join(failures) if failures else "None: every run of every tool succeeded on every host.",
         "",
-        f"## Exact commands (N={n_ex}; the other sizes differ only in N)",
-        "",
-        "One command runs everything (fleet up, peers installed, drover built, all sizes, this file, fleet down):",
+        "One command runs everything (peers installed, drover built, fleet up at each size, all scenarios, this"
+        " block, fleet down):",
         "",
         "```",
         command,
         "```",
-        "",
-        f"Each tool runs from `{STATE}` (the fleet's state dir), in its own process group, stdin empty:",
-        "",
-        "```",
-        cmds,
-        "```",
-        "",
-        "Environment for ansible (the other tools ignore it): "
-        + " ".join(f"{k}={shlex.quote(val)}" for k, val in TOOL_ENV.items()) + ".",
-        "Every tool checks host keys strictly against the fleet's `known_hosts` (one line per host), as drover"
-        " does: `ssh_config` / the Ansible inventory use `StrictHostKeyChecking=yes`, pyinfra"
-        " `ssh_strict_host_key_checking='yes'`.",
         "",
         END,
     ]
@@ -508,124 +901,177 @@ def write_md(path, block):
 
 # ---- main --------------------------------------------------------------------------------------
 
+def sizes_arg(text):
+    return sorted({int(x) for x in text.replace(",", " ").split()})
+
+
 def main():
+    env_ = os.environ.get
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default=os.environ.get("SIZES", "50 200 500"))
-    ap.add_argument("--runs", type=int, default=int(os.environ.get("RUNS", "3")))
-    ap.add_argument("--warmup", type=int, default=int(os.environ.get("WARMUP", "1")))
-    ap.add_argument("--warmup-max-n", type=int, default=int(os.environ.get("WARMUP_MAX_N", "50")))
-    ap.add_argument("--tools", default=os.environ.get("TOOLS", ",".join(ALL_TOOLS)))
-    ap.add_argument("--drover", default=os.environ.get("DROVER", os.path.join(os.path.dirname(BENCH_DIR),
-                                                                              "target/release/drover")))
-    ap.add_argument("--timeout", type=float, default=float(os.environ.get("RUN_TIMEOUT", "300")),
-                    help="seconds per run; a run that hits it is killed, and the tool's other runs at that N skipped")
-    ap.add_argument("--quiet-wait", type=float, default=float(os.environ.get("QUIET_WAIT", "120")),
+    ap.add_argument("--scenarios", default=env_("SCENARIOS", ",".join(SCENARIOS)),
+                    help="which scenarios, of: " + ", ".join(SCENARIOS))
+    for scen in SCENARIOS:  # SIZES (if set) is the default for every scenario
+        ap.add_argument(f"--sizes-{scen}", default=env_(f"SIZES_{scen.upper()}", env_("SIZES", SCEN_SIZES[scen])),
+                        help=f"fleet sizes of scenario {scen} (default {SCEN_SIZES[scen]})")
+    ap.add_argument("--ansible-command-sizes", default=env_("ANSIBLE_COMMAND_SIZES", "200"),
+                    help="the sizes at which `ansible -m command` runs in scenario true, or 'all'")
+    ap.add_argument("--runs", type=int, default=int(env_("RUNS", "3")))
+    ap.add_argument("--warmup", type=int, default=int(env_("WARMUP", "1")))
+    ap.add_argument("--warmup-max-n", type=int, default=int(env_("WARMUP_MAX_N", "50")))
+    ap.add_argument("--tools", default=env_("TOOLS", ""),
+                    help="only these tools (comma list; 'ansible' = every Ansible variant): "
+                    + ", ".join(ALL_TOOLS))
+    ap.add_argument("--drover", default=env_("DROVER", os.path.join(REPO_DIR, "target/release/drover")))
+    ap.add_argument("--timeout", type=float, default=float(env_("RUN_TIMEOUT", "600")),
+                    help="seconds per run; a run that hits it is killed, reported as not finished, and that tool "
+                    "is not run at larger N in that scenario")
+    ap.add_argument("--long-run", type=float, default=float(env_("LONG_RUN", "120")),
+                    help="a tool whose first timed run at an N took longer gets only that run there")
+    ap.add_argument("--quiet-wait", type=float, default=float(env_("QUIET_WAIT", "120")),
                     help="seconds to wait at most for an idle box before a tool's first run (20 before the others)")
-    ap.add_argument("--quiet-budget", type=float, default=float(os.environ.get("QUIET_BUDGET", "300")),
+    ap.add_argument("--quiet-budget", type=float, default=float(env_("QUIET_BUDGET", "300")),
                     help="seconds of such waiting in all, after which runs start without waiting")
-    ap.add_argument("--noise-max", type=float, default=float(os.environ.get("NOISE_MAX", "20")),
+    ap.add_argument("--noise-max", type=float, default=float(env_("NOISE_MAX", "20")),
                     help="a run during which other work took more than this %% of the box's CPU is noisy")
-    ap.add_argument("--noisy-retries", type=int, default=int(os.environ.get("NOISY_RETRIES", "1")),
+    ap.add_argument("--noisy-retries", type=int, default=int(env_("NOISY_RETRIES", "1")),
                     help="a noisy run is run again up to this many times (the last try counts)")
+    ap.add_argument("--target-sizes", default=env_("TARGET_SIZES", "200 1000 2000"),
+                    help="small, middle and large N that the issue's targets are computed at")
+    ap.add_argument("--job-fault-host", type=int, default=int(env_("JOB_FAULT_HOST", "0")),
+                    help="self-test: put a file where host K's job directory goes, so its job fails")
     ap.add_argument("--md", default="", help="BENCHMARKS.md to (re)write the generated block of")
-    ap.add_argument("--command", default=os.environ.get("BENCH_COMMAND", "python3 bench/fanout.py"))
+    ap.add_argument("--command", default=env_("BENCH_COMMAND", "python3 bench/fanout.py"))
     ap.add_argument("--from-json", default="", help="only re-render --md from a results.json of an earlier run")
     a = ap.parse_args()
+    drover = os.path.abspath(a.drover)
     if a.from_json:
         doc = json.load(open(a.from_json))
-        drover = os.path.abspath(a.drover)
         block = render_md(doc, doc.get("command", a.command), drover)
         if a.md:
             write_md(a.md, block)
         else:
             print(block)
         return 0
-    sizes = [int(x) for x in a.sizes.split()]
-    tools = [t for t in a.tools.replace(",", " ").split()]
-    for t in tools:
-        if t not in ALL_TOOLS:
-            ap.error(f"unknown tool {t}; known: {' '.join(ALL_TOOLS)}")
-    drover = os.path.abspath(a.drover)
+    given = a.scenarios.replace(",", " ").split()
+    for s in given:
+        if s not in SCENARIOS:
+            ap.error(f"unknown scenario {s}; known: {' '.join(SCENARIOS)}")
+    scens = [s for s in SCENARIOS if s in given]  # always in the order A, B, C
+    sizes = {s: sizes_arg(getattr(a, f"sizes_{s}")) for s in scens}
+    wanted = [t for t in a.tools.replace(",", " ").split()]
+    for t in wanted:
+        if t not in ALL_TOOLS and t != "ansible":
+            ap.error(f"unknown tool {t}; known: {' '.join(ALL_TOOLS)} (or ansible)")
+
+    def selected(t):
+        return not wanted or t in wanted or ("ansible" in wanted and t.startswith("ansible"))
+    tools = {s: [t for t in SCEN_TOOLS[s] if selected(t)] for s in scens}
+    acmd_sizes = None if a.ansible_command_sizes.strip() == "all" else sizes_arg(a.ansible_command_sizes)
+    target_sizes = [int(x) for x in a.target_sizes.replace(",", " ").split()]
+    if len(target_sizes) != 3:
+        ap.error("--target-sizes takes three sizes: small, middle, large")
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # N parallel clients need descriptors
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    env = dict(os.environ, **TOOL_ENV)
-    env.pop("RUST_LOG", None)
+    base_env = dict(os.environ)
+    base_env.pop("RUST_LOG", None)
     os.makedirs(f"{STATE}/ansible-local", exist_ok=True)
     out_dir = f"{STATE}/results/{time.strftime('%Y%m%d-%H%M%S')}"
     os.makedirs(out_dir, exist_ok=True)
     client_cg = make_client_cgroup()
-    doc = {"command": a.command, "versions": versions(drover), "tools": tools, "noise_max": a.noise_max,
-           "noisy_retries": a.noisy_retries, "runs": a.runs, "warmup": a.warmup,
-           "warmup_max_n": a.warmup_max_n, "out_dir": out_dir, "results": [], "plain_checks": []}
+    doc = {"command": a.command, "versions": versions(drover), "scenarios": scens, "tools": tools,
+           "sizes": sizes, "noise_max": a.noise_max, "noisy_retries": a.noisy_retries, "runs": a.runs,
+           "warmup": a.warmup, "warmup_max_n": a.warmup_max_n, "timeout": a.timeout, "long_run": a.long_run,
+           "ansible_command_sizes": acmd_sizes if acmd_sizes is not None else sizes.get("true", []),
+           "target_sizes": target_sizes, "out_dir": out_dir, "results": [], "plain_checks": []}
 
     def save():
         json.dump(doc, open(f"{out_dir}/results.json", "w"), indent=1)
-        open(f"{out_dir}/table.md", "w").write(table(doc["results"], a.noise_max) + "\n")
 
     t_start = time.monotonic()
     quiet_spent = [0.0]
-    for n in sizes:
+    unfinished = {}  # (scenario, tool) -> N at which it did not finish
+    for n in sorted({x for s in scens for x in sizes[s]}):
         subprocess.run([f"{BENCH_DIR}/sshd-fleet.sh", "start", str(n)], check=True, stdout=subprocess.DEVNULL)
         ips = open(f"{STATE}/hosts-ip.txt").read().split()
         assert len(ips) == n and all(ip.startswith("127.") for ip in ips), "fleet must be N loopback hosts"
         sshd_pid = int(open(f"{STATE}/sshd.pid").read())
         sshd_cg = probe.cg_paths(f"{STATE}/sshd.cgroups")
-        for tool in tools:
-            res = {"tool": tool, "n": n, "cmd": shlex.join(tool_cmd(tool, n, drover)), "runs": []}
-            doc["results"].append(res)
-            if tool == "drover" and not os.access(drover, os.X_OK):
-                res["skipped"] = f"no binary at {drover}"
-                print(f">>> drover N={n}: SKIPPED, no binary at {drover}", file=sys.stderr)
-                save()
+        for scen in scens:
+            if n not in sizes[scen]:
                 continue
-            cmd = tool_cmd(tool, n, drover)
-            warm = a.warmup if n <= a.warmup_max_n else 0
-            print(f">>> {tool} N={n}: {res['cmd']}", file=sys.stderr)
-            for i in range(warm + a.runs):
-                for attempt in range(1 + a.noisy_retries):
-                    budget = max(0.0, a.quiet_budget - quiet_spent[0])
-                    bg, waited = wait_quiet(min(budget, a.quiet_wait if i == 0 and attempt == 0 else 20.0))
-                    quiet_spent[0] += max(0.0, waited)
-                    if waited > 0:
-                        print(f"    (waited {waited} s for a quiet box; busy {bg}% now)", file=sys.stderr)
-                    tag = f"{tool}-N{n}-{'warmup' if i < warm else 'run'}{i + 1 - (0 if i < warm else warm)}"
-                    tag += f"-retry{attempt}" if attempt else ""
-                    o, e = f"{out_dir}/{tag}.out", f"{out_dir}/{tag}.err"
-                    r = run_once(cmd, env, o, e, a.timeout, sshd_cg, sshd_pid, client_cg)
-                    r.update(warmup=i < warm, bg_busy_pct=bg, quiet_waited_s=waited, attempt=attempt)
-                    judge(tool, n, r, o, e)
-                    # share of the box's CPU that went to other work during the run
-                    r["noise_pct"] = round(100 * r["other_cpu_s"] / max(1e-6, NCPU * r["wall_s"]), 1)
-                    # only a successful run is re-run for noise: a failure always counts and is reported
-                    noisy = r["noise_pct"] > a.noise_max and r["success"]
-                    print(f"    {tag}: {'ok' if r['success'] else 'FAILED (' + r['why'] + ')'} wall {r['wall_s']}s "
-                          f"cpu {r['cpu_s']}s rss {r['peak_rss_mib']}MiB sshd {r['sshd_cpu_s']}s "
-                          f"logins {r['logins']} bg {bg}% noise {r['noise_pct']}%"
-                          + (" (noisy: run again)" if noisy and attempt < a.noisy_retries else ""), file=sys.stderr)
-                    if noisy and attempt < a.noisy_retries:
-                        res.setdefault("discarded_noisy", []).append(r)
-                        continue
-                    break
-                res["runs"].append(r)
-                save()
-                if r["timed_out"]:
-                    print(f"    {tool} N={n} hit the {a.timeout}s bound: its other runs at this N skipped",
-                          file=sys.stderr)
-                    break
-            if tool == "drover":  # plain-output check, untimed
-                pc = tool_cmd(tool, n, drover, json_out=False)
-                o, e = f"{out_dir}/drover-N{n}-plain.out", f"{out_dir}/drover-N{n}-plain.err"
-                r = run_once(pc, env, o, e, a.timeout, sshd_cg, sshd_pid, client_cg)
-                so, se = open(o, errors="replace").read(), open(e, errors="replace").read()
-                c = {"n": n, "cmd": shlex.join(pc), "exit": r["exit"], "wall_s": r["wall_s"],
-                     "stdout_lines": len(so.splitlines()), "stderr_lines": len(se.splitlines()),
-                     "stdout_tail": "\n".join(so.splitlines()[-10:]), "stderr_tail": "\n".join(se.splitlines()[-10:]),
-                     "logins": r["logins"]}
-                doc["plain_checks"].append(c)
-                print(f"    drover plain N={n}: exit {c['exit']}, {c['stdout_lines']} stdout lines, "
-                      f"{c['stderr_lines']} stderr lines, logins {c['logins']}", file=sys.stderr)
-                save()
+            for tool in tools[scen]:
+                if tool == "ansible-command" and acmd_sizes is not None and n not in acmd_sizes:
+                    continue
+                res = {"scenario": scen, "tool": tool, "n": n, "cmd": shlex.join(tool_cmd(scen, tool, n, drover)),
+                       "timeout_s": a.timeout, "long_run_s": a.long_run, "runs": []}
+                doc["results"].append(res)
+                binary = tool_cmd(scen, tool, n, drover)[0]
+                if not os.access(binary, os.X_OK) and not shutil.which(binary):
+                    res["skipped"] = f"no binary at {binary}"
+                elif (scen, tool) in unfinished:
+                    res["skipped"] = f"did not finish within {a.timeout:g} s at N={unfinished[scen, tool]:,}"
+                if res.get("skipped"):
+                    print(f">>> {scen} {tool} N={n}: SKIPPED, {res['skipped']}", file=sys.stderr)
+                    save()
+                    continue
+                cmd = tool_cmd(scen, tool, n, drover)
+                env = dict(base_env, **tool_env(scen, tool))
+                warm = a.warmup if n <= a.warmup_max_n else 0
+                print(f">>> {scen} {tool} N={n}: {res['cmd']}", file=sys.stderr)
+                for i in range(warm + a.runs):
+                    for attempt in range(1 + a.noisy_retries):
+                        if scen == "job":
+                            prep_job(a.job_fault_host)
+                        budget = max(0.0, a.quiet_budget - quiet_spent[0])
+                        bg, waited = wait_quiet(min(budget, a.quiet_wait if i == 0 and attempt == 0 else 20.0))
+                        quiet_spent[0] += max(0.0, waited)
+                        if waited > 0:
+                            print(f"    (waited {waited} s for a quiet box; busy {bg}% now)", file=sys.stderr)
+                        tag = f"{scen}-{tool}-N{n}-{'warmup' if i < warm else 'run'}{i + 1 - (0 if i < warm else warm)}"
+                        tag += f"-retry{attempt}" if attempt else ""
+                        o, e = f"{out_dir}/{tag}.out", f"{out_dir}/{tag}.err"
+                        r = run_once(cmd, env, o, e, a.timeout, sshd_cg, sshd_pid, client_cg)
+                        r.update(warmup=i < warm, bg_busy_pct=bg, quiet_waited_s=waited, attempt=attempt)
+                        judge(scen, tool, n, r, o, e)
+                        # share of the box's CPU that went to other work during the run
+                        r["noise_pct"] = round(100 * r["other_cpu_s"] / max(1e-6, NCPU * r["wall_s"]), 1)
+                        # only a successful, not too long run is re-run for noise: a failure always counts
+                        noisy = r["noise_pct"] > a.noise_max and r["success"] and r["wall_s"] <= a.long_run
+                        print(f"    {tag}: {'ok' if r['success'] else 'FAILED (' + r['why'] + ')'} wall {r['wall_s']}s "
+                              f"cpu {r['cpu_s']}s rss {r['peak_rss_mib']}MiB sshd {r['sshd_cpu_s']}s "
+                              f"logins {r['logins']} bg {bg}% noise {r['noise_pct']}%"
+                              + (f" [{r['parse_note']}]" if r.get("parse_note") else "")
+                              + (" (noisy: run again)" if noisy and attempt < a.noisy_retries else ""), file=sys.stderr)
+                        if noisy and attempt < a.noisy_retries:
+                            res.setdefault("discarded_noisy", []).append(r)
+                            continue
+                        break
+                    res["runs"].append(r)
+                    save()
+                    if r["timed_out"]:
+                        unfinished[scen, tool] = n
+                        print(f"    {scen} {tool} N={n} did not finish within {a.timeout:g} s: its other runs here,"
+                              " and larger N, are skipped", file=sys.stderr)
+                        break
+                    if i >= warm and r["wall_s"] > a.long_run and i + 1 < warm + a.runs:
+                        res["single_run"] = True
+                        print(f"    {scen} {tool} N={n}: the first timed run took more than {a.long_run:g} s:"
+                              " only that one counts", file=sys.stderr)
+                        break
+                if scen == "true" and tool == "drover":  # plain-output check, untimed
+                    pc = tool_cmd(scen, tool, n, drover, json_out=False)
+                    o, e = f"{out_dir}/true-drover-N{n}-plain.out", f"{out_dir}/true-drover-N{n}-plain.err"
+                    r = run_once(pc, env, o, e, a.timeout, sshd_cg, sshd_pid, client_cg)
+                    so, se = open(o, errors="replace").read(), open(e, errors="replace").read()
+                    c = {"n": n, "cmd": shlex.join(pc), "exit": r["exit"], "wall_s": r["wall_s"],
+                         "stdout_lines": len(so.splitlines()), "stderr_lines": len(se.splitlines()),
+                         "stdout_tail": "\n".join(so.splitlines()[-10:]),
+                         "stderr_tail": "\n".join(se.splitlines()[-10:]), "logins": r["logins"]}
+                    doc["plain_checks"].append(c)
+                    print(f"    drover plain N={n}: exit {c['exit']}, {c['stdout_lines']} stdout lines, "
+                          f"{c['stderr_lines']} stderr lines, logins {c['logins']}", file=sys.stderr)
+                    save()
     doc["total_s"] = round(time.monotonic() - t_start, 1)
     save()
     for d in set(client_cg.values()):
@@ -633,7 +1079,12 @@ def main():
             os.rmdir(d)
         except OSError:
             pass
-    print(table(doc["results"], a.noise_max))
+    if "job" in scens:
+        shutil.rmtree(JOB_ROOT, ignore_errors=True)
+    cleanup_drover_dirs()
+    for scen in scens:
+        print(f"\n{SCEN_TITLE[scen]}\n" + table([r for r in doc["results"] if r["scenario"] == scen], a.noise_max))
+    print("\n" + targets_block(doc, a.noise_max))
     print(f"(details: {out_dir}; {doc['total_s']} s in all)", file=sys.stderr)
     if a.md:
         write_md(a.md, render_md(doc, a.command, drover))
