@@ -8,6 +8,9 @@
 //! each step exactly its own bytes (the others read `/dev/null`). After each step it writes a marker line, carrying the step's
 //! exit status and the host's uptime, to stdout and to stderr; [`split`] cuts the
 //! captured streams back into one result per step.
+//!
+//! A chain may carry a `finally` script (the tenant's unlock) that runs once the steps
+//! are over, however they ended, so a guarded target needs no exec of its own for it.
 
 use std::hash::{BuildHasher as _, Hasher as _};
 use std::time::Duration;
@@ -48,12 +51,25 @@ pub(crate) struct LinkOutput {
     pub(crate) duration: Option<Duration>,
 }
 
+/// Status word of the marker line `finally` prints when it is done.
+const FINALLY_RAN: &str = "finally";
+
 /// The grace `timeout -k` gives a step between TERM and KILL.
 const KILL_GRACE_SECS: u64 = 2;
 
 impl Chain {
     /// Builds the script for `links`, in order.
     pub(crate) fn new(links: &[Link<'_>]) -> Self {
+        Self::build(links, None)
+    }
+
+    /// Like [`Chain::new`], and `finally` runs after the links whatever their outcome
+    /// (its output is discarded; [`Chain::finally_ran`] tells whether it ran).
+    pub(crate) fn with_finally(links: &[Link<'_>], finally: &Link<'_>) -> Self {
+        Self::build(links, Some(finally))
+    }
+
+    fn build(links: &[Link<'_>], finally: Option<&Link<'_>>) -> Self {
         // A marker no step prints by accident: fixed prefix, random per chain.
         let nonce = std::hash::RandomState::new().build_hasher().finish();
         let marker = format!("__drover_step_{nonce:016x}__");
@@ -72,6 +88,21 @@ impl Chain {
              __drover_end start\n"
         );
         let mut total = 0;
+        match finally {
+            Some(link) => {
+                let secs = link.timeout.as_secs().max(1);
+                total += secs + KILL_GRACE_SECS;
+                script.push_str(&format!(
+                    "__drover_exit() {{\n  \
+                       __drover_step {secs} {} </dev/null >/dev/null 2>&1\n  \
+                       printf '\\n%s {FINALLY_RAN}\\n' \"$__drover_m\"\n  \
+                       exit \"$1\"\n\
+                     }}\n",
+                    shell_escape::unix::escape(link.script.into())
+                ));
+            }
+            None => script.push_str("__drover_exit() { exit \"$1\"; }\n"),
+        }
         let mut stdin: Option<Vec<u8>> = None;
         for link in links {
             let secs = link.timeout.as_secs().max(1);
@@ -91,15 +122,21 @@ impl Chain {
             };
             script.push_str(&format!(
                 "{run}; __drover_rc=$?; __drover_end \"$__drover_rc\"; \
-                 [ \"$__drover_rc\" -eq 0 ] || exit \"$__drover_rc\"\n"
+                 [ \"$__drover_rc\" -eq 0 ] || __drover_exit \"$__drover_rc\"\n"
             ));
         }
+        script.push_str("__drover_exit 0\n");
         Self {
             script,
             timeout: Duration::from_secs(total.max(1)),
             stdin,
             marker,
         }
+    }
+
+    /// Whether the chain's `finally` ran to its end, judged from the chain's stdout.
+    pub(crate) fn finally_ran(&self, stdout: &str) -> bool {
+        stdout.contains(&format!("\n{} {FINALLY_RAN}\n", self.marker))
     }
 
     /// Cuts a chain's captured output into one result per link that ran, in order.
@@ -327,6 +364,32 @@ mod tests {
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[1].exit_status, None);
         assert_eq!(parts[1].stdout, "b\n");
+    }
+
+    #[test]
+    fn finally_runs_after_the_steps_whether_they_fail_or_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let flag = dir.path().join("released");
+        let release = format!("echo released >> {}; echo hidden", flag.display());
+        let finally = link(&release);
+        for (steps, code) in [
+            (vec![link("echo a"), link("echo b")], 0),
+            (vec![link("echo a"), link("exit 3"), link("echo never")], 3),
+        ] {
+            let _ = std::fs::remove_file(&flag);
+            let chain = Chain::with_finally(&steps, &finally);
+            let (exit, out, err) = run(&chain);
+            assert_eq!(exit, code, "{err}");
+            assert!(chain.finally_ran(&out), "{out}");
+            assert!(
+                !out.contains("hidden"),
+                "finally's output is discarded: {out}"
+            );
+            assert_eq!(std::fs::read_to_string(&flag).expect("flag"), "released\n");
+            let parts = chain.split(&out, &err, steps.len());
+            assert_eq!(parts.last().map(|p| p.exit_status), Some(Some(code as u32)));
+            assert!(!Chain::new(&steps).finally_ran(&out));
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::deploy::{
     DeployOptions, TargetOutcome, TargetStatus, as_root, become_refused, empty_outcome,
     sudo_refused,
 };
-use super::target::run_target;
+use super::target::{Guard, Refused, run_guarded, run_target};
 use crate::config::Host;
 use crate::events::{Event, EventSender};
 use crate::plan::batch::{Batches, FailureBudget};
@@ -426,66 +426,104 @@ async fn run_one<C: Connector>(
     let mut outcome = if ctx.options.deploy.dry_run {
         run_target(&*conn, host, blue, &ctx.options.deploy, &ctx.secrets).await
     } else {
-        match locked(ctx, &*conn, host, blue).await {
-            Err(outcome) => outcome,
-            Ok(()) => {
-                let outcome = match ctx.options.strategy {
-                    Strategy::InPlace => {
-                        run_target(&*conn, host, blue, &ctx.options.deploy, &ctx.secrets).await
-                    }
-                    Strategy::BlueGreen => bluegreen_target(ctx, &*conn, host, plans, index).await,
-                };
-                let unlock = bluegreen::unlock(&blue.tenant, &ctx.options.run);
-                let _ = exec_root(&*conn, host, unlock, ctx.options.script_timeout).await;
-                outcome
+        match ctx.options.strategy {
+            // The lock travels with the steps: usually one exec for the whole target.
+            Strategy::InPlace => {
+                let guard = lock_guard(ctx, blue);
+                let deploy = &ctx.options.deploy;
+                run_guarded(&*conn, host, blue, deploy, &ctx.secrets, Some(&guard))
+                    .await
+                    .unwrap_or_else(|refused| lock_refused(host, blue, refused))
             }
+            Strategy::BlueGreen => match locked(ctx, &*conn, host, blue).await {
+                Err(outcome) => outcome,
+                Ok(()) => {
+                    let outcome = bluegreen_target(ctx, &*conn, host, plans, index).await;
+                    let unlock = bluegreen::unlock(&blue.tenant, &ctx.options.run);
+                    let _ = exec_root(&*conn, host, unlock, ctx.options.script_timeout).await;
+                    outcome
+                }
+            },
         }
     };
     outcome.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     outcome
 }
 
-/// Takes the tenant's lock on the host, or explains who holds it.
+/// The tenant's deploy lock for this run, as a guard around a target's steps.
+fn lock_guard<C: Connector>(ctx: &Ctx<C>, target: &TargetPlan) -> Guard {
+    let owner = LockOwner {
+        run: ctx.options.run.clone(),
+        operator: ctx.options.operator.clone(),
+        since: now_rfc3339(),
+    };
+    Guard {
+        enter: bluegreen::lock(&target.tenant, &owner, ctx.options.force_unlock),
+        leave: bluegreen::unlock(&target.tenant, &ctx.options.run),
+        timeout: ctx.options.script_timeout,
+    }
+}
+
+/// Takes the tenant's lock on the host in an exec of its own, or explains who holds it.
 async fn locked<C: Connector>(
     ctx: &Ctx<C>,
     conn: &C::Connection,
     host: &Host,
     target: &TargetPlan,
 ) -> Result<(), TargetOutcome> {
-    let owner = LockOwner {
-        run: ctx.options.run.clone(),
-        operator: ctx.options.operator.clone(),
-        since: now_rfc3339(),
-    };
-    let script = bluegreen::lock(&target.tenant, &owner, ctx.options.force_unlock);
-    match exec_root(conn, host, script, ctx.options.script_timeout).await {
+    let guard = lock_guard(ctx, target);
+    match exec_root(conn, host, guard.enter, guard.timeout).await {
         Ok(out) if out.exit_status == Some(0) => Ok(()),
-        Ok(out) if out.exit_status == Some(LOCK_HELD) => {
-            let (holder, age) = bluegreen::parse_lock_owner(&out.stdout.text());
+        Ok(out) => Err(lock_refused(
+            host,
+            target,
+            Refused::Said {
+                exit_status: out.exit_status,
+                stdout: out.stdout.text(),
+                stderr: out.stderr.text(),
+            },
+        )),
+        Err(e) => Err(lock_refused(host, target, Refused::Lost(e))),
+    }
+}
+
+/// The outcome of a target whose lock could not be taken: who holds it, or why not.
+fn lock_refused(host: &Host, target: &TargetPlan, refused: Refused) -> TargetOutcome {
+    match refused {
+        Refused::Said {
+            exit_status: Some(LOCK_HELD),
+            stdout,
+            ..
+        } => {
+            let (holder, age) = bluegreen::parse_lock_owner(&stdout);
             let verdict = holder_verdict(&holder.run, age);
-            Err(fail(
+            fail(
                 target,
                 "lock",
                 format!(
                     "tenant {} on {} is locked by run {} (operator {}, since {}){verdict}; use --force-unlock if that run is gone",
                     target.tenant, target.host, holder.run, holder.operator, holder.since,
                 ),
-            ))
+            )
         }
-        Ok(out) => {
-            let stderr = out.stderr.text();
+        Refused::Said {
+            exit_status,
+            stderr,
+            ..
+        } => {
             let why = if sudo_refused(&stderr) {
                 become_refused(host, stderr.trim())
+            } else if stderr.trim().is_empty() {
+                match exit_status {
+                    Some(code) => format!("cannot take the lock: the lock script exited {code}"),
+                    None => "cannot take the lock: the lock script did not finish".into(),
+                }
             } else {
                 format!("cannot take the lock: {}", stderr.trim())
             };
-            Err(fail(target, "lock", why))
+            fail(target, "lock", why)
         }
-        Err(e) => Err(empty_outcome(
-            target,
-            TargetStatus::Unreachable,
-            Some(e.to_string()),
-        )),
+        Refused::Lost(e) => empty_outcome(target, TargetStatus::Unreachable, Some(e.to_string())),
     }
 }
 

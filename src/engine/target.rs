@@ -1,8 +1,10 @@
 //! One target's steps on an open connection: in order, stopping at the first failure.
 //! Runs of steps that can share an exec go as one [`Chain`]; a step with retries or a
 //! large input (over [`MAX_CHAINED_STDIN`]) goes alone, and a change of `become` starts
-//! a new exec.
+//! a new exec. A [`Guard`] (the tenant's deploy lock) travels in the first and last
+//! chains when they can carry it, so a guarded target usually costs one exec.
 
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use super::chain::{Chain, Link, LinkOutput};
@@ -15,6 +17,33 @@ use crate::plan::render::{PlannedStep, TargetPlan};
 use crate::plan::steps::{self, CHANGED_MARKER, CURRENT_MARKER, StepScript, StepSpec};
 use crate::transport::{Connection, RemoteCommand, TransportError};
 
+/// Root scripts around a target's steps: the tenant's deploy lock.
+#[derive(Debug, Clone)]
+pub(crate) struct Guard {
+    /// Runs before any step; a non-zero exit refuses the target and nothing else runs.
+    pub(crate) enter: String,
+    /// Runs after the steps however they ended (when `enter` succeeded).
+    pub(crate) leave: String,
+    /// Time limit of each.
+    pub(crate) timeout: Duration,
+}
+
+/// Why a guarded target did not start.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// `enter` ran and said no, or `sudo` refused to run it.
+    Said {
+        /// its exit status
+        exit_status: Option<u32>,
+        /// its standard output
+        stdout: String,
+        /// its standard error
+        stderr: String,
+    },
+    /// The connection failed before `enter` could answer.
+    Lost(TransportError),
+}
+
 /// Runs a target's steps and reports each.
 pub(crate) async fn run_target<C: Connection>(
     connection: &C,
@@ -23,6 +52,24 @@ pub(crate) async fn run_target<C: Connection>(
     options: &DeployOptions,
     secrets: &[String],
 ) -> TargetOutcome {
+    match run_guarded(connection, host, target, options, secrets, None).await {
+        Ok(outcome) => outcome,
+        // Without a guard nothing can refuse.
+        Err(_) => empty_outcome(target, TargetStatus::Failed, None),
+    }
+}
+
+/// Runs a target's steps inside `guard`: `enter` first (refusal ends the target before
+/// any step), `leave` last. Both go in the steps' own first and last execs when those
+/// run as root and are chains, else in execs of their own.
+pub(crate) async fn run_guarded<C: Connection>(
+    connection: &C,
+    host: &Host,
+    target: &TargetPlan,
+    options: &DeployOptions,
+    secrets: &[String],
+    guard: Option<&Guard>,
+) -> Result<TargetOutcome, Refused> {
     let started = Instant::now();
     let mut outcome = empty_outcome(target, TargetStatus::Ok, None);
     let scripts: Vec<Option<StepScript>> = target
@@ -34,13 +81,51 @@ pub(crate) async fn run_target<C: Connection>(
                 .map(|spec| steps::script(spec, options.dry_run, options.diff))
         })
         .collect();
+    let groups = groups(&target.steps, &scripts);
+    let members_of =
+        |g: &Range<usize>| -> Vec<usize> { g.clone().filter(|&i| scripts[i].is_some()).collect() };
+    let first_exec = groups.iter().position(|g| !members_of(g).is_empty());
+    let last_exec = groups.iter().rposition(|g| !members_of(g).is_empty());
+    // A chain can carry the guard when its first step is chainable and runs as root.
+    let carries = |members: &[usize]| {
+        members.first().is_some_and(|&i| {
+            chainable(&target.steps, &scripts, i)
+                && (target.steps[i].r#become || host.r#become == Become::None)
+        })
+    };
+    let (mut entered, mut left) = (false, false);
     let mut stopped = false;
-    let mut at = 0;
-    while at < target.steps.len() {
-        let end = chain_end(&target.steps, &scripts, at);
-        let members: Vec<usize> = (at..end).filter(|&i| scripts[i].is_some()).collect();
+    for (gi, group) in groups.iter().enumerate() {
+        let members = members_of(group);
+        let mut ends = Ends::default();
+        if let Some(guard) = guard
+            && !stopped
+        {
+            if Some(gi) == first_exec {
+                if carries(&members) {
+                    ends.enter = Some(guard);
+                } else {
+                    enter_alone(connection, host, guard).await?;
+                }
+                entered = true;
+            }
+            if Some(gi) == last_exec && carries(&members) {
+                ends.leave = Some(guard);
+            }
+        }
         let ran = if stopped {
             Ok(Vec::new())
+        } else if ends.enter.is_some() || ends.leave.is_some() {
+            match run_chain(connection, host, target, &members, &scripts, secrets, &ends).await {
+                Ok(chained) => {
+                    left |= chained.finally_ran;
+                    if let Some(refused) = chained.refused {
+                        return Err(refused);
+                    }
+                    Ok(chained.steps)
+                }
+                Err(e) => Err(e),
+            }
         } else {
             match members.as_slice() {
                 [] => Ok(Vec::new()),
@@ -54,7 +139,17 @@ pub(crate) async fn run_target<C: Connection>(
                 .await
                 .map(|o| o.into_iter().collect())
                 .map_err(|e| (*one, e)),
-                _ => run_chain(connection, host, target, &members, &scripts, secrets).await,
+                _ => run_chain(
+                    connection,
+                    host,
+                    target,
+                    &members,
+                    &scripts,
+                    secrets,
+                    &Ends::default(),
+                )
+                .await
+                .map(|c| c.steps),
             }
         };
         let mut ran = match ran {
@@ -65,16 +160,21 @@ pub(crate) async fn run_target<C: Connection>(
                 outcome.error = Some(e.to_string());
                 outcome.failed_step = Some(target.steps[lost].name.clone());
                 stopped = true;
-                for (i, step) in target.steps.iter().enumerate().take(end).skip(at) {
+                for (i, step) in target
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .take(group.end)
+                    .skip(group.start)
+                {
                     if i != lost {
                         outcome.steps.push(skipped(step));
                     }
                 }
-                at = end;
                 continue;
             }
         };
-        for step in &target.steps[at..end] {
+        for step in &target.steps[group.clone()] {
             let result = if step.spec.is_none() || stopped {
                 None
             } else {
@@ -94,27 +194,75 @@ pub(crate) async fn run_target<C: Connection>(
             }
             outcome.steps.push(step_outcome);
         }
-        at = end;
+    }
+    if let Some(guard) = guard
+        && entered
+        && !left
+    {
+        // The last chain did not carry `leave` or did not get to it: release here.
+        let command = RemoteCommand::new(as_root(guard.leave.clone(), host), guard.timeout);
+        let _ = connection.exec(&command).await;
     }
     outcome.duration_ms = millis(started.elapsed());
-    outcome
+    Ok(outcome)
+}
+
+/// `enter` in an exec of its own.
+async fn enter_alone<C: Connection>(
+    connection: &C,
+    host: &Host,
+    guard: &Guard,
+) -> Result<(), Refused> {
+    let command = RemoteCommand::new(as_root(guard.enter.clone(), host), guard.timeout);
+    match connection.exec(&command).await {
+        Ok(out) if out.exit_status == Some(0) && !out.timed_out => Ok(()),
+        Ok(out) => Err(Refused::Said {
+            exit_status: out.exit_status,
+            stdout: out.stdout.text(),
+            stderr: out.stderr.text(),
+        }),
+        Err(e) => Err(Refused::Lost(e)),
+    }
+}
+
+/// The guard scripts a chain carries at its ends.
+#[derive(Default)]
+struct Ends<'g> {
+    enter: Option<&'g Guard>,
+    leave: Option<&'g Guard>,
+}
+
+/// The target's steps cut into execs, in order (see [`chain_end`]).
+fn groups(steps: &[PlannedStep], scripts: &[Option<StepScript>]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < steps.len() {
+        let end = chain_end(steps, scripts, at);
+        out.push(at..end);
+        at = end;
+    }
+    out
 }
 
 /// Larger inputs (release uploads) go in their own exec: `dd` holds a step's input in
 /// memory on the host while handing it over.
 const MAX_CHAINED_STDIN: usize = 4 << 20;
 
+/// Whether step `i` can run inside a chain: it runs (not skipped), has no retries and a
+/// small input.
+fn chainable(steps: &[PlannedStep], scripts: &[Option<StepScript>], i: usize) -> bool {
+    scripts[i].as_ref().is_some_and(|s| {
+        s.stdin
+            .as_ref()
+            .is_none_or(|b| b.len() <= MAX_CHAINED_STDIN)
+            && steps[i].retries == 0
+    })
+}
+
 /// End (exclusive) of the chain that starts at `at`: the following steps that can share
 /// its exec. Steps skipped by `when` do not break a chain.
 fn chain_end(steps: &[PlannedStep], scripts: &[Option<StepScript>], at: usize) -> usize {
-    let chainable = |i: usize| {
-        scripts[i].as_ref().is_some_and(|s| {
-            s.stdin
-                .as_ref()
-                .is_none_or(|b| b.len() <= MAX_CHAINED_STDIN)
-                && steps[i].retries == 0
-        })
-    };
+    let chainable = |i: usize| chainable(steps, scripts, i);
     if !chainable(at) {
         return at + 1;
     }
@@ -180,7 +328,17 @@ async fn run_alone<C: Connection>(
     }
 }
 
-/// Several steps in one exec. On a lost connection, says which step was running.
+/// What a chain did: its steps' outcomes, and what became of the guard it carried.
+struct Chained {
+    steps: Vec<StepOutcome>,
+    /// `enter` was carried and said no: no step ran
+    refused: Option<Refused>,
+    /// `leave` was carried and ran
+    finally_ran: bool,
+}
+
+/// Several steps in one exec, with the guard's ends it carries. On a lost connection,
+/// says which step was running.
 async fn run_chain<C: Connection>(
     connection: &C,
     host: &Host,
@@ -188,17 +346,31 @@ async fn run_chain<C: Connection>(
     members: &[usize],
     scripts: &[Option<StepScript>],
     secrets: &[String],
-) -> Result<Vec<StepOutcome>, (usize, TransportError)> {
+    ends: &Ends<'_>,
+) -> Result<Chained, (usize, TransportError)> {
     let started = Instant::now();
-    let links: Vec<Link<'_>> = members
-        .iter()
-        .map(|&i| Link {
-            script: scripts[i].as_ref().map_or("", |s| s.script.as_str()),
-            timeout: target.steps[i].timeout.unwrap_or(host.command_timeout),
-            stdin: scripts[i].as_ref().and_then(|s| s.stdin.as_deref()),
-        })
-        .collect();
-    let chain = Chain::new(&links);
+    let enter = ends.enter.map(|g| Link {
+        script: g.enter.as_str(),
+        timeout: g.timeout,
+        stdin: None,
+    });
+    let step_links = members.iter().map(|&i| Link {
+        script: scripts[i].as_ref().map_or("", |s| s.script.as_str()),
+        timeout: target.steps[i].timeout.unwrap_or(host.command_timeout),
+        stdin: scripts[i].as_ref().and_then(|s| s.stdin.as_deref()),
+    });
+    let links: Vec<Link<'_>> = enter.into_iter().chain(step_links).collect();
+    let chain = match ends.leave {
+        Some(g) => Chain::with_finally(
+            &links,
+            &Link {
+                script: g.leave.as_str(),
+                timeout: g.timeout,
+                stdin: None,
+            },
+        ),
+        None => Chain::new(&links),
+    };
     let command = RemoteCommand {
         script: with_become(
             chain.script.clone(),
@@ -213,9 +385,10 @@ async fn run_chain<C: Connection>(
         .await
         .map_err(|e| (members[0], e))?;
     let (stdout, stderr) = (out.stdout.text(), out.stderr.text());
+    let finally_ran = ends.leave.is_some() && chain.finally_ran(&stdout);
     let mut parts = chain.split(&stdout, &stderr, links.len());
     if parts.is_empty() {
-        // Nothing of the chain ran (`sudo` refused, no shell): the first step failed
+        // Nothing of the chain ran (`sudo` refused, no shell): the first link failed
         // with everything that was printed.
         parts.push(LinkOutput {
             exit_status: out.exit_status,
@@ -224,6 +397,21 @@ async fn run_chain<C: Connection>(
             duration: None,
         });
     }
+    if ends.enter.is_some() {
+        let enter = parts.remove(0);
+        if enter.exit_status != Some(0) {
+            return Ok(Chained {
+                steps: Vec::new(),
+                refused: Some(Refused::Said {
+                    exit_status: enter.exit_status,
+                    stdout: enter.stdout,
+                    stderr: enter.stderr,
+                }),
+                finally_ran,
+            });
+        }
+    }
+    let step_links = &links[links.len() - members.len()..];
     let mut outcomes = Vec::new();
     let count = parts.len();
     for (n, part) in parts.into_iter().enumerate() {
@@ -237,7 +425,7 @@ async fn run_chain<C: Connection>(
             None if out.exit_status == Some(0) => Some(0),
             other => other,
         };
-        let limit = links[n].timeout;
+        let limit = step_links[n].timeout;
         let duration = part.duration.unwrap_or_else(|| {
             if last {
                 started.elapsed()
@@ -260,7 +448,11 @@ async fn run_chain<C: Connection>(
         };
         outcomes.push(finish(step, spec, host, ran, secrets));
     }
-    Ok(outcomes)
+    Ok(Chained {
+        steps: outcomes,
+        refused: None,
+        finally_ran,
+    })
 }
 
 /// What a step's exec (or its part of a chain) produced.
@@ -577,6 +769,122 @@ mod tests {
                 StepStatus::Changed
             ]
         );
+    }
+
+    /// A guard like the tenant lock: `enter` makes `lock` (refused when it exists),
+    /// `leave` removes it only when this run made it, and counts itself in `left`.
+    fn guard(dir: &std::path::Path) -> Guard {
+        let d = dir.display();
+        Guard {
+            enter: format!(
+                "mkdir {d}/lock && touch {d}/lock/mine || {{ echo held-by-someone; exit 75; }}"
+            ),
+            leave: format!(
+                "if [ -e {d}/lock/mine ]; then rm -r {d}/lock; fi; echo left >> {d}/left"
+            ),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    async fn guarded(plan: &TargetPlan, guard: &Guard) -> (Result<TargetOutcome, Refused>, usize) {
+        let shell = LocalShell::default();
+        let outcome = run_guarded(&shell, &host(), plan, &options(), &[], Some(guard)).await;
+        (outcome, shell.execs.load(Ordering::SeqCst))
+    }
+
+    fn times_left(dir: &std::path::Path) -> usize {
+        std::fs::read_to_string(dir.join("left"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+
+    #[tokio::test]
+    async fn a_guard_travels_with_the_steps_in_their_one_exec() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = format!("test -d {}/lock", dir.path().display());
+        let plan = target(vec![run("a", &inside), run("b", "true")]);
+        let (outcome, execs) = guarded(&plan, &guard(dir.path())).await;
+        let outcome = outcome.expect("entered");
+        assert_eq!(execs, 1, "lock, two steps and unlock in one exec");
+        assert_eq!(outcome.status, TargetStatus::Changed, "{outcome:#?}");
+        assert_eq!(outcome.steps.len(), 2);
+        assert!(!dir.path().join("lock").exists());
+        assert_eq!(times_left(dir.path()), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refusing_guard_lets_no_step_run_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("lock")).unwrap();
+        let touched = dir.path().join("touched");
+        let plan = target(vec![run("a", &format!("touch {}", touched.display()))]);
+        let (outcome, execs) = guarded(&plan, &guard(dir.path())).await;
+        let Err(Refused::Said {
+            exit_status,
+            stdout,
+            ..
+        }) = outcome
+        else {
+            panic!("expected a refusal, got {outcome:?}");
+        };
+        assert_eq!(execs, 1);
+        assert_eq!(exit_status, Some(75));
+        assert_eq!(stdout, "held-by-someone\n");
+        assert!(!touched.exists(), "a step ran without the lock");
+        // `leave` ran too, and left the other holder's lock alone.
+        assert!(dir.path().join("lock").exists());
+        assert_eq!(times_left(dir.path()), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failing_step_still_releases_the_guard_in_the_same_exec() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = target(vec![
+            run("a", "true"),
+            run("breaks", "exit 4"),
+            run("c", "true"),
+        ]);
+        let (outcome, execs) = guarded(&plan, &guard(dir.path())).await;
+        let outcome = outcome.expect("entered");
+        assert_eq!(execs, 1);
+        assert_eq!(outcome.failed_step.as_deref(), Some("breaks"));
+        assert_eq!(times_left(dir.path()), 1);
+        assert!(!dir.path().join("lock").exists());
+    }
+
+    #[tokio::test]
+    async fn steps_that_cannot_carry_the_guard_get_it_in_execs_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = run("retried first", "true");
+        first.retries = 1;
+        let mut last = run("retried last", "true");
+        last.retries = 1;
+        let plan = target(vec![first, run("a", "true"), run("b", "true"), last]);
+        let (outcome, execs) = guarded(&plan, &guard(dir.path())).await;
+        assert_eq!(outcome.expect("entered").status, TargetStatus::Changed);
+        assert_eq!(execs, 5, "lock, retried, chain, retried, unlock");
+        assert_eq!(times_left(dir.path()), 1);
+        assert!(!dir.path().join("lock").exists());
+    }
+
+    #[tokio::test]
+    async fn a_target_stopped_before_its_last_chain_still_releases_the_guard() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut flaky = run("flaky", "exit 1");
+        flaky.retries = 1;
+        let plan = target(vec![
+            run("a", "true"),
+            flaky,
+            run("b", "true"),
+            run("c", "true"),
+        ]);
+        let (outcome, execs) = guarded(&plan, &guard(dir.path())).await;
+        let outcome = outcome.expect("entered");
+        assert_eq!(outcome.failed_step.as_deref(), Some("flaky"));
+        assert_eq!(execs, 4, "lock with a, two tries of flaky, unlock");
+        assert_eq!(times_left(dir.path()), 1);
+        assert!(!dir.path().join("lock").exists());
     }
 
     #[tokio::test]

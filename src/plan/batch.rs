@@ -127,17 +127,26 @@ pub fn plan_batches(
     };
     let take = |want: usize, pending: &mut Vec<usize>| -> Vec<usize> {
         let mut per_host: HashMap<&str, usize> = HashMap::new();
-        let mut batch = Vec::new();
-        let mut left = Vec::new();
+        let mut batch = Vec::with_capacity(want.min(pending.len()));
+        let mut left = Vec::with_capacity(pending.len());
+        let mut scanned = 0;
+        // Only the targets looked at until the batch is full are counted per host; the
+        // rest move on untouched, so a rollout of many small batches stays linear in
+        // the targets each batch takes (plus one copy of the remainder).
         for &i in pending.iter() {
+            if batch.len() == want {
+                break;
+            }
+            scanned += 1;
             let n = per_host.entry(hosts[i]).or_default();
-            if batch.len() < want && *n < max_per_host {
+            if *n < max_per_host {
                 *n += 1;
                 batch.push(i);
             } else {
                 left.push(i);
             }
         }
+        left.extend_from_slice(&pending[scanned..]);
         *pending = left;
         batch
     };
@@ -232,5 +241,28 @@ mod tests {
             v
         };
         assert_eq!(every, [0, 1, 2, 3, 4, 5], "every target exactly once");
+    }
+
+    #[test]
+    fn many_small_batches_keep_every_target_once_and_the_per_host_limit() {
+        // 3,000 targets, three per host in a row, as tenants are placed.
+        let h: Vec<String> = (0..3000).map(|i| format!("h{}", i / 3)).collect();
+        let refs: Vec<&str> = h.iter().map(String::as_str).collect();
+        let b = plan_batches(&refs, &[BatchSize::Count(7)], 1, 1);
+        let mut every: Vec<usize> = b.iter().flatten().copied().collect();
+        every.sort_unstable();
+        assert_eq!(every, (0..3000).collect::<Vec<_>>());
+        for batch in b.iter() {
+            let mut seen: Vec<&str> = batch.iter().map(|&i| refs[i]).collect();
+            seen.sort_unstable();
+            let before = seen.len();
+            seen.dedup();
+            assert_eq!(seen.len(), before, "two targets of one host in {batch:?}");
+            assert!(batch.len() <= 7);
+        }
+        // Order is kept: after the canary (target 0, host h0), the first batch takes
+        // the next target of each host in turn.
+        assert_eq!(b.canary, Some(vec![0]));
+        assert_eq!(b.rest[0], [1, 3, 6, 9, 12, 15, 18]);
     }
 }

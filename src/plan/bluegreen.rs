@@ -120,12 +120,19 @@ pub struct LockOwner {
 /// Exit status of [`lock`] when another run holds the lock.
 pub const LOCK_HELD: u32 = 75;
 
-/// Takes the tenant's deploy lock atomically (`mkdir`). When it is held by another run
-/// the script prints the owner file and exits [`LOCK_HELD`]. `force` takes it anyway
-/// (audited). Re-entrant for the same run id (resume).
+/// Takes the tenant's deploy lock atomically. When it is held by another run the script
+/// prints the owner file and exits [`LOCK_HELD`]. `force` takes it anyway (audited).
+/// Re-entrant for the same run id (resume, or two inventory hosts on one filesystem).
+///
+/// The owner file is written into a private directory that is then renamed to `lock.d`
+/// (`rename(2)` onto an existing, non-empty directory fails): the lock never exists
+/// without its owner, so a second taker always reads who holds it.
 #[must_use]
 pub fn lock(tenant: &str, owner: &LockOwner, force: bool) -> String {
-    let p = Paths::of(tenant);
+    lock_in(&Paths::of(tenant), tenant, owner, force)
+}
+
+fn lock_in(p: &Paths, tenant: &str, owner: &LockOwner, force: bool) -> String {
     let info = format!(
         "run={}\noperator={}\nsince={}\n",
         owner.run, owner.operator, owner.since
@@ -134,7 +141,7 @@ pub fn lock(tenant: &str, owner: &LockOwner, force: bool) -> String {
     if force {
         let _ = writeln!(
             s,
-            "if [ -d {lock} ]; then printf '%s run=%s operator=%s tenant=%s action=force-unlock previous=%s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" {run} {op} {t} \"$(tr '\\n' ' ' < {lock}/owner 2>/dev/null | tr ' ' ',')\" >> /var/log/drover/audit.log; rm -rf {lock}; fi",
+            "if [ -d {lock} ]; then mkdir -p /var/log/drover; printf '%s run=%s operator=%s tenant=%s action=force-unlock previous=%s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" {run} {op} {t} \"$(tr '\\n' ' ' < {lock}/owner 2>/dev/null | tr ' ' ',')\" >> /var/log/drover/audit.log; rm -rf {lock}; fi",
             lock = q(&p.lock),
             run = q(&owner.run),
             op = q(&owner.operator),
@@ -143,11 +150,18 @@ pub fn lock(tenant: &str, owner: &LockOwner, force: bool) -> String {
     }
     let _ = write!(
         s,
-        "mkdir -p /var/log/drover\n\
-         if mkdir {lock} 2>/dev/null; then printf '%s' {info} > {lock}/owner; exit 0; fi\n\
-         if grep -qx {mine} {lock}/owner 2>/dev/null; then exit 0; fi\n\
-         cat {lock}/owner 2>/dev/null || echo 'run=unknown'\n\
-         echo \"age=$(( $(date +%s) - $(stat -c %Y {lock}) ))\"\n\
+        "new={lock}.new.$$\n\
+         for _ in 1 2 3; do\n  \
+           rm -rf \"$new\"; mkdir \"$new\"; printf '%s' {info} > \"$new/owner\"\n  \
+           if mv -T \"$new\" {lock} 2>/dev/null; then exit 0; fi\n  \
+           rm -rf \"$new\"\n  \
+           if grep -qx {mine} {lock}/owner 2>/dev/null; then exit 0; fi\n  \
+           if held=$(cat {lock}/owner 2>/dev/null) && since=$(stat -c %Y {lock} 2>/dev/null); then\n    \
+             printf '%s\\nage=%s\\n' \"$held\" \"$(( $(date +%s) - since ))\"\n    \
+             exit {LOCK_HELD}\n  \
+           fi\n\
+         done\n\
+         echo 'run=unknown'\n\
          exit {LOCK_HELD}\n",
         lock = q(&p.lock),
         info = q(&info),
@@ -179,12 +193,16 @@ pub fn parse_lock_owner(text: &str) -> (LockOwner, Option<u64>) {
     )
 }
 
-/// Releases the lock if this run holds it.
+/// Releases the lock if this run holds it. The lock is renamed away before it is
+/// removed, so no other run ever sees it half gone.
 #[must_use]
 pub fn unlock(tenant: &str, run: &str) -> String {
-    let p = Paths::of(tenant);
+    unlock_in(&Paths::of(tenant), run)
+}
+
+fn unlock_in(p: &Paths, run: &str) -> String {
     format!(
-        "if grep -qx {mine} {lock}/owner 2>/dev/null; then rm -rf {lock}; fi",
+        "if grep -qx {mine} {lock}/owner 2>/dev/null && mv -T {lock} {lock}.old.$$ 2>/dev/null; then rm -rf {lock}.old.$$; fi",
         mine = q(&format!("run={run}")),
         lock = q(&p.lock)
     )
@@ -477,8 +495,101 @@ mod tests {
         assert_eq!(owner.operator, "ops@laptop");
         assert_eq!(age, Some(42));
         let script = lock("acme", &owner, false);
-        assert!(script.contains("mkdir /var/lib/drover/acme/lock.d"));
+        assert!(script.contains("mv -T \"$new\" /var/lib/drover/acme/lock.d"));
         assert!(script.contains(&format!("exit {LOCK_HELD}")));
+    }
+
+    /// A tenant's paths under a scratch directory instead of `/var/lib/drover`.
+    fn scratch_paths(dir: &std::path::Path) -> Paths {
+        let mut p = Paths::of("acme");
+        p.state_dir = dir.join("acme").display().to_string();
+        p.lock = format!("{}/lock.d", p.state_dir);
+        p
+    }
+
+    fn owner(run: &str) -> LockOwner {
+        LockOwner {
+            run: run.into(),
+            operator: "ops@laptop".into(),
+            since: "2026-11-22T00:00:00Z".into(),
+        }
+    }
+
+    /// Runs scripts with the local `sh`, all at once; (exit code, stdout) of each.
+    fn run_together(scripts: Vec<String>) -> Vec<(i32, String)> {
+        let children: Vec<_> = scripts
+            .iter()
+            .map(|s| {
+                std::process::Command::new("/bin/sh")
+                    .arg("-c")
+                    .arg(s)
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("sh")
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|c| {
+                let out = c.wait_with_output().expect("sh");
+                (
+                    out.status.code().unwrap_or(-1),
+                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn of_many_runs_racing_for_a_lock_one_gets_it_and_the_others_are_told_who() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = scratch_paths(dir.path());
+        let scripts = (0..16)
+            .map(|i| lock_in(&p, "acme", &owner(&format!("r{i}")), false))
+            .collect();
+        let results = run_together(scripts);
+        let winners: Vec<_> = results.iter().filter(|(code, _)| *code == 0).collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        let holder = std::fs::read_to_string(format!("{}/owner", p.lock)).expect("owner");
+        for (code, stdout) in results.iter().filter(|(code, _)| *code != 0) {
+            assert_eq!(*code, LOCK_HELD as i32, "{stdout}");
+            let (seen, age) = parse_lock_owner(stdout);
+            assert!(holder.contains(&format!("run={}\n", seen.run)), "{stdout}");
+            assert!(age.is_some(), "{stdout}");
+        }
+    }
+
+    #[test]
+    fn one_run_racing_itself_for_its_lock_always_gets_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = scratch_paths(dir.path());
+        let scripts = (0..16)
+            .map(|_| lock_in(&p, "acme", &owner("r1"), false))
+            .collect();
+        for (code, stdout) in run_together(scripts) {
+            assert_eq!(code, 0, "{stdout}");
+        }
+        // Nothing is left beside the lock.
+        let names: Vec<_> = std::fs::read_dir(&p.state_dir)
+            .expect("state dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["lock.d"]);
+    }
+
+    #[test]
+    fn only_the_holder_releases_a_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = scratch_paths(dir.path());
+        let take = |run: &str| run_together(vec![lock_in(&p, "acme", &owner(run), false)])[0].0;
+        let release = |run: &str| drop(run_together(vec![unlock_in(&p, run)]));
+        assert_eq!(take("r1"), 0);
+        assert_eq!(take("r2"), LOCK_HELD as i32);
+        release("r2");
+        assert_eq!(take("r2"), LOCK_HELD as i32);
+        release("r1");
+        assert!(!std::path::Path::new(&p.lock).exists());
+        assert_eq!(take("r2"), 0);
     }
 
     #[test]
