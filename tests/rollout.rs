@@ -1301,6 +1301,101 @@ fn a_partitioned_host_reverts_the_switch_by_itself() {
     );
 }
 
+#[test]
+fn a_host_refusing_logins_for_a_moment_after_its_switch_is_still_confirmed() {
+    let Some(fleet) = Fleet::up(1) else { return };
+    let (tenant, host) = ("acme", "host-1");
+    let first = drover(
+        &fleet,
+        &[
+            "deploy",
+            &agent_playbook(),
+            "--tenant",
+            tenant,
+            "--strategy",
+            "blue-green",
+            "--set",
+            "version=1.0.0",
+        ],
+        SMALL_LIMIT,
+    );
+    assert_exit(&first, EXIT_OK, "deploy 1.0.0");
+
+    // 2.0.0-gated holds drover in "verify through proxy" after the switch. Meanwhile
+    // sshd stops listening (the session drover holds lives on), then the gate opens:
+    // drover verifies, and its fresh login for the confirmation is refused until sshd
+    // comes back a few seconds later, well before the revert deadline.
+    let gated = variant(&fleet, "gated", "");
+    let revert_after = Duration::from_secs(20);
+    let run = spawn(
+        &fleet,
+        &[
+            "deploy",
+            &gated,
+            "--tenant",
+            tenant,
+            "--strategy",
+            "blue-green",
+            "--revert-after",
+            "20s",
+            "--set",
+            "version=2.0.0-gated",
+            "--json",
+        ],
+        &[],
+    );
+    wait_for(Duration::from_secs(60), "the switch to 2.0.0-gated", || {
+        (active(&fleet, host, tenant).1 == "2.0.0-gated").then_some(())
+    });
+    let switched = Instant::now();
+    let stop = sh(&fleet, host, "systemctl stop ssh.service");
+    assert!(stop.status.success(), "stop sshd: {stop:?}");
+    let refused = fleet.drover().args(["run", "--all", "--", "true"]).output();
+    let refused = refused.expect("drover run");
+    assert!(!refused.status.success(), "sshd still accepts logins");
+    let gate = sh(&fleet, host, &format!("touch /etc/drover/open-{tenant}"));
+    assert!(gate.status.success());
+    std::thread::sleep(Duration::from_secs(4));
+    let start = sh(&fleet, host, "systemctl start ssh.service");
+    assert!(start.status.success(), "start sshd: {start:?}");
+
+    let run = run.wait(SMALL_LIMIT);
+    eprintln!(
+        "REFUSED LOGINS: drover exited {:?} {:.1}s after the switch:\n{}{}",
+        run.code(),
+        switched.elapsed().as_secs_f64(),
+        run.stderr(),
+        run.stdout()
+    );
+    assert_exit(&run, EXIT_OK, "the deploy whose confirmation was retried");
+    let line = by_target(&run)
+        .remove(&format!("{tenant}@{host}"))
+        .expect("the target");
+    assert_eq!(line["status"], "changed", "{line}");
+
+    // Confirmed: past the deadline the host is still on the new release.
+    let wait = (revert_after + Duration::from_secs(4)).saturating_sub(switched.elapsed());
+    std::thread::sleep(wait);
+    assert_eq!(
+        active(&fleet, host, tenant),
+        ("green".into(), "2.0.0-gated".into()),
+        "the revert timer switched back a confirmed target:\n{}",
+        audit_text(&fleet, host)
+    );
+    assert!(
+        !audit(&fleet, host)
+            .iter()
+            .any(|l| l.get("action").map(String::as_str) == Some("auto-revert")),
+        "{}",
+        audit_text(&fleet, host)
+    );
+    assert_eq!(
+        pending_revert_timers(&fleet, host),
+        "",
+        "nothing left armed"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 6: the control node killed mid-rollout, then resumed
 

@@ -2,6 +2,7 @@
 //! It reaches hosts only through [`crate::transport::Connector`].
 
 mod chain;
+mod confirm;
 mod deploy;
 pub mod journal;
 mod rollout;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 
+use super::confirm::confirm_fresh;
 use super::deploy::{
     DeployOptions, TargetOutcome, TargetStatus, as_root, become_refused, empty_outcome,
     sudo_refused,
@@ -581,7 +582,7 @@ async fn bluegreen_target<C: Connector>(
 ) -> TargetOutcome {
     let timeout = ctx.options.script_timeout;
     let blue = &plans["blue"].targets[index];
-    let before = match read_state(conn, host, &blue.tenant, timeout).await {
+    let mut before = match read_state(conn, host, &blue.tenant, timeout).await {
         Ok(s) => s,
         Err(e) => return fail(blue, "read state", e),
     };
@@ -597,10 +598,33 @@ async fn bluegreen_target<C: Connector>(
         {
             // A run killed between its switch and the confirmation left the revert
             // timer armed: the switch is live and verified now, so disarm it.
-            let _ = exec_root(conn, host, bluegreen::disarm(&blue.tenant), timeout).await;
-            let mut o = empty_outcome(blue, TargetStatus::Ok, None);
-            o.steps = Vec::new();
-            return o;
+            let disarm = bluegreen::disarm(&blue.tenant);
+            match exec_root(conn, host, disarm, timeout).await {
+                Ok(o) if o.exit_status == Some(0) => {
+                    let mut o = empty_outcome(blue, TargetStatus::Ok, None);
+                    o.steps = Vec::new();
+                    return o;
+                }
+                // The timer won the race: the host is back on the old color, so this
+                // target is deployed like any other, from the state it is in now.
+                Ok(o) if o.exit_status == Some(bluegreen::REVERT_FIRED) => {
+                    before = match read_state(conn, host, &blue.tenant, timeout).await {
+                        Ok(s) => s,
+                        Err(e) => return fail(blue, "read state", e),
+                    };
+                }
+                other => {
+                    let why = other.map_or_else(|e| e.to_string(), |o| o.stderr.text());
+                    return fail(
+                        blue,
+                        "disarm revert timer",
+                        format!(
+                            "live on {version}, but its revert timer may still fire: {}",
+                            why.trim()
+                        ),
+                    );
+                }
+            }
         }
     }
     let idle = before
@@ -638,6 +662,9 @@ async fn bluegreen_target<C: Connector>(
         revert_after: ctx.options.revert_after,
         action: "deploy".into(),
     };
+    // Taken before the timer is armed, so this side's deadline is never later than
+    // the host's.
+    let armed_at = Instant::now();
     let armed = match switch.arm() {
         Some(script) => match exec_root(conn, host, script, timeout).await {
             Ok(o) if o.exit_status == Some(0) => true,
@@ -689,28 +716,12 @@ async fn bluegreen_target<C: Connector>(
             format!("{}; {back}", why.trim()),
         );
     }
-    if armed {
-        // Confirm over a fresh connection: it proves the control node can still reach
-        // the host after the switch. If it cannot, the host reverts by itself.
-        match ctx.pool.connector.connect(host).await {
-            Ok(fresh) => {
-                let confirmed = exec_root(&fresh, host, switch.confirm(), timeout).await;
-                fresh.close().await;
-                if !confirmed.is_ok_and(|o| o.exit_status == Some(0)) {
-                    return fail_after(
-                        outcome,
-                        "confirm switch",
-                        "could not confirm; the host will switch back by itself".into(),
-                    );
-                }
-            }
-            Err(e) => {
-                return fail_after(
-                    outcome,
-                    "confirm switch",
-                    format!("no fresh connection ({e}); the host will switch back by itself"),
-                );
-            }
+    if let (true, Some(revert_after)) = (armed, ctx.options.revert_after) {
+        let within = revert_after.saturating_sub(armed_at.elapsed());
+        let connector = &*ctx.pool.connector;
+        let confirmed = confirm_fresh(connector, host, &switch.confirm(), timeout, within).await;
+        if let Err(why) = confirmed {
+            return fail_after(outcome, "confirm switch", why.to_string());
         }
     }
     if let (Some(drain), Some(old)) = (ctx.options.drain, before.as_ref()) {

@@ -79,6 +79,9 @@ pub struct Paths {
     pub nginx: String,
     /// `…/revert.sh`
     pub revert: String,
+    /// `…/revert.pending`: exists while a revert timer is armed and neither it nor the
+    /// control node's confirmation has claimed it
+    pub revert_pending: String,
     /// systemd unit name of the revert timer
     pub revert_unit: String,
 }
@@ -92,6 +95,7 @@ impl Paths {
             state: format!("{state_dir}/state.json"),
             lock: format!("{state_dir}/lock.d"),
             revert: format!("{state_dir}/revert.sh"),
+            revert_pending: format!("{state_dir}/revert.pending"),
             nginx: format!("/etc/nginx/conf.d/drover-{tenant}.conf"),
             revert_unit: format!("drover-revert-{tenant}"),
             state_dir,
@@ -347,21 +351,28 @@ impl Switch {
     #[must_use]
     pub fn arm(&self) -> Option<String> {
         let deadline = self.revert_after?;
-        let revert = self.revert_script("auto-revert")?;
         let p = Paths::of(&self.tenant);
+        // The timer's script and the confirmation race for one token: whichever renames
+        // `revert.pending` first wins, so a confirmation never reports a switch that the
+        // timer is undoing at the same moment.
+        let revert = format!("{}{}", claim_revert(&p), self.revert_script("auto-revert")?);
         Some(format!(
             "set -eu\nprintf '%s' {body} > {path}\nchmod 700 {path}\n\
              systemctl stop {unit}.timer {unit}.service 2>/dev/null || true\n\
              systemctl reset-failed {unit}.timer {unit}.service 2>/dev/null || true\n\
+             rm -f {pending}.fired {pending}.confirmed\n: > {pending}\n\
              systemd-run --quiet --unit={unit} --on-active={secs} --timer-property=AccuracySec=1s /bin/sh {path}\n",
             body = q(&revert),
             path = q(&p.revert),
             unit = q(&p.revert_unit),
+            pending = q(&p.revert_pending),
             secs = deadline.as_secs().max(1),
         ))
     }
 
-    /// Disarms the timer: the control node confirmed over a fresh connection.
+    /// Disarms the timer: the control node confirmed over a fresh connection. Exits
+    /// [`REVERT_FIRED`] when the timer claimed the switch first (the host switched back
+    /// by itself).
     #[must_use]
     pub fn confirm(&self) -> String {
         disarm(&self.tenant)
@@ -372,6 +383,9 @@ impl Switch {
     pub fn switch(&self) -> String {
         let p = Paths::of(&self.tenant);
         let mut s = String::from("set -eu\n");
+        // A timer of this run that fired before the switch reverted nothing; one of an
+        // earlier switch is history. Either way this switch is the one in force.
+        let _ = writeln!(s, "rm -f {}.fired", q(&p.revert_pending));
         s.push_str(&switch_body(
             &self.tenant,
             &self.after.active,
@@ -398,15 +412,39 @@ impl Switch {
     }
 }
 
+/// Exit status of [`disarm`] when the revert timer fired first.
+pub const REVERT_FIRED: u32 = 76;
+
 /// Disarms a pending revert timer of the tenant (a confirmed switch, or a resumed run
-/// finding its switch already live).
+/// finding its switch already live). Exits [`REVERT_FIRED`] when the timer claimed the
+/// switch first: the host switched back, or is switching back, by itself.
 #[must_use]
 pub fn disarm(tenant: &str) -> String {
-    let p = Paths::of(tenant);
+    disarm_in(&Paths::of(tenant))
+}
+
+fn disarm_in(p: &Paths) -> String {
     format!(
-        "systemctl stop {unit}.timer 2>/dev/null || true\nsystemctl reset-failed {unit}.timer {unit}.service 2>/dev/null || true\nrm -f {path}\n",
+        "if mv -f {pending} {pending}.confirmed 2>/dev/null || [ ! -e {pending}.fired ]; then\n  \
+           systemctl stop {unit}.timer 2>/dev/null || true\n  \
+           systemctl reset-failed {unit}.timer {unit}.service 2>/dev/null || true\n  \
+           rm -f {path} {pending}.confirmed\n  \
+           exit 0\n\
+         fi\n\
+         echo 'the revert timer fired first: the host switched back by itself' >&2\n\
+         exit {REVERT_FIRED}\n",
         unit = q(&p.revert_unit),
-        path = q(&p.revert)
+        path = q(&p.revert),
+        pending = q(&p.revert_pending),
+    )
+}
+
+/// The first line of the timer's revert script: it goes on only if it claims the
+/// pending token before a confirmation does.
+fn claim_revert(p: &Paths) -> String {
+    format!(
+        "mv -f {pending} {pending}.fired 2>/dev/null || exit 0\n",
+        pending = q(&p.revert_pending)
     )
 }
 
@@ -504,6 +542,10 @@ mod tests {
         let mut p = Paths::of("acme");
         p.state_dir = dir.join("acme").display().to_string();
         p.lock = format!("{}/lock.d", p.state_dir);
+        p.revert = format!("{}/revert.sh", p.state_dir);
+        p.revert_pending = format!("{}/revert.pending", p.state_dir);
+        // No unit of that name exists: `systemctl stop` of it changes nothing here.
+        p.revert_unit = format!("drover-revert-test-{}", std::process::id());
         p
     }
 
@@ -575,6 +617,47 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, ["lock.d"]);
+    }
+
+    #[test]
+    fn a_confirmation_and_the_revert_timer_never_both_win() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = scratch_paths(dir.path());
+        std::fs::create_dir_all(&p.state_dir).expect("state dir");
+        let fire = format!("{}echo reverted", claim_revert(&p));
+        let (mut confirmed, mut fired) = (0, 0);
+        for _ in 0..40 {
+            std::fs::write(&p.revert_pending, "").expect("arm");
+            let _ = std::fs::remove_file(format!("{}.fired", p.revert_pending));
+            let results = run_together(vec![fire.clone(), disarm_in(&p)]);
+            let timer_reverted = results[0].1.contains("reverted");
+            match results[1].0 {
+                0 => {
+                    assert!(!timer_reverted, "confirmed, and the timer reverted too");
+                    confirmed += 1;
+                }
+                code => {
+                    assert_eq!(code, REVERT_FIRED as i32);
+                    assert!(timer_reverted, "refused to confirm, yet nothing reverted");
+                    fired += 1;
+                }
+            }
+            // Once decided, asking again gives the same answer.
+            let again = run_together(vec![disarm_in(&p)])[0].0;
+            assert_eq!(again == 0, results[1].0 == 0);
+        }
+        assert_eq!(confirmed + fired, 40);
+    }
+
+    #[test]
+    fn with_nothing_armed_a_confirmation_succeeds_and_a_late_timer_does_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = scratch_paths(dir.path());
+        std::fs::create_dir_all(&p.state_dir).expect("state dir");
+        assert_eq!(run_together(vec![disarm_in(&p)])[0].0, 0);
+        let fire = format!("{}echo reverted", claim_revert(&p));
+        let (code, out) = run_together(vec![fire]).remove(0);
+        assert_eq!((code, out.as_str()), (0, ""));
     }
 
     #[test]
