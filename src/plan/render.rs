@@ -104,7 +104,15 @@ fn new_environment() -> Environment<'static> {
     env
 }
 
+/// Plans with fewer targets render on one thread: starting threads would cost more
+/// than it saves.
+const PARALLEL_MIN_TARGETS: usize = 512;
+
 /// Renders the playbook for every target.
+///
+/// Large plans render on several threads, each over a contiguous run of the targets,
+/// joined in target order: the plan and its diagnostics are the same whatever the
+/// number of threads.
 ///
 /// # Errors
 /// Diagnostics pointing into the playbook (a template that does not render, a value
@@ -115,33 +123,51 @@ pub fn plan(
     targets: &[(&Tenant, &Host)],
     options: &PlanOptions,
 ) -> Result<Plan, Diagnostics> {
-    let mut renderer = Renderer {
-        env: new_environment(),
-        playbook,
-        compiled: HashMap::new(),
-        named: std::collections::HashSet::new(),
-        files: HashMap::new(),
-        trees: HashMap::new(),
-        options,
-        secret_values: Vec::new(),
-    };
     let _ = inventory;
+    let threads = if targets.len() < PARALLEL_MIN_TARGETS {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    };
+    plan_on(threads, playbook, targets, options)
+}
+
+/// [`plan`] on up to `threads` threads.
+fn plan_on(
+    threads: usize,
+    playbook: &Playbook,
+    targets: &[(&Tenant, &Host)],
+    options: &PlanOptions,
+) -> Result<Plan, Diagnostics> {
+    let runs: Vec<Rendered> = if threads <= 1 {
+        vec![render_run(playbook, options, targets)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = targets
+                .chunks(targets.len().div_ceil(threads))
+                .map(|run| scope.spawn(move || render_run(playbook, options, run)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    };
     let mut problems = Diagnostics::default();
-    // One report per failing field, not one per target.
-    let mut seen: Vec<(usize, String)> = Vec::new();
+    // One report per failing field, not one per target: the first target in order.
+    let mut seen = std::collections::HashSet::new();
     let mut plans = Vec::with_capacity(targets.len());
-    for (tenant, host) in targets {
-        match renderer.target(tenant, host) {
-            Ok(plan) => plans.push(plan),
-            Err(d) => {
-                let key = (
-                    d.labels.first().map_or(0, |(s, _)| s.start),
-                    d.code.to_string(),
-                );
-                if !seen.contains(&key) {
-                    seen.push(key);
-                    problems.push(d);
-                }
+    let mut secret_values = Vec::new();
+    for run in runs {
+        plans.extend(run.plans);
+        secret_values.extend(run.secret_values);
+        for d in run.problems {
+            let key = (d.labels.first().map_or(0, |(s, _)| s.start), d.code);
+            if seen.insert(key) {
+                problems.push(d);
             }
         }
     }
@@ -149,7 +175,6 @@ pub fn plan(
         problems.sort();
         return Err(problems);
     }
-    let mut secret_values = renderer.secret_values;
     secret_values.sort();
     secret_values.dedup();
     let base_ports = targets
@@ -162,6 +187,52 @@ pub fn plan(
         secret_values,
         base_ports,
     })
+}
+
+/// What rendering a run of targets on one thread yields.
+struct Rendered {
+    /// the targets that rendered, in order
+    plans: Vec<TargetPlan>,
+    /// the first failure of each field, in target order
+    problems: Vec<Diagnostic>,
+    secret_values: Vec<String>,
+}
+
+/// Renders a run of targets with a renderer of its own (templates compiled and local
+/// files read once per run).
+fn render_run(
+    playbook: &Playbook,
+    options: &PlanOptions,
+    targets: &[(&Tenant, &Host)],
+) -> Rendered {
+    let mut renderer = Renderer {
+        env: new_environment(),
+        playbook,
+        compiled: HashMap::new(),
+        named: std::collections::HashSet::new(),
+        files: HashMap::new(),
+        trees: HashMap::new(),
+        options,
+        secret_values: Vec::new(),
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Rendered {
+        plans: Vec::with_capacity(targets.len()),
+        problems: Vec::new(),
+        secret_values: Vec::new(),
+    };
+    for (tenant, host) in targets {
+        match renderer.target(tenant, host) {
+            Ok(plan) => out.plans.push(plan),
+            Err(d) => {
+                if seen.insert((d.labels.first().map_or(0, |(s, _)| s.start), d.code)) {
+                    out.problems.push(d);
+                }
+            }
+        }
+    }
+    out.secret_values = renderer.secret_values;
+    out
 }
 
 fn to_value(value: &toml::Value) -> Value {
@@ -1006,6 +1077,62 @@ mod tests {
             .map(|h| (tenant, inv.host(h).unwrap()))
             .collect();
         plan(&inv, p, &targets, options)
+    }
+
+    /// 1,000 tenants on 10 hosts; only the even ones have `model`.
+    fn wide_inventory() -> Inventory {
+        let mut text = String::new();
+        for h in 0..10 {
+            text.push_str(&format!("[hosts.h{h}]\naddress = \"10.0.0.{}\"\n", h + 1));
+        }
+        for t in 0..1000 {
+            let vars = if t % 2 == 0 {
+                "vars = { model = \"m\" }\n"
+            } else {
+                ""
+            };
+            text.push_str(&format!(
+                "[tenants.t{t}]\nhosts = [\"h{}\"]\nport = {}\n{vars}",
+                t % 10,
+                8000 + 2 * (t / 10)
+            ));
+        }
+        Inventory::from_sources(vec![SourceFile::new("inv.toml", text)]).unwrap()
+    }
+
+    #[test]
+    fn a_plan_is_the_same_on_one_thread_and_on_several() {
+        let inv = wide_inventory();
+        let targets: Vec<(&Tenant, &Host)> = inv
+            .tenants
+            .iter()
+            .flat_map(|t| {
+                let inv = &inv;
+                t.hosts.iter().map(move |h| (t, inv.host(h).unwrap()))
+            })
+            .collect();
+        assert_eq!(targets.len(), 1000);
+        let fine = playbook(
+            "name = \"a\"\n[[steps]]\nname = \"d\"\ndir = { path = \"/opt/{{ tenant }}/{{ host }}/{{ port }}\" }\n",
+        );
+        let one = plan_on(1, &fine, &targets, &blue()).unwrap();
+        let three = plan_on(3, &fine, &targets, &blue()).unwrap();
+        assert_eq!(format!("{:?}", one.targets), format!("{:?}", three.targets));
+        assert_eq!(one.targets[999].tenant, "t999");
+
+        // The odd tenants fail: one report per field, naming the first target in order.
+        let broken = playbook(
+            "name = \"a\"\n[[steps]]\nname = \"d\"\ndir = { path = \"/opt/{{ model }}\" }\n[[steps]]\nname = \"e\"\ndir = { path = \"/opt/{{ nope }}\" }\n",
+        );
+        let one = plan_on(1, &broken, &targets, &blue())
+            .unwrap_err()
+            .render(false);
+        let three = plan_on(3, &broken, &targets, &blue())
+            .unwrap_err()
+            .render(false);
+        assert_eq!(one, three);
+        assert!(one.contains("t0@h0") && one.contains("t1@h1"), "{one}");
+        assert_eq!(one.matches("error:").count(), 2, "{one}");
     }
 
     fn blue() -> PlanOptions {
