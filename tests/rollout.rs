@@ -1301,12 +1301,24 @@ fn a_partitioned_host_reverts_the_switch_by_itself() {
     );
 }
 
-#[test]
-fn a_host_refusing_logins_for_a_moment_after_its_switch_is_still_confirmed() {
-    let Some(fleet) = Fleet::up(1) else { return };
-    let (tenant, host) = ("acme", "host-1");
+/// The revert deadline [`hold_after_switch`] arms.
+const HELD_REVERT_AFTER: Duration = Duration::from_secs(20);
+
+/// Deploys 1.0.0 of `tenant` blue-green, then starts a deploy of 2.0.0-gated (plus
+/// `extra` flags) with a [`HELD_REVERT_AFTER`] revert timer and waits for its switch:
+/// the gated release passes its direct health check but answers 503 through nginx
+/// until `/etc/drover/open-<tenant>` exists, which holds drover in "verify through
+/// proxy" (see a_partitioned_host_reverts_the_switch_by_itself). Returns the running
+/// drover and when the switch was seen.
+fn hold_after_switch(
+    fleet: &Fleet,
+    tenant: &str,
+    host: &str,
+    extra: &[&str],
+    env: &[(&str, &Path)],
+) -> (Running, Instant) {
     let first = drover(
-        &fleet,
+        fleet,
         &[
             "deploy",
             &agent_playbook(),
@@ -1320,34 +1332,37 @@ fn a_host_refusing_logins_for_a_moment_after_its_switch_is_still_confirmed() {
         SMALL_LIMIT,
     );
     assert_exit(&first, EXIT_OK, "deploy 1.0.0");
-
-    // 2.0.0-gated holds drover in "verify through proxy" after the switch. Meanwhile
-    // sshd stops listening (the session drover holds lives on), then the gate opens:
-    // drover verifies, and its fresh login for the confirmation is refused until sshd
-    // comes back a few seconds later, well before the revert deadline.
-    let gated = variant(&fleet, "gated", "");
-    let revert_after = Duration::from_secs(20);
-    let run = spawn(
-        &fleet,
-        &[
-            "deploy",
-            &gated,
-            "--tenant",
-            tenant,
-            "--strategy",
-            "blue-green",
-            "--revert-after",
-            "20s",
-            "--set",
-            "version=2.0.0-gated",
-            "--json",
-        ],
-        &[],
-    );
+    let gated = variant(fleet, "gated", "");
+    let revert_after = format!("{}s", HELD_REVERT_AFTER.as_secs());
+    let mut args = vec![
+        "deploy",
+        &gated,
+        "--tenant",
+        tenant,
+        "--strategy",
+        "blue-green",
+        "--revert-after",
+        &revert_after,
+        "--set",
+        "version=2.0.0-gated",
+    ];
+    args.extend_from_slice(extra);
+    let run = spawn(fleet, &args, env);
     wait_for(Duration::from_secs(60), "the switch to 2.0.0-gated", || {
-        (active(&fleet, host, tenant).1 == "2.0.0-gated").then_some(())
+        (active(fleet, host, tenant).1 == "2.0.0-gated").then_some(())
     });
-    let switched = Instant::now();
+    (run, Instant::now())
+}
+
+#[test]
+fn a_host_refusing_logins_for_a_moment_after_its_switch_is_still_confirmed() {
+    let Some(fleet) = Fleet::up(1) else { return };
+    let (tenant, host) = ("acme", "host-1");
+    // Held in "verify through proxy" after the switch. Meanwhile sshd stops listening
+    // (the session drover holds lives on), then the gate opens: drover verifies, and
+    // its fresh login for the confirmation is refused until sshd comes back a few
+    // seconds later, well before the revert deadline.
+    let (run, switched) = hold_after_switch(&fleet, tenant, host, &["--json"], &[]);
     let stop = sh(&fleet, host, "systemctl stop ssh.service");
     assert!(stop.status.success(), "stop sshd: {stop:?}");
     let refused = fleet.drover().args(["run", "--all", "--", "true"]).output();
@@ -1374,7 +1389,7 @@ fn a_host_refusing_logins_for_a_moment_after_its_switch_is_still_confirmed() {
     assert_eq!(line["status"], "changed", "{line}");
 
     // Confirmed: past the deadline the host is still on the new release.
-    let wait = (revert_after + Duration::from_secs(4)).saturating_sub(switched.elapsed());
+    let wait = (HELD_REVERT_AFTER + Duration::from_secs(4)).saturating_sub(switched.elapsed());
     std::thread::sleep(wait);
     assert_eq!(
         active(&fleet, host, tenant),
@@ -1625,47 +1640,9 @@ fn a_run_killed_between_switch_and_confirm_then_resumed_keeps_the_new_version_li
     let state_dir = fleet.work_dir().join("control-state");
     let runs = state_dir.join("runs");
     let env = [("DROVER_STATE_DIR", state_dir.as_path())];
-    let first = drover(
-        &fleet,
-        &[
-            "deploy",
-            &agent_playbook(),
-            "--tenant",
-            tenant,
-            "--strategy",
-            "blue-green",
-            "--set",
-            "version=1.0.0",
-        ],
-        SMALL_LIMIT,
-    );
-    assert_exit(&first, EXIT_OK, "deploy 1.0.0");
-
-    // 2.0.0-gated holds drover in "verify through proxy" after the switch (see
-    // a_partitioned_host_reverts_the_switch_by_itself): drover dies there, with the
-    // revert timer armed (20 s) and not confirmed.
-    let gated = variant(&fleet, "gated", "");
-    let revert_after = Duration::from_secs(20);
-    let run = spawn(
-        &fleet,
-        &[
-            "deploy",
-            &gated,
-            "--tenant",
-            tenant,
-            "--strategy",
-            "blue-green",
-            "--revert-after",
-            "20s",
-            "--set",
-            "version=2.0.0-gated",
-        ],
-        &env,
-    );
-    wait_for(Duration::from_secs(60), "the switch to 2.0.0-gated", || {
-        (active(&fleet, host, tenant).1 == "2.0.0-gated").then_some(())
-    });
-    let switched = Instant::now();
+    // drover dies in "verify through proxy", with the revert timer armed and not
+    // confirmed.
+    let (run, switched) = hold_after_switch(&fleet, tenant, host, &[], &env);
     sigkill(&run);
     let killed = run.wait(DEPLOY_LIMIT);
     assert_eq!(killed.code(), None, "{}", killed.describe());
@@ -1689,7 +1666,7 @@ fn a_run_killed_between_switch_and_confirm_then_resumed_keeps_the_new_version_li
     );
     assert_exit(&resumed, EXIT_OK, "resume");
     assert!(
-        switched.elapsed() < revert_after,
+        switched.elapsed() < HELD_REVERT_AFTER,
         "the resume ended before the deadline"
     );
     eprintln!(
@@ -1699,7 +1676,7 @@ fn a_run_killed_between_switch_and_confirm_then_resumed_keeps_the_new_version_li
 
     // The resumed run reported success: the target must stay on 2.0.0-gated past the
     // deadline of the killed run's timer.
-    let wait = (revert_after + Duration::from_secs(4)).saturating_sub(switched.elapsed());
+    let wait = (HELD_REVERT_AFTER + Duration::from_secs(4)).saturating_sub(switched.elapsed());
     std::thread::sleep(wait);
     let (color, version) = active(&fleet, host, tenant);
     let (code, body) = proxied_inside(&fleet, host, tenant);
