@@ -17,7 +17,7 @@ use super::deploy::{
     DeployOptions, TargetOutcome, TargetStatus, as_root, become_refused, empty_outcome,
     sudo_refused,
 };
-use super::target::{Guard, Refused, run_guarded, run_target};
+use super::target::{Guard, Refused, enter_alone, run_guarded, run_target};
 use crate::config::Host;
 use crate::events::{Event, EventSender};
 use crate::plan::batch::{Batches, FailureBudget};
@@ -438,10 +438,9 @@ async fn run_one<C: Connector>(
             }
             Strategy::BlueGreen => match locked(ctx, &*conn, host, blue).await {
                 Err(outcome) => outcome,
-                Ok(()) => {
+                Ok(guard) => {
                     let outcome = bluegreen_target(ctx, &*conn, host, plans, index).await;
-                    let unlock = bluegreen::unlock(&blue.tenant, &ctx.options.run);
-                    let _ = exec_root(&*conn, host, unlock, ctx.options.script_timeout).await;
+                    let _ = exec_root(&*conn, host, guard.leave, guard.timeout).await;
                     outcome
                 }
             },
@@ -466,25 +465,17 @@ fn lock_guard<C: Connector>(ctx: &Ctx<C>, target: &TargetPlan) -> Guard {
 }
 
 /// Takes the tenant's lock on the host in an exec of its own, or explains who holds it.
+/// The guard it returns releases the lock (`leave`).
 async fn locked<C: Connector>(
     ctx: &Ctx<C>,
     conn: &C::Connection,
     host: &Host,
     target: &TargetPlan,
-) -> Result<(), TargetOutcome> {
+) -> Result<Guard, TargetOutcome> {
     let guard = lock_guard(ctx, target);
-    match exec_root(conn, host, guard.enter, guard.timeout).await {
-        Ok(out) if out.exit_status == Some(0) => Ok(()),
-        Ok(out) => Err(lock_refused(
-            host,
-            target,
-            Refused::Said {
-                exit_status: out.exit_status,
-                stdout: out.stdout.text(),
-                stderr: out.stderr.text(),
-            },
-        )),
-        Err(e) => Err(lock_refused(host, target, Refused::Lost(e))),
+    match enter_alone(conn, host, &guard).await {
+        Ok(()) => Ok(guard),
+        Err(refused) => Err(lock_refused(host, target, refused)),
     }
 }
 
@@ -909,15 +900,9 @@ pub async fn rollback<C: Connector>(
                     Err(e) => empty_outcome(&target, TargetStatus::Unreachable, Some(e)),
                     Ok(conn) => match locked(&ctx, &*conn, &host, &target).await {
                         Err(o) => o,
-                        Ok(()) => {
+                        Ok(guard) => {
                             let result = rollback_target(&ctx, &target).await;
-                            let _ = exec_root(
-                                &*conn,
-                                &host,
-                                bluegreen::unlock(&target.tenant, &ctx.options.run),
-                                ctx.options.script_timeout,
-                            )
-                            .await;
+                            let _ = exec_root(&*conn, &host, guard.leave, guard.timeout).await;
                             match result {
                                 Ok(now) => {
                                     let mut o = empty_outcome(&target, TargetStatus::Changed, None);

@@ -82,10 +82,13 @@ pub(crate) async fn run_guarded<C: Connection>(
         })
         .collect();
     let groups = groups(&target.steps, &scripts);
-    let members_of =
-        |g: &Range<usize>| -> Vec<usize> { g.clone().filter(|&i| scripts[i].is_some()).collect() };
-    let first_exec = groups.iter().position(|g| !members_of(g).is_empty());
-    let last_exec = groups.iter().rposition(|g| !members_of(g).is_empty());
+    // The steps of each exec that run (not skipped by `when`).
+    let members: Vec<Vec<usize>> = groups
+        .iter()
+        .map(|g| g.clone().filter(|&i| scripts[i].is_some()).collect())
+        .collect();
+    let first_exec = members.iter().position(|m| !m.is_empty());
+    let last_exec = members.iter().rposition(|m| !m.is_empty());
     // A chain can carry the guard when its first step is chainable and runs as root.
     let carries = |members: &[usize]| {
         members.first().is_some_and(|&i| {
@@ -95,28 +98,39 @@ pub(crate) async fn run_guarded<C: Connection>(
     };
     let (mut entered, mut left) = (false, false);
     let mut stopped = false;
-    for (gi, group) in groups.iter().enumerate() {
-        let members = members_of(group);
+    for (gi, (group, members)) in groups.iter().zip(&members).enumerate() {
         let mut ends = Ends::default();
         if let Some(guard) = guard
             && !stopped
         {
             if Some(gi) == first_exec {
-                if carries(&members) {
+                if carries(members) {
                     ends.enter = Some(guard);
                 } else {
                     enter_alone(connection, host, guard).await?;
                 }
                 entered = true;
             }
-            if Some(gi) == last_exec && carries(&members) {
+            if Some(gi) == last_exec && carries(members) {
                 ends.leave = Some(guard);
             }
         }
-        let ran = if stopped {
-            Ok(Vec::new())
-        } else if ends.enter.is_some() || ends.leave.is_some() {
-            match run_chain(connection, host, target, &members, &scripts, secrets, &ends).await {
+        let carried = ends.enter.is_some() || ends.leave.is_some();
+        let ran = match members.as_slice() {
+            _ if stopped => Ok(Vec::new()),
+            [] => Ok(Vec::new()),
+            [one] if !carried => run_alone(
+                connection,
+                host,
+                &target.steps[*one],
+                &scripts[*one],
+                secrets,
+            )
+            .await
+            .map(|o| o.into_iter().collect())
+            .map_err(|e| (*one, e)),
+            _ => match run_chain(connection, host, target, members, &scripts, secrets, &ends).await
+            {
                 Ok(chained) => {
                     left |= chained.finally_ran;
                     if let Some(refused) = chained.refused {
@@ -125,32 +139,7 @@ pub(crate) async fn run_guarded<C: Connection>(
                     Ok(chained.steps)
                 }
                 Err(e) => Err(e),
-            }
-        } else {
-            match members.as_slice() {
-                [] => Ok(Vec::new()),
-                [one] => run_alone(
-                    connection,
-                    host,
-                    &target.steps[*one],
-                    &scripts[*one],
-                    secrets,
-                )
-                .await
-                .map(|o| o.into_iter().collect())
-                .map_err(|e| (*one, e)),
-                _ => run_chain(
-                    connection,
-                    host,
-                    target,
-                    &members,
-                    &scripts,
-                    secrets,
-                    &Ends::default(),
-                )
-                .await
-                .map(|c| c.steps),
-            }
+            },
         };
         let mut ran = match ran {
             Ok(list) => list.into_iter(),
@@ -208,7 +197,7 @@ pub(crate) async fn run_guarded<C: Connection>(
 }
 
 /// `enter` in an exec of its own.
-async fn enter_alone<C: Connection>(
+pub(crate) async fn enter_alone<C: Connection>(
     connection: &C,
     host: &Host,
     guard: &Guard,

@@ -165,8 +165,7 @@ fn plan_on(
         plans.extend(run.plans);
         secret_values.extend(run.secret_values);
         for d in run.problems {
-            let key = (d.labels.first().map_or(0, |(s, _)| s.start), d.code);
-            if seen.insert(key) {
+            if seen.insert(problem_key(&d)) {
                 problems.push(d);
             }
         }
@@ -187,6 +186,11 @@ fn plan_on(
         secret_values,
         base_ports,
     })
+}
+
+/// What makes two failures the same problem: the field (its offset) and the kind.
+fn problem_key(d: &Diagnostic) -> (usize, &'static str) {
+    (d.labels.first().map_or(0, |(s, _)| s.start), d.code)
 }
 
 /// What rendering a run of targets on one thread yields.
@@ -225,7 +229,7 @@ fn render_run(
         match renderer.target(tenant, host) {
             Ok(plan) => out.plans.push(plan),
             Err(d) => {
-                if seen.insert((d.labels.first().map_or(0, |(s, _)| s.start), d.code)) {
+                if seen.insert(problem_key(&d)) {
                     out.problems.push(d);
                 }
             }
