@@ -21,11 +21,12 @@ use std::sync::LazyLock;
 
 use divan::Bencher;
 use divan::counter::ItemsCount;
+use drover::config::playbook::Playbook;
+use drover::config::{BatchSize, FailureBudget};
 use drover::config::{Host, Inventory, Selection, Tenant};
-use drover::plan::batch::{BatchSize, FailureBudget, plan_batches};
+use drover::plan::batch::plan_batches;
 use drover::plan::render::{PlanOptions, plan};
 use drover::plan::targets::targets;
-use drover::playbook::Playbook;
 
 fn main() {
     divan::main();

@@ -9,6 +9,5 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod plan;
-pub mod playbook;
 pub mod report;
 pub mod transport;

@@ -7,10 +7,10 @@ use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
 use super::Context;
+use crate::config::playbook::Playbook;
 use crate::config::{Diagnostics, Host, Inventory, Tenant};
 use crate::error::ExitCode;
 use crate::plan::render::{PlanOptions, plan};
-use crate::playbook::Playbook;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {

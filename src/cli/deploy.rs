@@ -9,29 +9,20 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 
 use super::{ConnectOpts, Context, SelectOpts};
-use crate::config::{Selection, duration};
+use crate::config::playbook::Playbook;
+use crate::config::{BatchSize, FailureBudget};
+use crate::config::{Selection, Strategy, duration};
 use crate::engine::journal::{self, Journal};
 use crate::engine::{
     DeployOptions, RolloutOptions, Strategy as EngineStrategy, TargetStatus, rollout,
 };
 use crate::error::ExitCode;
-use crate::plan::batch::{BatchSize, FailureBudget, plan_batches};
+use crate::plan::batch::plan_batches;
 use crate::plan::bluegreen::is_safe_version;
 use crate::plan::render::{PlanOptions, plan};
 use crate::plan::targets::targets;
-use crate::playbook::Playbook;
 use crate::report::deploy::{render_json, render_text};
 use crate::report::live::{self};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Strategy {
-    /// Every target at once, in place (bounded by --forks and --max-per-host).
-    All,
-    /// In place, batch after batch (--batch, --canary, --pause, --max-failures).
-    Rolling,
-    /// Into the idle color, then switch nginx to it; batch after batch.
-    BlueGreen,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Color {
@@ -157,16 +148,7 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
     };
     // Flags win over the playbook's [rollout] table, which wins over built-in defaults.
     let settings = &playbook.rollout;
-    let strategy = opts
-        .strategy
-        .or_else(|| {
-            settings.strategy.as_deref().map(|s| match s {
-                "blue-green" => Strategy::BlueGreen,
-                "rolling" => Strategy::Rolling,
-                _ => Strategy::All,
-            })
-        })
-        .unwrap_or(Strategy::All);
+    let strategy = opts.strategy.or(settings.strategy).unwrap_or(Strategy::All);
     let batch = if opts.batch.is_empty() {
         settings.batch.clone()
     } else {

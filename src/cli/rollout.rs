@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::{ConnectOpts, Context, SelectOpts};
+use crate::config::FailureBudget;
 use crate::config::Selection;
 use crate::engine::journal;
 use crate::engine::{DeployOptions, RolloutOptions, Strategy, TargetStatus, rollback};
 use crate::error::ExitCode;
-use crate::plan::batch::FailureBudget;
 use crate::plan::render::{Plan, TargetPlan};
 use crate::plan::targets::targets;
 use crate::report::deploy::{render_json, render_text};

@@ -1,4 +1,5 @@
-//! Reading and validating what the user writes: inventories and selections.
+//! Reading and validating what the user writes: inventories, playbooks, rollout
+//! settings and selections.
 //!
 //! Nothing here connects anywhere; every error points at a file, line and column.
 
@@ -6,11 +7,15 @@ pub mod diagnostic;
 pub mod duration;
 pub mod inventory;
 mod parse;
+pub mod playbook;
+pub mod rollout;
 pub mod select;
 pub mod source;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use inventory::{Become, Host, Inventory, Tenant};
+pub use playbook::Playbook;
+pub use rollout::{BatchSize, FailureBudget, Strategy};
 pub use select::Selection;
 pub use source::SourceFile;

@@ -18,9 +18,10 @@ use super::deploy::{
     sudo_refused,
 };
 use super::target::{Guard, Refused, enter_alone, run_guarded, run_target};
+use crate::config::FailureBudget;
 use crate::config::Host;
 use crate::events::{Event, EventSender};
-use crate::plan::batch::{Batches, FailureBudget};
+use crate::plan::batch::Batches;
 use crate::plan::bluegreen::{self, LOCK_HELD, LockOwner, Switch, TenantState};
 use crate::plan::render::{Plan, TargetPlan};
 use crate::transport::{Connection, Connector, ExecOutput, RemoteCommand, TransportError};

@@ -8,90 +8,7 @@
 
 use std::collections::HashMap;
 
-/// One batch size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchSize {
-    /// this many targets
-    Count(usize),
-    /// this percentage of all targets (rounded up, at least one)
-    Percent(u32),
-}
-
-impl BatchSize {
-    /// Parses `3`, `"25%"`.
-    ///
-    /// # Errors
-    /// A message naming what was expected.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        if let Some(p) = text.strip_suffix('%') {
-            let p: u32 = p
-                .trim()
-                .parse()
-                .map_err(|_| format!("expected a percentage such as \"25%\", found \"{text}\""))?;
-            if p == 0 || p > 100 {
-                return Err(format!(
-                    "expected a percentage from 1% to 100%, found \"{text}\""
-                ));
-            }
-            return Ok(Self::Percent(p));
-        }
-        match text.parse::<usize>() {
-            Ok(0) | Err(_) => Err(format!(
-                "expected a batch size such as 2 or \"25%\", found \"{text}\""
-            )),
-            Ok(n) => Ok(Self::Count(n)),
-        }
-    }
-
-    fn resolve(self, total: usize) -> usize {
-        match self {
-            Self::Count(n) => n,
-            Self::Percent(p) => (total * p as usize).div_ceil(100).max(1),
-        }
-    }
-}
-
-/// How many failed targets a rollout tolerates before it halts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureBudget {
-    /// this many failures are tolerated; one more halts
-    Count(usize),
-    /// this percentage of all targets may fail
-    Percent(u32),
-}
-
-impl FailureBudget {
-    /// Parses `0`, `2`, `"10%"`.
-    ///
-    /// # Errors
-    /// A message naming what was expected.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        if let Some(p) = text.strip_suffix('%') {
-            let p: u32 = p
-                .trim()
-                .parse()
-                .map_err(|_| format!("expected a percentage such as \"10%\", found \"{text}\""))?;
-            if p > 100 {
-                return Err(format!("expected at most 100%, found \"{text}\""));
-            }
-            return Ok(Self::Percent(p));
-        }
-        text.parse::<usize>()
-            .map(Self::Count)
-            .map_err(|_| format!("expected a number of failures such as 0 or 2, or a percentage such as \"10%\", found \"{text}\""))
-    }
-
-    /// Failures allowed for a rollout of `total` targets (percentages round down).
-    #[must_use]
-    pub fn allowed(self, total: usize) -> usize {
-        match self {
-            Self::Count(n) => n,
-            Self::Percent(p) => total * p as usize / 100,
-        }
-    }
-}
+use crate::config::rollout::BatchSize;
 
 /// The batches of a rollout, as indices into the target list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,23 +97,6 @@ mod tests {
 
     fn sizes(b: &Batches) -> Vec<usize> {
         b.iter().map(Vec::len).collect()
-    }
-
-    #[test]
-    fn batch_sizes_parse_as_counts_or_percentages() {
-        assert_eq!(BatchSize::parse("3"), Ok(BatchSize::Count(3)));
-        assert_eq!(BatchSize::parse("25%"), Ok(BatchSize::Percent(25)));
-        assert!(BatchSize::parse("0").is_err());
-        assert!(BatchSize::parse("150%").is_err());
-        assert!(BatchSize::parse("x").unwrap_err().contains("\"25%\""));
-    }
-
-    #[test]
-    fn failure_budgets_parse_and_resolve() {
-        assert_eq!(FailureBudget::parse("0").unwrap().allowed(10), 0);
-        assert_eq!(FailureBudget::parse("2").unwrap().allowed(10), 2);
-        assert_eq!(FailureBudget::parse("10%").unwrap().allowed(25), 2);
-        assert!(FailureBudget::parse("-1").is_err());
     }
 
     #[test]

@@ -13,8 +13,8 @@ use toml::Spanned;
 
 use super::steps::{HealthProbe, Ownership, StepSpec, UploadFile};
 use crate::config::diagnostic::{Diagnostic, Diagnostics};
+use crate::config::playbook::{Action, OwnershipSpec, Playbook, Step, Text};
 use crate::config::{Host, Inventory, Tenant};
-use crate::playbook::{Action, OwnershipSpec, Playbook, Step, Text};
 
 /// drover's default systemd unit for agents (restart policy, start-limit protection,
 /// memory and CPU limits, sandboxing, runs as the tenant user).

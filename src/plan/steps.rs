@@ -52,6 +52,8 @@
 
 use std::time::Duration;
 
+pub use crate::config::playbook::ServiceState;
+
 mod check;
 mod files;
 mod probe;
@@ -86,19 +88,6 @@ pub struct UploadFile {
     pub bytes: Vec<u8>,
     /// true for executables (mode 0755 instead of 0644)
     pub executable: bool,
-}
-
-/// What a service should be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServiceState {
-    /// running (started if not)
-    Started,
-    /// not running
-    Stopped,
-    /// restarted every run (always "changed")
-    Restarted,
-    /// reloaded every run
-    Reloaded,
 }
 
 /// How a health check reaches the service, from the host itself.

@@ -11,8 +11,8 @@ use toml::Spanned;
 
 use crate::config::diagnostic::{Diagnostic, Diagnostics};
 use crate::config::duration;
+use crate::config::rollout::{RawRollout, RolloutSettings, validate_rollout};
 use crate::config::source::SourceFile;
-use crate::plan::steps::ServiceState;
 
 /// A templated string from the playbook, with its place in the file.
 pub type Text = Spanned<String>;
@@ -173,113 +173,17 @@ struct RawPlaybook {
     rollout: Option<RawRollout>,
 }
 
-/// `[rollout]`: the playbook's default rollout settings; command-line flags win.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRollout {
-    strategy: Option<Spanned<String>>,
-    #[serde(default)]
-    batch: Vec<Spanned<toml::Value>>,
-    canary: Option<usize>,
-    pause: Option<Spanned<String>>,
-    max_failures: Option<Spanned<toml::Value>>,
-    max_per_host: Option<usize>,
-    revert_after: Option<Spanned<String>>,
-    drain: Option<Spanned<String>>,
-}
-
-/// Rollout defaults from the playbook's `[rollout]` table (all optional).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RolloutSettings {
-    /// "all", "rolling" or "blue-green"
-    pub strategy: Option<String>,
-    /// batch sizes
-    pub batch: Vec<crate::plan::batch::BatchSize>,
-    /// canary batch size
-    pub canary: Option<usize>,
-    /// soak after the canary
-    pub pause: Option<Duration>,
-    /// failure budget
-    pub max_failures: Option<crate::plan::batch::FailureBudget>,
-    /// targets of one host per batch
-    pub max_per_host: Option<usize>,
-    /// deadline of the self-reverting switch
-    pub revert_after: Option<Duration>,
-    /// stop the old color after this drain period
-    pub drain: Option<Duration>,
-}
-
-fn value_text(v: &toml::Value) -> String {
-    match v {
-        toml::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn validate_rollout(
-    source: &SourceFile,
-    raw: RawRollout,
-    problems: &mut Diagnostics,
-) -> RolloutSettings {
-    use crate::plan::batch::{BatchSize, FailureBudget};
-    let mut out = RolloutSettings {
-        canary: raw.canary,
-        max_per_host: raw.max_per_host,
-        ..RolloutSettings::default()
-    };
-    if let Some(s) = &raw.strategy {
-        if matches!(s.get_ref().as_str(), "all" | "rolling" | "blue-green") {
-            out.strategy = Some(s.get_ref().clone());
-        } else {
-            problems.push(Diagnostic::at(
-                "playbook::bad-strategy",
-                source,
-                s.span(),
-                format!("unknown strategy `{}`", s.get_ref()),
-                "expected \"all\", \"rolling\" or \"blue-green\"",
-            ));
-        }
-    }
-    for b in &raw.batch {
-        match BatchSize::parse(&value_text(b.get_ref())) {
-            Ok(size) => out.batch.push(size),
-            Err(expected) => problems.push(Diagnostic::at(
-                "playbook::bad-batch",
-                source,
-                b.span(),
-                format!("`{}` is not a batch size", value_text(b.get_ref())),
-                expected,
-            )),
-        }
-    }
-    if let Some(m) = &raw.max_failures {
-        match FailureBudget::parse(&value_text(m.get_ref())) {
-            Ok(budget) => out.max_failures = Some(budget),
-            Err(expected) => problems.push(Diagnostic::at(
-                "playbook::bad-budget",
-                source,
-                m.span(),
-                format!("`{}` is not a failure budget", value_text(m.get_ref())),
-                expected,
-            )),
-        }
-    }
-    for (field, key, slot) in [
-        (&raw.pause, "pause", &mut out.pause),
-        (&raw.revert_after, "revert_after", &mut out.revert_after),
-        (&raw.drain, "drain", &mut out.drain),
-    ] {
-        if let Some(value) = field {
-            *slot = Some(parse_duration_field(
-                source,
-                Some(value),
-                key,
-                Duration::ZERO,
-                problems,
-            ));
-        }
-    }
-    out
+/// What a service should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceState {
+    /// running (started if not)
+    Started,
+    /// not running
+    Stopped,
+    /// restarted every run (always "changed")
+    Restarted,
+    /// reloaded every run
+    Reloaded,
 }
 
 /// The action of a step.
@@ -460,7 +364,7 @@ fn toml_error(source: &SourceFile, error: &toml::de::Error) -> Diagnostic {
     )
 }
 
-fn parse_duration_field(
+pub(crate) fn parse_duration_field(
     source: &SourceFile,
     field: Option<&Spanned<String>>,
     key: &str,
@@ -660,7 +564,7 @@ health = { url = "http://127.0.0.1:{{ port }}/health", interval = "200ms" }
             "name = \"x\"\n[rollout]\nstrategy = \"blue-green\"\nbatch = [1, \"25%\"]\ncanary = 1\npause = \"30s\"\nmax_failures = \"10%\"\n[[steps]]\nname = \"r\"\nrun = { script = \"true\" }\n",
         )
         .unwrap();
-        assert_eq!(p.rollout.strategy.as_deref(), Some("blue-green"));
+        assert_eq!(p.rollout.strategy, Some(crate::config::Strategy::BlueGreen));
         assert_eq!(p.rollout.batch.len(), 2);
         assert_eq!(p.rollout.pause, Some(Duration::from_secs(30)));
         let err = load("name = \"x\"\n[rollout]\nstrategy = \"fast\"\nbatch = [0]\n[[steps]]\nname = \"r\"\nrun = { script = \"true\" }\n")
