@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use divan::Bencher;
 use divan::counter::ItemsCount;
-use drover::engine::{HostOutcome, HostStatus};
+use drover::outcome::{HostOutcome, HostStatus};
 use drover::report::group::{fold, group};
 use drover::report::run::render_text;
 use drover::transport::Captured;

@@ -24,6 +24,7 @@ use divan::counter::ItemsCount;
 use drover::config::playbook::Playbook;
 use drover::config::{BatchSize, FailureBudget};
 use drover::config::{Host, Inventory, Selection, Tenant};
+use drover::plan::Color;
 use drover::plan::batch::plan_batches;
 use drover::plan::render::{PlanOptions, plan};
 use drover::plan::targets::targets;
@@ -64,9 +65,9 @@ static SELECTED: LazyLock<Vec<(&Tenant, &Host)>> = LazyLock::new(|| {
 });
 
 /// As `drover deploy --set version=2.0.0` with `DROVER_SECRET_API_KEY` set.
-fn options(color: &str) -> PlanOptions {
+fn options(color: Color) -> PlanOptions {
     PlanOptions {
-        color: color.into(),
+        color,
         overrides: vec![("version".into(), "2.0.0".into())],
         secrets: Some(HashMap::from([(
             "API_KEY".to_string(),
@@ -78,7 +79,7 @@ fn options(color: &str) -> PlanOptions {
 #[divan::bench(sample_count = 3, sample_size = 1)]
 fn render(bencher: Bencher) {
     let (inventory, playbook, selected) = (&*FLEET, &*PLAYBOOK, &*SELECTED);
-    let options = options("blue");
+    let options = options(Color::Blue);
     match plan(inventory, playbook, selected, &options) {
         Ok(p) => assert_eq!(p.targets.len(), TARGETS),
         Err(d) => panic!("the plan does not render: {}", d.render(false)),
@@ -122,7 +123,7 @@ fn batches(bencher: Bencher, name: &str) {
 #[divan::bench(sample_count = 3, sample_size = 1)]
 fn prepare_all(bencher: Bencher) {
     let (inventory, playbook) = (&*FLEET, &*PLAYBOOK);
-    let options = options("blue");
+    let options = options(Color::Blue);
     let sizes = [BatchSize::Percent(10)];
     bencher
         .counter(ItemsCount::new(common::PLACEMENTS))

@@ -4,9 +4,13 @@
 mod check;
 mod deploy;
 mod diagnose;
+mod error;
 mod logs;
+mod reach;
+mod rollback;
 mod rollout;
 mod run;
+mod secrets;
 mod status;
 
 use std::ffi::OsString;
@@ -15,9 +19,10 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Diagnostics, Inventory, Selection};
+pub(crate) use self::error::CliError;
+pub(crate) use self::reach::Reach;
+use crate::config::{Inventory, Selection};
 use crate::error::ExitCode;
-use crate::report;
 use crate::transport::{HostKeyPolicy, KnownHosts, SshConfig, SshConnector, TransportContext};
 
 /// Deploy and operate fleets of agent services on plain Linux servers over SSH.
@@ -73,7 +78,7 @@ enum Command {
     /// Apply a playbook to the selected targets (tenant × host).
     Deploy(deploy::Opts),
     /// Switch the selected targets back to their previous color (blue-green).
-    Rollback(rollout::RollbackOpts),
+    Rollback(rollback::Opts),
     /// Stop a running rollout at its next boundary (from another terminal).
     Halt(rollout::HaltOpts),
     /// Continue a halted or interrupted rollout; targets already done are skipped.
@@ -146,15 +151,13 @@ pub(crate) struct ConnectOpts {
 impl ConnectOpts {
     /// The SSH connector: known_hosts (the inventory's file, then ~/.ssh/known_hosts),
     /// host-key policy, ssh_config.
-    fn connector(&self, inventory: &std::sync::Arc<Inventory>) -> Result<SshConnector, ExitCode> {
+    fn connector(&self, inventory: &std::sync::Arc<Inventory>) -> Result<SshConnector, CliError> {
         let mut files = inventory.known_hosts.clone();
         if let Some(home) = dirs::home_dir() {
             files.push(home.join(".ssh").join("known_hosts"));
         }
-        let known_hosts = KnownHosts::load(&files).map_err(|e| {
-            eprintln!("error: cannot read known_hosts: {e}");
-            ExitCode::BadInput
-        })?;
+        let known_hosts =
+            KnownHosts::load(&files).map_err(|e| CliError::KnownHosts(e.to_string()))?;
         let policy = if self.accept_new {
             HostKeyPolicy::AcceptNew
         } else {
@@ -178,41 +181,6 @@ impl ConnectOpts {
     }
 }
 
-/// The async runtime for verbs that reach hosts.
-fn runtime() -> Option<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| eprintln!("error: cannot start the async runtime: {e}"))
-        .ok()
-}
-
-/// Live progress on stderr: a bar on a terminal, plain lines otherwise, nothing with
-/// --quiet (or with --json on a pipe, where stdout is for machines).
-pub(crate) fn live_mode(cx: &Context, json: bool) -> report::live::LiveMode {
-    use report::live::LiveMode;
-    if cx.quiet {
-        LiveMode::Silent
-    } else if std::io::stderr().is_terminal() && cx.verbose == 0 {
-        LiveMode::Bar
-    } else if json {
-        LiveMode::Silent
-    } else {
-        LiveMode::Lines
-    }
-}
-
-/// The inventory's hosts by name.
-pub(crate) fn hosts_by_name(
-    inventory: &Inventory,
-) -> std::collections::HashMap<String, crate::config::Host> {
-    inventory
-        .hosts
-        .iter()
-        .map(|h| (h.name.clone(), h.clone()))
-        .collect()
-}
-
 /// What the verbs share: global options resolved once.
 pub(crate) struct Context {
     /// the full command line, for the run journal (resume replays it)
@@ -224,26 +192,32 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    /// Loads and validates the inventory, or prints the diagnostics.
-    fn load_inventory(&self) -> Result<Inventory, ExitCode> {
+    /// Loads and validates the inventory.
+    fn load_inventory(&self) -> Result<Inventory, CliError> {
         if self.inventory_paths.is_empty() {
-            eprintln!("error: no inventory: pass -i FILE or create inventory/*.toml");
-            return Err(ExitCode::BadInput);
+            return Err(CliError::NoInventory);
         }
-        Inventory::load(&self.inventory_paths).map_err(|d| {
-            self.print_diagnostics(&d);
-            ExitCode::BadInput
-        })
+        Inventory::load(&self.inventory_paths).map_err(CliError::Diagnostics)
     }
+}
 
-    fn print_diagnostics(&self, diagnostics: &Diagnostics) {
-        eprint!("{}", diagnostics.render(self.color));
-        eprintln!(
-            "error: {} problem{} found; nothing was changed",
-            diagnostics.len(),
-            if diagnostics.len() == 1 { "" } else { "s" }
-        );
-    }
+/// Per-attempt time limit of drover's own host scripts (locks, switches, state).
+pub(crate) const SCRIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `user@machine`, for locks and audit lines.
+pub(crate) fn operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let machine = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    let clean = |s: &str| {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .collect::<String>()
+    };
+    format!("{}@{}", clean(&user), clean(&machine))
 }
 
 fn default_inventory() -> Vec<PathBuf> {
@@ -313,11 +287,11 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         quiet: cli.global.quiet,
         verbose: cli.global.verbose,
     };
-    let code = match cli.command {
+    let result = match cli.command {
         Command::Check(opts) => check::run(&cx, &opts),
         Command::Run(opts) => run::run(&cx, opts),
         Command::Deploy(opts) => deploy::run(&cx, opts),
-        Command::Rollback(opts) => rollout::rollback_run(&cx, opts),
+        Command::Rollback(opts) => rollback::run(&cx, opts),
         Command::Halt(opts) => rollout::halt_run(&opts),
         Command::Resume(opts) => rollout::resume_run(&opts),
         Command::Status(opts) => status::run(&cx, opts),
@@ -325,10 +299,16 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Diagnose(opts) => diagnose::run(&cx, opts),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "drover", &mut std::io::stdout());
-            ExitCode::Ok
+            Ok(ExitCode::Ok)
         }
     };
-    code.code()
+    match result {
+        Ok(code) => code.code(),
+        Err(e) => {
+            e.print(cx.color);
+            e.exit_code().code()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,7 @@
-//! The process exit codes: stable, documented in README.md, tested.
+//! The process exit codes: stable, documented in README.md, tested. How outcomes map
+//! to them is decided here, once.
+
+use crate::outcome::{HostOutcome, HostStatus, TargetOutcome, TargetStatus};
 
 /// How a drover invocation ended, as seen by scripts and CI.
 ///
@@ -33,6 +36,40 @@ impl ExitCode {
             3 => Self::Halted,
             4 => Self::Unreachable,
             _ => Self::BadInput,
+        }
+    }
+}
+
+impl ExitCode {
+    /// How a run over hosts ended: an unreachable host first (4), then a halt (3),
+    /// then a failure or timeout (1).
+    #[must_use]
+    pub fn for_hosts(outcomes: &[HostOutcome], halted: bool) -> Self {
+        let any = |s: HostStatus| outcomes.iter().any(|o| o.status == s);
+        if any(HostStatus::Unreachable) {
+            Self::Unreachable
+        } else if halted {
+            Self::Halted
+        } else if any(HostStatus::Failed) || any(HostStatus::TimedOut) {
+            Self::Failed
+        } else {
+            Self::Ok
+        }
+    }
+
+    /// How a deploy or rollback ended: a halt first (3: the rollout stopped early;
+    /// resume it), then an unreachable target (4), then a failed one (1).
+    #[must_use]
+    pub fn for_targets(outcomes: &[TargetOutcome], halted: bool) -> Self {
+        let any = |s: TargetStatus| outcomes.iter().any(|o| o.status == s);
+        if halted {
+            Self::Halted
+        } else if any(TargetStatus::Unreachable) {
+            Self::Unreachable
+        } else if any(TargetStatus::Failed) {
+            Self::Failed
+        } else {
+            Self::Ok
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::engine::{HostOutcome, TargetOutcome};
+use crate::outcome::{HostOutcome, TargetOutcome};
 
 /// Something that happened during a run.
 #[derive(Debug, Clone)]

@@ -6,10 +6,11 @@ use clap::{Args, ValueEnum};
 
 use std::path::PathBuf;
 
-use super::Context;
+use super::{CliError, Context};
 use crate::config::playbook::Playbook;
 use crate::config::{Diagnostics, Host, Inventory, Tenant};
 use crate::error::ExitCode;
+use crate::plan::Color;
 use crate::plan::render::{PlanOptions, plan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -58,9 +59,9 @@ fn check_playbooks(
             }
         };
         steps += playbook.steps.len();
-        for color in ["blue", "green"] {
+        for color in Color::ALL {
             let options = PlanOptions {
-                color: color.into(),
+                color,
                 ..PlanOptions::default()
             };
             match plan(inv, &playbook, &targets, &options) {
@@ -75,10 +76,9 @@ fn check_playbooks(
     (paths.len(), steps, rendered / 2)
 }
 
-pub(crate) fn run(cx: &Context, opts: &Opts) -> ExitCode {
+pub(crate) fn run(cx: &Context, opts: &Opts) -> Result<ExitCode, CliError> {
     if cx.inventory_paths.is_empty() {
-        eprintln!("error: no inventory: pass -i FILE or create inventory/*.toml");
-        return ExitCode::BadInput;
+        return Err(CliError::NoInventory);
     }
     let playbooks = if opts.playbooks.is_empty() {
         default_playbooks()
@@ -119,16 +119,13 @@ pub(crate) fn run(cx: &Context, opts: &Opts) -> ExitCode {
                     plural(cx.inventory_paths.len()),
                 );
             }
-            ExitCode::Ok
+            Ok(ExitCode::Ok)
         }
         (Ok(_), Format::Json) => {
             println!("[]");
-            ExitCode::Ok
+            Ok(ExitCode::Ok)
         }
-        (Err(diagnostics), Format::Text) => {
-            cx.print_diagnostics(&diagnostics);
-            ExitCode::BadInput
-        }
+        (Err(diagnostics), Format::Text) => Err(CliError::Diagnostics(diagnostics)),
         (Err(diagnostics), Format::Json) => {
             let list: Vec<_> = diagnostics
                 .0
@@ -139,7 +136,7 @@ pub(crate) fn run(cx: &Context, opts: &Opts) -> ExitCode {
                 "{}",
                 serde_json::to_string_pretty(&list).unwrap_or_default()
             );
-            ExitCode::BadInput
+            Ok(ExitCode::BadInput)
         }
     }
 }

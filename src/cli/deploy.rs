@@ -1,34 +1,28 @@
-//! `drover deploy PLAYBOOK SELECT`: apply a playbook to the selected targets.
+//! `drover deploy PLAYBOOK SELECT`: apply a playbook to the selected targets, in place
+//! or blue-green, batch after batch. Everything is planned (every color a target may
+//! need) before any connection: bad input never half-applies.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-use super::{ConnectOpts, Context, SelectOpts};
-use crate::config::playbook::Playbook;
-use crate::config::{BatchSize, FailureBudget};
-use crate::config::{Selection, Strategy, duration};
-use crate::engine::journal::{self, Journal};
-use crate::engine::{
-    DeployOptions, RolloutOptions, Strategy as EngineStrategy, TargetStatus, rollout,
+use super::reach::{fit_forks, live_mode};
+use super::{CliError, ConnectOpts, Context, SelectOpts};
+use crate::config::rollout::{Resolved, RolloutSettings};
+use crate::config::{
+    BatchSize, FailureBudget, Host, Playbook, Selection, Strategy, Tenant, duration,
 };
+use crate::engine::journal::{self, Journal};
+use crate::engine::{Actor, Plans, RolloutOptions, RolloutOutcome, StepOptions, rollout};
 use crate::error::ExitCode;
-use crate::plan::batch::plan_batches;
+use crate::plan::Color;
+use crate::plan::batch::{Batches, plan_batches};
 use crate::plan::bluegreen::is_safe_version;
-use crate::plan::render::{PlanOptions, plan};
+use crate::plan::render::{Plan, PlanOptions, plan};
 use crate::plan::targets::targets;
 use crate::report::deploy::{render_json, render_text};
-use crate::report::live::{self};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Color {
-    Blue,
-    Green,
-}
 
 #[derive(Debug, Args)]
 pub(crate) struct Opts {
@@ -48,7 +42,7 @@ pub(crate) struct Opts {
     #[arg(long)]
     diff: bool,
     /// The color deployed into (blue = tenant port, green = tenant port + 1).
-    #[arg(long = "into", value_enum, default_value_t = Color::Blue, value_name = "COLOR")]
+    #[arg(long = "into", default_value = "blue", value_parser = parse_color, value_name = "COLOR")]
     into: Color,
     /// Set a playbook variable, e.g. --set version=2.0.0 (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
@@ -103,6 +97,22 @@ pub(crate) struct Opts {
     run_id: Option<String>,
 }
 
+impl Opts {
+    /// The rollout settings given as flags (unset ones fall back to the playbook's).
+    fn rollout_flags(&self) -> RolloutSettings {
+        RolloutSettings {
+            strategy: self.strategy,
+            batch: self.batch.clone(),
+            canary: self.canary,
+            pause: self.pause,
+            max_failures: self.max_failures,
+            max_per_host: self.max_per_host,
+            revert_after: self.revert_after,
+            drain: self.drain,
+        }
+    }
+}
+
 fn parse_set(text: &str) -> Result<(String, String), String> {
     let (name, value) = text.split_once('=').ok_or("expected NAME=VALUE")?;
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -111,78 +121,56 @@ fn parse_set(text: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), value.to_string()))
 }
 
-/// Secret values: the --secrets file, then DROVER_SECRET_* (the environment wins).
-fn load_secrets(file: Option<&PathBuf>) -> Result<HashMap<String, String>, String> {
-    let mut values = HashMap::new();
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let table: toml::Table = toml::from_str(&text)
-            .map_err(|e| format!("{}: invalid TOML: {}", path.display(), e.message()))?;
-        for (k, v) in table {
-            let value = v
-                .as_str()
-                .ok_or_else(|| format!("{}: secret `{k}` must be a string", path.display()))?;
-            values.insert(k, value.to_string());
-        }
-    }
-    for (k, v) in std::env::vars() {
-        if let Some(name) = k.strip_prefix("DROVER_SECRET_") {
-            values.insert(name.to_string(), v);
-        }
-    }
-    Ok(values)
+fn parse_color(text: &str) -> Result<Color, String> {
+    Color::parse(text).ok_or_else(|| format!("expected blue or green, found `{text}`"))
 }
 
-pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
-    let inventory = match cx.load_inventory() {
-        Ok(inv) => Arc::new(inv),
-        Err(code) => return code,
-    };
-    let playbook = match Playbook::load(&opts.playbook) {
-        Ok(p) => p,
-        Err(d) => {
-            cx.print_diagnostics(&d);
-            return ExitCode::BadInput;
-        }
-    };
-    // Flags win over the playbook's [rollout] table, which wins over built-in defaults.
-    let settings = &playbook.rollout;
-    let strategy = opts.strategy.or(settings.strategy).unwrap_or(Strategy::All);
-    let batch = if opts.batch.is_empty() {
-        settings.batch.clone()
-    } else {
-        opts.batch.clone()
-    };
-    let canary = opts.canary.or(settings.canary).unwrap_or(0);
-    let pause = opts.pause.or(settings.pause);
-    let max_failures = opts
-        .max_failures
-        .or(settings.max_failures)
-        .unwrap_or(FailureBudget::Count(0));
-    let max_per_host = opts.max_per_host.or(settings.max_per_host).unwrap_or(16);
-    let revert_after = opts
-        .revert_after
-        .or(settings.revert_after)
-        .unwrap_or(Duration::from_secs(60));
-    let drain = opts.drain.or(settings.drain);
-    let selection = Selection::from(opts.select.clone());
-    let selected = match targets(&inventory, &selection) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::BadInput;
-        }
-    };
-    let secrets = match load_secrets(opts.secrets.as_ref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::BadInput;
-        }
-    };
-    let version = opts
-        .set
+pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
+    let reach = cx.reach(&opts.connect)?;
+    let playbook = Playbook::load(&opts.playbook).map_err(CliError::Diagnostics)?;
+    let settings = opts.rollout_flags().or(&playbook.rollout).resolve();
+    let selected = targets(&reach.inventory, &Selection::from(opts.select.clone()))?;
+    let version = release_version(&opts.set, &playbook, settings.strategy)?;
+    let plans = plans(&reach, &opts, &playbook, &selected, settings.strategy)?;
+    let batches = batches(&selected, &settings);
+    let run_id = run_id(opts.run_id.as_deref())?;
+    let journal = (!opts.dry_run)
+        .then(|| open_journal(cx, &run_id, selected.len()))
+        .flatten();
+    if !cx.quiet && !opts.json {
+        let count = batches.iter().count();
+        eprintln!(
+            "run {run_id}: {} target(s) in {count} batch(es)",
+            selected.len()
+        );
+    }
+    let options = rollout_options(&opts, &settings, version, &run_id);
+    let started = Instant::now();
+    let (hosts, connector) = (reach.hosts_by_name(), Arc::clone(&reach.connector));
+    let halt_file = journal::halt_path(&run_id);
+    let (result, interrupted) = reach.run_live(
+        live_mode(cx, opts.json),
+        Some(halt_file.clone()),
+        |events, halt| {
+            rollout(
+                connector, hosts, plans, &batches, options, halt, events, journal,
+            )
+        },
+    );
+    let _ = std::fs::remove_file(halt_file);
+    print_result(&opts, &result, &run_id, started.elapsed());
+    let halted = result.halted.is_some() || interrupted;
+    Ok(ExitCode::for_targets(&result.targets, halted))
+}
+
+/// The release a blue-green rollout deploys and verifies through the proxy: the last
+/// `--set version=…`, else the playbook's `version` variable.
+fn release_version(
+    set: &[(String, String)],
+    playbook: &Playbook,
+    strategy: Strategy,
+) -> Result<String, CliError> {
+    let version = set
         .iter()
         .rev()
         .find(|(k, _)| k == "version")
@@ -196,188 +184,114 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
         })
         .unwrap_or_default();
     if strategy == Strategy::BlueGreen && !is_safe_version(&version) {
-        eprintln!(
-            "error: blue-green needs a release version (playbook var `version` or --set version=…) made of letters, digits and . _ + -; found {version:?}"
-        );
-        return ExitCode::BadInput;
+        return Err(CliError::Input(format!(
+            "blue-green needs a release version (playbook var `version` or --set version=…) made of letters, digits and . _ + -; found {version:?}"
+        )));
     }
-    let colors: &[&str] = match (strategy, opts.into) {
-        (Strategy::BlueGreen, _) => &["blue", "green"],
-        (_, Color::Blue) => &["blue"],
-        (_, Color::Green) => &["green"],
-    };
-    // Planning is complete, for every color a target may need, before any connection:
-    // bad input never half-applies.
-    let mut plans = HashMap::new();
-    for color in colors {
-        let plan_options = PlanOptions {
-            color: (*color).into(),
+    Ok(version)
+}
+
+/// The playbook rendered for every target, for each color a target may need.
+fn plans(
+    reach: &super::Reach,
+    opts: &Opts,
+    playbook: &Playbook,
+    selected: &[(&Tenant, &Host)],
+    strategy: Strategy,
+) -> Result<Plans, CliError> {
+    let secrets = super::secrets::load(opts.secrets.as_deref())?;
+    let render = |color: Color| -> Result<Plan, CliError> {
+        let options = PlanOptions {
+            color,
             overrides: opts.set.clone(),
             secrets: Some(secrets.clone()),
         };
-        match plan(&inventory, &playbook, &selected, &plan_options) {
-            Ok(p) => {
-                // The in-place plan is keyed "blue" whatever its color: it is the one used.
-                let key = if colors.len() == 1 { "blue" } else { color };
-                plans.insert(key.to_string(), p);
-            }
-            Err(d) => {
-                cx.print_diagnostics(&d);
-                return ExitCode::BadInput;
-            }
+        plan(&reach.inventory, playbook, selected, &options).map_err(CliError::Diagnostics)
+    };
+    Ok(match strategy {
+        Strategy::BlueGreen => Plans::BlueGreen {
+            blue: render(Color::Blue)?,
+            green: render(Color::Green)?,
+        },
+        Strategy::All | Strategy::Rolling => Plans::InPlace(render(opts.into)?),
+    })
+}
+
+/// The batches: one for `all`, else as the settings say.
+fn batches(selected: &[(&Tenant, &Host)], settings: &Resolved) -> Batches {
+    let hosts: Vec<&str> = selected.iter().map(|(_, h)| h.name.as_str()).collect();
+    if settings.strategy.batched() {
+        plan_batches(
+            &hosts,
+            &settings.batch,
+            settings.canary,
+            settings.max_per_host,
+        )
+    } else {
+        plan_batches(&hosts, &[], 0, 0)
+    }
+}
+
+/// The run id: the one `drover resume` passes, else a new one.
+fn run_id(given: Option<&str>) -> Result<String, CliError> {
+    match given {
+        Some(id) if journal::is_run_id(id) => Ok(id.to_string()),
+        Some(id) => Err(CliError::Input(format!("`{id}` is not a run id"))),
+        None => Ok(journal::new_run_id()),
+    }
+}
+
+/// The run's journal, opened with its command line; a run without one still deploys.
+fn open_journal(cx: &Context, run_id: &str, targets: usize) -> Option<Arc<Journal>> {
+    match Journal::start(run_id, &cx.argv, targets) {
+        Ok(j) => Some(Arc::new(j)),
+        Err(e) => {
+            eprintln!("warning: no run journal ({e}); `drover resume` will not know this run");
+            None
         }
     }
-    let target_hosts: Vec<&str> = selected.iter().map(|(_, h)| h.name.as_str()).collect();
-    let batches = match strategy {
-        Strategy::All => plan_batches(&target_hosts, &[], 0, 0),
-        Strategy::Rolling | Strategy::BlueGreen => {
-            plan_batches(&target_hosts, &batch, canary, max_per_host)
-        }
-    };
-    let run_id = match &opts.run_id {
-        Some(id) if journal::is_run_id(id) => id.clone(),
-        Some(id) => {
-            eprintln!("error: `{id}` is not a run id");
-            return ExitCode::BadInput;
-        }
-        None => journal::new_run_id(),
-    };
-    let hosts = super::hosts_by_name(&inventory);
-    let connector = match opts.connect.connector(&inventory) {
-        Ok(c) => Arc::new(c),
-        Err(code) => return code,
-    };
-    let mode = super::live_mode(cx, opts.json);
-    let options = RolloutOptions {
-        strategy: if strategy == Strategy::BlueGreen {
-            EngineStrategy::BlueGreen
-        } else {
-            EngineStrategy::InPlace
-        },
-        deploy: DeployOptions {
-            forks: super::run::fit_forks(opts.forks),
-            max_per_host,
+}
+
+fn rollout_options(
+    opts: &Opts,
+    settings: &Resolved,
+    version: String,
+    run_id: &str,
+) -> RolloutOptions {
+    RolloutOptions {
+        forks: fit_forks(opts.forks),
+        steps: StepOptions {
             dry_run: opts.dry_run,
             diff: opts.diff,
         },
-        max_failures,
-        pause: pause.unwrap_or_default(),
+        actor: Actor {
+            run: run_id.to_string(),
+            operator: super::operator(),
+            force_unlock: opts.force_unlock,
+        },
+        max_failures: settings.max_failures,
+        pause: settings.pause,
         version,
-        run: run_id.clone(),
-        operator: operator(),
-        force_unlock: opts.force_unlock,
-        revert_after: (!opts.no_revert_timer).then_some(revert_after),
+        revert_after: (!opts.no_revert_timer).then_some(settings.revert_after),
         rollback_on_halt: opts.rollback_on_halt,
-        drain,
-        script_timeout: Duration::from_secs(120),
-    };
-    let journal = if opts.dry_run {
-        None
-    } else {
-        match Journal::open(&run_id) {
-            Ok(j) => {
-                j.record("start", serde_json::json!({ "run": run_id, "args": cx.argv, "targets": selected.len() }));
-                Some(Arc::new(j))
-            }
-            Err(e) => {
-                eprintln!("warning: no run journal ({e}); `drover resume` will not know this run");
-                None
-            }
-        }
-    };
-    if !cx.quiet && !opts.json {
-        eprintln!(
-            "run {run_id}: {} target(s) in {} batch(es)",
-            selected.len(),
-            batches.iter().count()
-        );
+        drain: settings.drain,
+        script_timeout: super::SCRIPT_TIMEOUT,
     }
-    let Some(runtime) = super::runtime() else {
-        return ExitCode::BadInput;
-    };
-    let started = Instant::now();
-    let halt = Arc::new(AtomicBool::new(false));
-    let result = runtime.block_on(async {
-        let (tx, rx) = tokio::sync::mpsc::channel(1024);
-        let reporter = tokio::spawn(live::report_with_journal(rx, mode, journal.clone()));
-        let watcher = tokio::spawn(super::run::watch_interrupts(Arc::clone(&halt), tx.clone()));
-        let halt_file = tokio::spawn(watch_halt_file(
-            journal::halt_path(&run_id),
-            Arc::clone(&halt),
-        ));
-        let result = rollout(
-            connector,
-            hosts,
-            plans,
-            &batches,
-            options,
-            Arc::clone(&halt),
-            tx,
-        )
-        .await;
-        watcher.abort();
-        halt_file.abort();
-        let _ = reporter.await;
-        result
-    });
-    let _ = std::fs::remove_file(journal::halt_path(&run_id));
-    if let Some(j) = &journal {
-        match &result.halted {
-            Some(reason) => j.record("halted", serde_json::json!({ "reason": reason.to_string(), "rolled_back": result.rolled_back })),
-            None => j.record("finished", serde_json::json!({})),
-        }
-    }
-    let outcomes = result.targets;
+}
+
+fn print_result(opts: &Opts, result: &RolloutOutcome, run_id: &str, took: Duration) {
     if opts.json {
-        print!("{}", render_json(&outcomes));
-    } else {
-        print!(
-            "{}",
-            render_text(&outcomes, started.elapsed(), opts.dry_run, opts.diff)
-        );
-        if let Some(reason) = &result.halted {
-            println!("HALTED: {reason}; resume with: drover resume {run_id}");
-            if !result.rolled_back.is_empty() {
-                println!("rolled back: {}", result.rolled_back.join(", "));
-            }
-        }
+        print!("{}", render_json(&result.targets));
+        return;
     }
-    let any = |s: TargetStatus| outcomes.iter().any(|o| o.status == s);
-    if result.halted.is_some() || halt.load(Ordering::Relaxed) {
-        ExitCode::Halted
-    } else if any(TargetStatus::Unreachable) {
-        ExitCode::Unreachable
-    } else if any(TargetStatus::Failed) {
-        ExitCode::Failed
-    } else {
-        ExitCode::Ok
-    }
-}
-
-/// `user@machine`, for locks and audit lines.
-pub(crate) fn operator() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    let machine = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    let clean = |s: &str| {
-        s.chars()
-            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            .collect::<String>()
-    };
-    format!("{}@{}", clean(&user), clean(&machine))
-}
-
-/// `drover halt` from another terminal creates this file; the rollout stops at the
-/// next boundary.
-async fn watch_halt_file(path: PathBuf, halt: Arc<AtomicBool>) {
-    loop {
-        if path.exists() {
-            halt.store(true, Ordering::Relaxed);
-            return;
+    print!(
+        "{}",
+        render_text(&result.targets, took, opts.dry_run, opts.diff)
+    );
+    if let Some(reason) = &result.halted {
+        println!("HALTED: {reason}; resume with: drover resume {run_id}");
+        if !result.rolled_back.is_empty() {
+            println!("rolled back: {}", result.rolled_back.join(", "));
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{ConnectOpts, Context, SelectOpts};
+use super::reach::fit_forks;
+use super::{CliError, ConnectOpts, Context, SelectOpts};
 use crate::config::{Selection, duration};
 use crate::engine::status::{
     DiagnoseOptions, FleetStatus, HostDiagnosis, Verdict, VerdictKind, diagnose, is_safe_file_name,
@@ -98,52 +99,32 @@ fn write_bundle(
     Ok(files + 2)
 }
 
-pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
-    let inventory = match cx.load_inventory() {
-        Ok(inv) => Arc::new(inv),
-        Err(code) => return code,
-    };
-    let queries =
-        match super::status::host_queries(&inventory, &Selection::from(opts.select.clone())) {
-            Ok(q) => q,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::BadInput;
-            }
-        };
-    let connector = match opts.connect.connector(&inventory) {
-        Ok(c) => Arc::new(c),
-        Err(code) => return code,
-    };
+pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
+    let reach = cx.reach(&opts.connect)?;
+    let queries = super::status::host_queries(&reach.inventory, &Selection::from(opts.select))?;
     let dir = opts.output.clone().unwrap_or_else(|| {
         let now = crate::engine::now_rfc3339();
         let compact: String = now.chars().filter(char::is_ascii_alphanumeric).collect();
         PathBuf::from(format!("drover-diagnose-{}", compact.to_lowercase()))
     });
-    let Some(runtime) = super::runtime() else {
-        return ExitCode::BadInput;
-    };
     let options = DiagnoseOptions {
-        forks: super::run::fit_forks(opts.forks),
+        forks: fit_forks(opts.forks),
         timeout: opts.timeout,
         lines: opts.lines,
     };
     let started = std::time::Instant::now();
     let generated_at = crate::engine::now_rfc3339();
-    let hosts = runtime.block_on(diagnose(connector, queries, options));
+    let hosts = reach.block_on(diagnose(Arc::clone(&reach.connector), queries, options));
     let status = FleetStatus::new(
         hosts.iter().map(|h| h.host.clone()).collect(),
         hosts.iter().flat_map(|h| h.targets.clone()).collect(),
         generated_at,
         started.elapsed(),
     );
-    let written = match write_bundle(&dir, &hosts, &status) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("error: cannot write the bundle to {}: {e}", dir.display());
-            return ExitCode::BadInput;
-        }
-    };
+    let written = write_bundle(&dir, &hosts, &status).map_err(|source| CliError::Write {
+        path: dir.clone(),
+        source,
+    })?;
     let color = cx.color && std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut verdicts: Vec<&Verdict> = hosts.iter().flat_map(|h| h.verdicts.iter()).collect();
     verdicts.sort_by(|a, b| {
@@ -173,5 +154,5 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
             crate::report::status::summary_line(&status)
         );
     }
-    status.exit_code()
+    Ok(status.exit_code())
 }

@@ -17,14 +17,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
-use super::{ConnectOpts, Context, SelectOpts};
+use super::reach::fit_forks;
+use super::{CliError, ConnectOpts, Context, SelectOpts};
 use crate::config::{Selection, duration};
-use crate::engine::status::{LogOptions, logs_command, parse_log_line};
+use crate::engine::logs::{HostEnd, LogEvent, LogsRun, stream_logs};
+use crate::engine::status::LogOptions;
 use crate::error::ExitCode;
-use crate::transport::stream::StreamEvent;
-use crate::transport::{Connection, Connector};
 
 #[derive(Debug, Args)]
 pub(crate) struct Opts {
@@ -49,66 +49,20 @@ pub(crate) struct Opts {
     timeout: Duration,
 }
 
-/// What the host tasks tell the printer.
-enum Output {
-    Line {
-        host: Arc<str>,
-        tenant: String,
-        source: String,
-        text: String,
-    },
-    Stderr {
-        host: Arc<str>,
-        text: String,
-    },
-    Done {
-        host: Arc<str>,
-        outcome: HostEnd,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum HostEnd {
-    Finished(Option<u32>),
-    Stopped,
-    Unreachable(String),
-    Failed(String),
-}
-
 const PALETTE: [&str; 6] = ["36", "33", "35", "32", "34", "96"];
 
-pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
-    let inventory = match cx.load_inventory() {
-        Ok(inv) => Arc::new(inv),
-        Err(code) => return code,
-    };
-    let queries =
-        match super::status::host_queries(&inventory, &Selection::from(opts.select.clone())) {
-            Ok(q) => q
-                .into_iter()
-                .filter(|q| !q.tenants.is_empty())
-                .collect::<Vec<_>>(),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::BadInput;
-            }
-        };
+pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
+    let reach = cx.reach(&opts.connect)?;
+    let queries: Vec<_> =
+        super::status::host_queries(&reach.inventory, &Selection::from(opts.select))?
+            .into_iter()
+            .filter(|q| !q.tenants.is_empty())
+            .collect();
     if queries.is_empty() {
-        eprintln!("error: no tenant is placed on the selected hosts");
-        return ExitCode::BadInput;
+        return Err(CliError::Input(
+            "no tenant is placed on the selected hosts".into(),
+        ));
     }
-    let connector = match opts.connect.connector(&inventory) {
-        Ok(c) => Arc::new(c),
-        Err(code) => return code,
-    };
-    let Some(runtime) = super::runtime() else {
-        return ExitCode::BadInput;
-    };
-    let options = LogOptions {
-        lines: opts.lines,
-        since: opts.since,
-        follow: opts.follow,
-    };
     // Prefixes are padded to the longest `host/tenant source` so the lines align.
     let width = queries
         .iter()
@@ -119,160 +73,106 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
         })
         .max()
         .unwrap_or(0);
-    let color = cx.color && std::io::stdout().is_terminal();
-    let forks = super::run::fit_forks(opts.forks);
-    let (follow, timeout) = (opts.follow, opts.timeout);
-    let ends = runtime.block_on(async move {
-        let (tx, mut rx) = mpsc::channel::<Output>(1024);
-        let (stop_tx, stop_rx) = watch::channel(false);
-        // Limits connections being made at once; a following stream holds none.
-        let connecting = Arc::new(Semaphore::new(forks));
-        let mut tasks = tokio::task::JoinSet::new();
-        for query in queries {
-            let (connector, tx, mut stop_rx, connecting) = (
-                Arc::clone(&connector),
-                tx.clone(),
-                stop_rx.clone(),
-                Arc::clone(&connecting),
-            );
-            tasks.spawn(async move {
-                let host: Arc<str> = query.host.name.clone().into();
-                let tenants: Vec<String> = query.tenants.iter().map(|t| t.name.clone()).collect();
-                let command = logs_command(&query.host, &tenants, options, timeout);
-                let session = {
-                    let _permit = connecting.acquire().await;
-                    if *stop_rx.borrow() {
-                        return;
-                    }
-                    connector.connect(&query.host).await
-                };
-                let session = match session {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let outcome = HostEnd::Unreachable(e.to_string());
-                        let _ = tx.send(Output::Done { host, outcome }).await;
-                        return;
-                    }
-                };
-                let outcome = match session.stream(&command, follow).await {
-                    Err(e) => HostEnd::Failed(e.to_string()),
-                    Ok(mut stream) => loop {
-                        let event = tokio::select! {
-                            _ = stop_rx.changed() => {
-                                stream.stop().await;
-                                break HostEnd::Stopped;
-                            }
-                            event = stream.next() => event,
-                        };
-                        match event {
-                            Some(StreamEvent::Stdout(line)) => {
-                                let out = match parse_log_line(&line) {
-                                    Some(l) => Output::Line {
-                                        host: Arc::clone(&host),
-                                        tenant: l.tenant,
-                                        source: l.source,
-                                        text: l.text,
-                                    },
-                                    None => Output::Stderr {
-                                        host: Arc::clone(&host),
-                                        text: line,
-                                    },
-                                };
-                                if tx.send(out).await.is_err() {
-                                    break HostEnd::Stopped;
-                                }
-                            }
-                            Some(StreamEvent::Stderr(text)) => {
-                                let _ = tx
-                                    .send(Output::Stderr {
-                                        host: Arc::clone(&host),
-                                        text,
-                                    })
-                                    .await;
-                            }
-                            Some(StreamEvent::Exited { status, .. }) => {
-                                break HostEnd::Finished(status);
-                            }
-                            Some(StreamEvent::Lost) | None => {
-                                break HostEnd::Unreachable("connection lost".into());
-                            }
-                        }
-                    },
-                };
-                session.close().await;
-                let _ = tx.send(Output::Done { host, outcome }).await;
-            });
-        }
-        drop(tx);
-        let mut colors: HashMap<String, &str> = HashMap::new();
-        let mut ends: Vec<(Arc<str>, HostEnd)> = Vec::new();
+    let mut printer = Printer {
+        width,
+        color: cx.color && std::io::stdout().is_terminal(),
+        colors: HashMap::new(),
+    };
+    let run = LogsRun {
+        options: LogOptions {
+            lines: opts.lines,
+            since: opts.since,
+            follow: opts.follow,
+        },
+        forks: fit_forks(opts.forks),
+        timeout: opts.timeout,
+    };
+    let connector = Arc::clone(&reach.connector);
+    let (ends, interrupted) = reach.block_on(async move {
+        let (tx, mut rx) = mpsc::channel::<LogEvent>(1024);
+        let (stop_tx, stop) = watch::channel(false);
+        let streams = tokio::spawn(stream_logs(connector, queries, run, stop, tx));
         let mut interrupted = false;
-        let mut stdout = std::io::stdout().lock();
         loop {
-            let msg = tokio::select! {
+            let event = tokio::select! {
                 _ = tokio::signal::ctrl_c() => {
                     if interrupted {
                         eprintln!("aborted");
-                        std::process::exit(if follow { 0 } else { ExitCode::Halted.code() });
+                        std::process::exit(if run.options.follow { 0 } else { ExitCode::Halted.code() });
                     }
                     interrupted = true;
                     let _ = stop_tx.send(true);
                     continue;
                 }
-                msg = rx.recv() => msg,
+                event = rx.recv() => event,
             };
-            let Some(msg) = msg else { break };
-            match msg {
-                Output::Line {
-                    host,
-                    tenant,
-                    source,
-                    text,
-                } => {
-                    let prefix = format!("{host}/{tenant} {source}");
-                    let padded = format!("{prefix:<width$} |");
-                    let next = PALETTE[colors.len() % PALETTE.len()];
-                    let code = *colors.entry(format!("{host}/{tenant}")).or_insert(next);
-                    let shown = if color {
-                        format!("\x1b[{code}m{padded}\x1b[0m")
-                    } else {
-                        padded
-                    };
-                    if writeln!(stdout, "{shown} {text}").is_err() {
-                        // stdout is gone (a closed pipe): stop everything.
-                        let _ = stop_tx.send(true);
-                    }
-                    let _ = stdout.flush();
-                }
-                Output::Stderr { host, text } => eprintln!("{host}: {text}"),
-                Output::Done { host, outcome } => {
-                    match &outcome {
-                        HostEnd::Unreachable(why) => eprintln!("{host}: unreachable: {why}"),
-                        HostEnd::Failed(why) => eprintln!("{host}: failed: {why}"),
-                        HostEnd::Finished(Some(code)) if *code != 0 && !follow => {
-                            eprintln!("{host}: the log command exited {code}");
-                        }
-                        _ => {}
-                    }
-                    ends.push((host, outcome));
-                }
+            let Some(event) = event else { break };
+            if !printer.print(event, run.options.follow) {
+                // stdout is gone (a closed pipe): stop everything.
+                let _ = stop_tx.send(true);
             }
         }
-        while tasks.join_next().await.is_some() {}
-        (ends, interrupted)
+        (streams.await.unwrap_or_default(), interrupted)
     });
-    let (ends, interrupted) = ends;
-    if ends
-        .iter()
-        .any(|(_, e)| matches!(e, HostEnd::Unreachable(_)))
-    {
+    Ok(exit_code(&ends, opts.follow, interrupted))
+}
+
+/// 0; 1 when a host's log command failed (unless following or interrupted, where
+/// the commands are ended on purpose); 4 when a host was unreachable or lost.
+fn exit_code(ends: &[(Arc<str>, HostEnd)], follow: bool, interrupted: bool) -> ExitCode {
+    let any = |f: &dyn Fn(&HostEnd) -> bool| ends.iter().any(|(_, e)| f(e));
+    if any(&|e| matches!(e, HostEnd::Unreachable(_))) {
         ExitCode::Unreachable
-    } else if ends.iter().any(|(_, e)| {
+    } else if any(&|e| {
         matches!(e, HostEnd::Failed(_))
             || (!follow && !interrupted && matches!(e, HostEnd::Finished(Some(c)) if *c != 0))
     }) {
         ExitCode::Failed
     } else {
         ExitCode::Ok
+    }
+}
+
+/// Prints log events: lines on stdout, prefixed and (on a terminal) coloured per
+/// `host/tenant`; the rest on stderr.
+struct Printer {
+    width: usize,
+    color: bool,
+    colors: HashMap<String, &'static str>,
+}
+
+impl Printer {
+    /// Prints one event; false when stdout is gone.
+    fn print(&mut self, event: LogEvent, follow: bool) -> bool {
+        match event {
+            LogEvent::Line { host, line } => {
+                let prefix = format!("{host}/{} {}", line.tenant, line.source);
+                let padded = format!("{prefix:<width$} |", width = self.width);
+                let next = PALETTE[self.colors.len() % PALETTE.len()];
+                let code = *self
+                    .colors
+                    .entry(format!("{host}/{}", line.tenant))
+                    .or_insert(next);
+                let shown = if self.color {
+                    format!("\x1b[{code}m{padded}\x1b[0m")
+                } else {
+                    padded
+                };
+                let mut stdout = std::io::stdout().lock();
+                let ok = writeln!(stdout, "{shown} {}", line.text).is_ok();
+                let _ = stdout.flush();
+                return ok;
+            }
+            LogEvent::Stderr { host, text } => eprintln!("{host}: {text}"),
+            LogEvent::Done { host, end } => match &end {
+                HostEnd::Unreachable(why) => eprintln!("{host}: unreachable: {why}"),
+                HostEnd::Failed(why) => eprintln!("{host}: failed: {why}"),
+                HostEnd::Finished(Some(code)) if *code != 0 && !follow => {
+                    eprintln!("{host}: the log command exited {code}");
+                }
+                _ => {}
+            },
+        }
+        true
     }
 }

@@ -1,18 +1,15 @@
 //! `drover run SELECT -- CMD`: an ad-hoc command on many hosts, results grouped.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::{ConnectOpts, Context, SelectOpts};
+use super::reach::{fit_forks, live_mode};
+use super::{CliError, ConnectOpts, Context, SelectOpts};
 use crate::config::{Selection, duration};
-use crate::engine::{HostOutcome, RunOptions, run_command};
+use crate::engine::{RunOptions, run_command};
 use crate::error::ExitCode;
-use crate::events::Event;
-use crate::report::live::{self};
-use crate::report::run::{Tally, render_json, render_text};
+use crate::report::run::{render_json, render_text};
 
 #[derive(Debug, Args)]
 pub(crate) struct Opts {
@@ -34,83 +31,27 @@ pub(crate) struct Opts {
     command: Vec<String>,
 }
 
-/// Exit code of a finished run: unreachable hosts take precedence over failures.
-pub(crate) fn exit_code(outcomes: &[HostOutcome], halted: bool) -> ExitCode {
-    let tally = Tally::of(outcomes);
-    if tally.unreachable > 0 {
-        ExitCode::Unreachable
-    } else if halted {
-        ExitCode::Halted
-    } else if tally.failed + tally.timed_out > 0 {
-        ExitCode::Failed
-    } else {
-        ExitCode::Ok
-    }
-}
-
-/// Raises the open-file limit to the hard limit and caps concurrency below it: each
-/// connection is one descriptor, and a thousand hosts exceed common soft limits.
-pub(crate) fn fit_forks(forks: usize) -> usize {
-    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
-    let usable = usize::try_from(limit.saturating_sub(64) / 2)
-        .unwrap_or(usize::MAX)
-        .max(1);
-    forks.clamp(1, usable)
-}
-
-pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
-    let inventory = match cx.load_inventory() {
-        Ok(inv) => Arc::new(inv),
-        Err(code) => return code,
-    };
-    let selection = Selection::from(opts.select.clone());
-    let hosts = match selection.hosts(&inventory) {
-        Ok(hosts) => hosts.into_iter().cloned().collect::<Vec<_>>(),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::BadInput;
-        }
-    };
-    let connector = match opts.connect.connector(&inventory) {
-        Ok(c) => Arc::new(c),
-        Err(code) => return code,
-    };
-    let mode = super::live_mode(cx, opts.json);
+pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
+    let reach = cx.reach(&opts.connect)?;
+    let hosts: Vec<_> = Selection::from(opts.select)
+        .hosts(&reach.inventory)?
+        .into_iter()
+        .cloned()
+        .collect();
     let options = RunOptions {
         forks: fit_forks(opts.forks),
         timeout: opts.timeout,
     };
     let script = opts.command.join(" ");
-    let Some(runtime) = super::runtime() else {
-        return ExitCode::BadInput;
-    };
     let started = Instant::now();
-    let halt = Arc::new(AtomicBool::new(false));
-    let (outcomes, halted) = runtime.block_on(async {
-        let (tx, rx) = tokio::sync::mpsc::channel(1024);
-        let reporter = tokio::spawn(live::report(rx, mode));
-        let watcher = tokio::spawn(watch_interrupts(Arc::clone(&halt), tx.clone()));
-        let outcomes = run_command(connector, hosts, script, options, Arc::clone(&halt), tx).await;
-        watcher.abort();
-        let _ = reporter.await;
-        (outcomes, halt.load(Ordering::Relaxed))
+    let connector = std::sync::Arc::clone(&reach.connector);
+    let (outcomes, halted) = reach.run_live(live_mode(cx, opts.json), None, |events, halt| {
+        run_command(connector, hosts, script, options, halt, events)
     });
     if opts.json {
         print!("{}", render_json(&outcomes));
     } else {
         print!("{}", render_text(&outcomes, started.elapsed()));
     }
-    exit_code(&outcomes, halted)
-}
-
-/// First Ctrl-C: start no new host, let running ones finish. Second: abort now.
-pub(crate) async fn watch_interrupts(halt: Arc<AtomicBool>, events: crate::events::EventSender) {
-    if tokio::signal::ctrl_c().await.is_ok() {
-        halt.store(true, Ordering::Relaxed);
-        let _ = events.send(Event::Halting).await;
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("aborted");
-            std::process::exit(ExitCode::Halted.code());
-        }
-    }
+    Ok(ExitCode::for_hosts(&outcomes, halted))
 }

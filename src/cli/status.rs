@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{ConnectOpts, Context, SelectOpts};
+use super::reach::fit_forks;
+use super::{CliError, ConnectOpts, Context, SelectOpts};
 use crate::config::select::SelectError;
 use crate::config::{Inventory, Selection, duration};
 use crate::engine::status::{FleetStatus, HostQuery, StatusOptions, TenantQuery, status};
@@ -128,38 +129,22 @@ pub(crate) fn render(status: &FleetStatus, format: Format, color: bool, terminal
     }
 }
 
-pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
-    let inventory = match cx.load_inventory() {
-        Ok(inv) => Arc::new(inv),
-        Err(code) => return code,
-    };
-    let queries = match host_queries(&inventory, &Selection::from(opts.select.clone())) {
-        Ok(q) => q,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::BadInput;
-        }
-    };
-    let connector = match opts.connect.connector(&inventory) {
-        Ok(c) => Arc::new(c),
-        Err(code) => return code,
-    };
-    let Some(runtime) = super::runtime() else {
-        return ExitCode::BadInput;
-    };
+pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
+    let reach = cx.reach(&opts.connect)?;
+    let queries = host_queries(&reach.inventory, &Selection::from(opts.select))?;
     let options = StatusOptions {
-        forks: super::run::fit_forks(opts.forks),
+        forks: fit_forks(opts.forks),
         timeout: opts.timeout,
     };
-    let report = runtime.block_on(status(connector, queries, options));
+    let report = reach.block_on(status(Arc::clone(&reach.connector), queries, options));
     let to_terminal = opts.output.is_none() && std::io::stdout().is_terminal();
     let text = render(&report, opts.format, cx.color && to_terminal, to_terminal);
     match &opts.output {
         Some(path) => {
-            if let Err(e) = write_atomically(path, text.as_bytes()) {
-                eprintln!("error: cannot write {}: {e}", path.display());
-                return ExitCode::BadInput;
-            }
+            write_atomically(path, text.as_bytes()).map_err(|source| CliError::Write {
+                path: path.clone(),
+                source,
+            })?;
             if !cx.quiet {
                 eprintln!(
                     "wrote {}: {}",
@@ -174,7 +159,7 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> ExitCode {
             let _ = stdout.flush();
         }
     }
-    report.exit_code()
+    Ok(report.exit_code())
 }
 
 #[cfg(test)]

@@ -182,6 +182,70 @@ pub struct RolloutSettings {
     pub drain: Option<Duration>,
 }
 
+impl RolloutSettings {
+    /// These settings where they are set, else `fallback`'s: command-line flags over
+    /// the playbook's `[rollout]`. An empty batch list counts as not set.
+    #[must_use]
+    pub fn or(self, fallback: &RolloutSettings) -> RolloutSettings {
+        RolloutSettings {
+            strategy: self.strategy.or(fallback.strategy),
+            batch: if self.batch.is_empty() {
+                fallback.batch.clone()
+            } else {
+                self.batch
+            },
+            canary: self.canary.or(fallback.canary),
+            pause: self.pause.or(fallback.pause),
+            max_failures: self.max_failures.or(fallback.max_failures),
+            max_per_host: self.max_per_host.or(fallback.max_per_host),
+            revert_after: self.revert_after.or(fallback.revert_after),
+            drain: self.drain.or(fallback.drain),
+        }
+    }
+
+    /// Every setting decided: what is still unset takes drover's default.
+    #[must_use]
+    pub fn resolve(self) -> Resolved {
+        Resolved {
+            strategy: self.strategy.unwrap_or(Strategy::All),
+            batch: self.batch,
+            canary: self.canary.unwrap_or(0),
+            pause: self.pause.unwrap_or_default(),
+            max_failures: self.max_failures.unwrap_or(FailureBudget::Count(0)),
+            max_per_host: self.max_per_host.unwrap_or(DEFAULT_MAX_PER_HOST),
+            revert_after: self.revert_after.unwrap_or(DEFAULT_REVERT_AFTER),
+            drain: self.drain,
+        }
+    }
+}
+
+/// Targets of one host per batch (and at once) unless told otherwise.
+pub const DEFAULT_MAX_PER_HOST: usize = 16;
+
+/// Deadline of the self-reverting switch unless told otherwise.
+pub const DEFAULT_REVERT_AFTER: Duration = Duration::from_secs(60);
+
+/// A rollout's settings with every choice made (flags, then playbook, then defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// how targets are updated
+    pub strategy: Strategy,
+    /// batch sizes; empty: one batch
+    pub batch: Vec<BatchSize>,
+    /// canary batch size; 0: none
+    pub canary: usize,
+    /// soak after the canary
+    pub pause: Duration,
+    /// failure budget
+    pub max_failures: FailureBudget,
+    /// targets of one host per batch
+    pub max_per_host: usize,
+    /// deadline of the self-reverting switch
+    pub revert_after: Duration,
+    /// stop the old color after this drain period; `None` keeps it warm
+    pub drain: Option<Duration>,
+}
+
 fn value_text(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
@@ -272,6 +336,60 @@ mod tests {
         assert_eq!(FailureBudget::parse("2").unwrap().allowed(10), 2);
         assert_eq!(FailureBudget::parse("10%").unwrap().allowed(25), 2);
         assert!(FailureBudget::parse("-1").is_err());
+    }
+
+    #[test]
+    fn flags_win_over_the_playbook_which_wins_over_defaults() {
+        let playbook = RolloutSettings {
+            strategy: Some(Strategy::BlueGreen),
+            batch: vec![BatchSize::Percent(25)],
+            canary: Some(1),
+            pause: Some(Duration::from_secs(30)),
+            max_per_host: Some(2),
+            ..RolloutSettings::default()
+        };
+        let flags = RolloutSettings {
+            strategy: Some(Strategy::Rolling),
+            pause: Some(Duration::from_secs(5)),
+            max_failures: Some(FailureBudget::Count(3)),
+            ..RolloutSettings::default()
+        };
+        let resolved = flags.or(&playbook).resolve();
+        assert_eq!(resolved.strategy, Strategy::Rolling, "a flag wins");
+        assert_eq!(resolved.pause, Duration::from_secs(5), "a flag wins");
+        assert_eq!(resolved.max_failures, FailureBudget::Count(3));
+        assert_eq!(
+            resolved.batch,
+            [BatchSize::Percent(25)],
+            "no flag: the playbook's"
+        );
+        assert_eq!(resolved.canary, 1);
+        assert_eq!(resolved.max_per_host, 2);
+        assert_eq!(
+            resolved.revert_after, DEFAULT_REVERT_AFTER,
+            "neither: the default"
+        );
+        assert_eq!(resolved.drain, None);
+        let defaults = RolloutSettings::default()
+            .or(&RolloutSettings::default())
+            .resolve();
+        assert_eq!(defaults.strategy, Strategy::All);
+        assert_eq!(defaults.max_failures, FailureBudget::Count(0));
+        assert_eq!(defaults.max_per_host, DEFAULT_MAX_PER_HOST);
+        assert!(defaults.batch.is_empty() && defaults.canary == 0 && defaults.pause.is_zero());
+    }
+
+    #[test]
+    fn a_batch_flag_replaces_the_playbooks_list_whole() {
+        let playbook = RolloutSettings {
+            batch: vec![BatchSize::Count(1), BatchSize::Percent(50)],
+            ..RolloutSettings::default()
+        };
+        let flags = RolloutSettings {
+            batch: vec![BatchSize::Count(3)],
+            ..RolloutSettings::default()
+        };
+        assert_eq!(flags.or(&playbook).resolve().batch, [BatchSize::Count(3)]);
     }
 
     #[test]

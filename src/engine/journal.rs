@@ -8,6 +8,8 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
+use crate::outcome::TargetOutcome;
+
 /// Where journals live: `$DROVER_STATE_DIR/runs`, default `.drover/runs`.
 #[must_use]
 pub fn runs_dir() -> PathBuf {
@@ -48,30 +50,65 @@ pub fn journal_path(run: &str) -> PathBuf {
     runs_dir().join(format!("{run}.jsonl"))
 }
 
-/// An open journal, appended to line by line.
+/// An open journal, appended to line by line. This module is the only one that
+/// writes or reads the journal's lines: the command line opens it with the run's
+/// arguments ([`Journal::start`]); the rollout records its targets and its end.
 #[derive(Debug)]
 pub struct Journal {
     file: Mutex<std::fs::File>,
 }
 
 impl Journal {
-    /// Opens (creating) the journal of `run` for appending.
+    /// Opens (creating) the journal of `run` for appending and records its start: the
+    /// command line (what `drover resume` replays) and the number of targets.
     ///
     /// # Errors
     /// The I/O error.
-    pub fn open(run: &str) -> std::io::Result<Self> {
+    pub fn start(run: &str, args: &[String], targets: usize) -> std::io::Result<Self> {
         std::fs::create_dir_all(runs_dir())?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(journal_path(run))?;
-        Ok(Self {
+        let journal = Self {
             file: Mutex::new(file),
-        })
+        };
+        journal.record(
+            "start",
+            json!({
+                "run": run, "args": replayable(args), "targets": targets,
+                "pid": std::process::id(),
+            }),
+        );
+        Ok(journal)
+    }
+
+    /// A target is done (or was found failing later, by the canary soak).
+    pub fn target(&self, outcome: &TargetOutcome) {
+        self.record(
+            "target",
+            json!({
+                "tenant": outcome.tenant, "host": outcome.host, "status": outcome.status,
+                "failed_step": outcome.failed_step, "error": outcome.error,
+            }),
+        );
+    }
+
+    /// The run halted (why, and which targets it switched back).
+    pub fn halted(&self, reason: &str, rolled_back: &[String]) {
+        self.record(
+            "halted",
+            json!({ "reason": reason, "rolled_back": rolled_back }),
+        );
+    }
+
+    /// The run got to its end.
+    pub fn finished(&self) {
+        self.record("finished", json!({}));
     }
 
     /// Appends one event (with a timestamp), flushed at once so a killed run keeps it.
-    pub fn record(&self, event: &str, mut fields: Value) {
+    fn record(&self, event: &str, mut fields: Value) {
         if let Value::Object(map) = &mut fields {
             map.insert("event".into(), json!(event));
             map.insert("at".into(), json!(crate::engine::now_rfc3339()));
@@ -94,6 +131,8 @@ pub struct RunRecord {
     pub halted: bool,
     /// targets recorded as done (`tenant@host` → status)
     pub targets: Vec<(String, String)>,
+    /// the process of its latest start (a resumed run has a pid of its own)
+    pub pid: Option<u32>,
 }
 
 /// Reads a run's journal.
@@ -101,8 +140,11 @@ pub struct RunRecord {
 /// # Errors
 /// The I/O error, or a journal without its start line.
 pub fn read(run: &str) -> Result<RunRecord, String> {
-    let path = journal_path(run);
-    let text = std::fs::read_to_string(&path)
+    read_path(&journal_path(run))
+}
+
+fn read_path(path: &std::path::Path) -> Result<RunRecord, String> {
+    let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut record = RunRecord::default();
     let mut started = false;
@@ -112,7 +154,11 @@ pub fn read(run: &str) -> Result<RunRecord, String> {
         };
         match value["event"].as_str() {
             Some("start") => {
+                // A resume starts the run again: its latest start is what is going on.
                 started = true;
+                record.finished = false;
+                record.halted = false;
+                record.pid = value["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
                 record.args = value["args"]
                     .as_array()
                     .into_iter()
@@ -140,6 +186,77 @@ pub fn read(run: &str) -> Result<RunRecord, String> {
     }
 }
 
+/// A run's command line without its `--run-id`: what `drover resume` replays (it adds
+/// the id itself). Journals written before this was stored clean are cleaned too.
+#[must_use]
+pub fn replayable(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut skip_value = false;
+    for arg in args {
+        if skip_value {
+            skip_value = false;
+        } else if arg == "--run-id" {
+            skip_value = true;
+        } else if !arg.starts_with("--run-id=") {
+            out.push(arg.clone());
+        }
+    }
+    out
+}
+
+/// Whether the run that holds a lock is still alive, as far as this control node can
+/// tell from its journal and its process (the run id ends with the pid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// its journal here says it halted or finished
+    Ended,
+    /// its journal here has no end and no drover process with its pid runs
+    Died,
+    /// its journal has no end and its process runs
+    Running,
+    /// no journal of it here (another control node, or an old run)
+    Unknown,
+}
+
+impl Liveness {
+    /// The word used in reports.
+    #[must_use]
+    pub fn word(self) -> &'static str {
+        match self {
+            Liveness::Ended => "ended",
+            Liveness::Died => "died",
+            Liveness::Running => "running",
+            Liveness::Unknown => "unknown",
+        }
+    }
+}
+
+/// Judges the run `run` (see [`Liveness`]).
+#[must_use]
+pub fn liveness(run: &str) -> Liveness {
+    if !is_run_id(run) {
+        return Liveness::Unknown;
+    }
+    let Ok(record) = read(run) else {
+        return Liveness::Unknown;
+    };
+    if record.finished || record.halted {
+        return Liveness::Ended;
+    }
+    let pid = record
+        .pid
+        .or_else(|| run.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()));
+    match pid {
+        Some(pid) if !process_is_drover(pid) => Liveness::Died,
+        Some(_) => Liveness::Running,
+        None => Liveness::Unknown,
+    }
+}
+
+fn process_is_drover(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|cmd| cmd.contains("drover"))
+}
+
 /// The newest run that has a journal, if any.
 #[must_use]
 pub fn latest_run() -> Option<String> {
@@ -160,6 +277,45 @@ pub fn latest_run() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replayed_command_line_has_no_run_id_however_often_it_was_resumed() {
+        let args: Vec<String> = [
+            "drover",
+            "deploy",
+            "p.toml",
+            "--all",
+            "--run-id",
+            "r-1",
+            "--run-id=r-1",
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            replayable(&args),
+            ["drover", "deploy", "p.toml", "--all", "--json"]
+        );
+        assert_eq!(replayable(&replayable(&args)), replayable(&args));
+    }
+
+    #[test]
+    fn a_resumed_run_is_judged_by_its_latest_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = "20261202t101010z-00001";
+        let path = dir.path().join(format!("{run}.jsonl"));
+        let lines = [
+            r#"{"event":"start","args":["drover","deploy"],"pid":1}"#,
+            r#"{"event":"halted","reason":"x"}"#,
+            r#"{"event":"start","args":["drover","deploy","--run-id","x"],"pid":4242}"#,
+            r#"{"event":"target","tenant":"a","host":"h","status":"changed"}"#,
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let record = read_path(&path).unwrap();
+        assert!(!record.halted && !record.finished);
+        assert_eq!(record.pid, Some(4242));
+        assert_eq!(record.targets, [("a@h".to_string(), "changed".to_string())]);
+    }
 
     #[test]
     fn run_ids_are_safe_file_names() {

@@ -1,17 +1,33 @@
-//! The engine: runs work over many hosts with bounded concurrency and emits events.
-//! It reaches hosts only through [`crate::transport::Connector`].
+//! The engine: works over many hosts with bounded concurrency and emits events; it
+//! never prints. It reaches hosts only through [`crate::transport::Connector`].
+//!
+//! | concept | module |
+//! |---|---|
+//! | the one bounded fan-out | [`fan_out`] |
+//! | ad-hoc commands (`drover run`) | [`run`] |
+//! | a target's steps, in as few execs as possible | `target`, `chain` |
+//! | becoming root (`sudo -n`) | `root` |
+//! | one connection per host for a rollout | `pool` |
+//! | rollouts, blue-green phases, locks, rollback | [`rollout`] |
+//! | the run journal (resume, halt) | [`journal`] |
+//! | fleet status, diagnosis, log scripts | [`status`] |
+//! | streaming logs from many hosts | [`logs`] |
 
 mod chain;
-mod confirm;
-mod deploy;
+pub mod fan_out;
 pub mod journal;
-mod rollout;
-mod run;
+pub mod logs;
+mod pool;
+pub mod rollout;
+mod root;
+pub mod run;
 pub mod status;
 mod target;
 
-pub use deploy::{DeployOptions, StepOutcome, StepStatus, TargetOutcome, TargetStatus, deploy};
+pub use fan_out::fan_out;
 pub use rollout::{
-    HaltReason, RolloutOptions, RolloutOutcome, Strategy, now_rfc3339, rollback, rollout,
+    Actor, HaltReason, Plans, RollbackOptions, RolloutOptions, RolloutOutcome, now_rfc3339,
+    rollback, rollout,
 };
-pub use run::{HostOutcome, HostStatus, RunOptions, run_command};
+pub use run::{RunOptions, run_command};
+pub use target::StepOptions;

@@ -4,65 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-use tokio::sync::Semaphore;
-
+use super::fan_out::fan_out;
 use crate::config::Host;
 use crate::events::{Event, EventSender};
+use crate::outcome::{HostOutcome, HostStatus};
 use crate::transport::{Captured, Connection, Connector, RemoteCommand, TransportError};
-
-/// How a host ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HostStatus {
-    /// Exit status 0.
-    Ok,
-    /// Non-zero exit status or killed by a signal.
-    Failed,
-    /// Ran past its timeout and was ended.
-    TimedOut,
-    /// Could not connect, verify or authenticate, or the connection was lost.
-    Unreachable,
-    /// Never started because the run was halted.
-    Skipped,
-}
-
-impl HostStatus {
-    /// The word used in reports.
-    #[must_use]
-    pub fn word(self) -> &'static str {
-        match self {
-            HostStatus::Ok => "ok",
-            HostStatus::Failed => "failed",
-            HostStatus::TimedOut => "timed out",
-            HostStatus::Unreachable => "unreachable",
-            HostStatus::Skipped => "skipped",
-        }
-    }
-}
-
-/// The result of a command on one host.
-#[derive(Debug, Clone)]
-pub struct HostOutcome {
-    /// Inventory name.
-    pub host: String,
-    /// Address connected to.
-    pub address: String,
-    /// How it ended.
-    pub status: HostStatus,
-    /// Exit status, if the command exited.
-    pub exit_code: Option<u32>,
-    /// Signal, if it was killed by one.
-    pub signal: Option<String>,
-    /// Captured standard output.
-    pub stdout: Captured,
-    /// Captured standard error.
-    pub stderr: Captured,
-    /// Connect + command time.
-    pub duration: Duration,
-    /// Why it did not run, for unreachable hosts (and transport failures).
-    pub error: Option<String>,
-}
 
 /// Settings for [`run_command`].
 #[derive(Debug, Clone)]
@@ -85,15 +31,8 @@ pub async fn run_command<C: Connector>(
     events: EventSender,
 ) -> Vec<HostOutcome> {
     let _ = events.send(Event::RunStarted { hosts: hosts.len() }).await;
-    // The semaphore is the fork limit: a permit is held from connect to close, so at
-    // most `forks` connections (and file descriptors) exist at once.
-    let forks = Arc::new(Semaphore::new(options.forks.max(1)));
     let script: Arc<str> = script.into();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, host) in hosts.into_iter().enumerate() {
-        let Ok(permit) = Arc::clone(&forks).acquire_owned().await else {
-            break;
-        };
+    let outcomes = fan_out(hosts, options.forks, |host, _slot| {
         let (connector, script, events, halt) = (
             Arc::clone(&connector),
             Arc::clone(&script),
@@ -101,34 +40,24 @@ pub async fn run_command<C: Connector>(
             Arc::clone(&halt),
         );
         let timeout = options.timeout.unwrap_or(host.command_timeout);
-        tasks.spawn(async move {
+        async move {
             let outcome = if halt.load(Ordering::Relaxed) {
                 skipped(&host)
             } else {
-                let _ = events
-                    .send(Event::HostStarted {
-                        host: host.name.clone(),
-                    })
-                    .await;
+                let name = host.name.clone();
+                let _ = events.send(Event::HostStarted { host: name }).await;
                 run_one(&*connector, &host, &script, timeout).await
             };
-            drop(permit);
             let outcome = Arc::new(outcome);
             let _ = events.send(Event::HostFinished(Arc::clone(&outcome))).await;
-            (index, outcome)
-        });
-    }
-    let mut outcomes: Vec<(usize, Arc<HostOutcome>)> = Vec::with_capacity(tasks.len());
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok(pair) = joined {
-            outcomes.push(pair);
+            outcome
         }
-    }
+    })
+    .await;
     let _ = events.send(Event::RunFinished).await;
-    outcomes.sort_by_key(|(i, _)| *i);
     outcomes
         .into_iter()
-        .map(|(_, o)| Arc::try_unwrap(o).unwrap_or_else(|shared| (*shared).clone()))
+        .map(|o| Arc::try_unwrap(o).unwrap_or_else(|shared| (*shared).clone()))
         .collect()
 }
 

@@ -8,14 +8,21 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use super::chain::{Chain, Link, LinkOutput};
-use super::deploy::{
-    DeployOptions, StepOutcome, StepStatus, TargetOutcome, TargetStatus, as_root, become_refused,
-    empty_outcome, sudo_refused,
-};
+use super::root::{as_root, become_refused, sudo_refused};
 use crate::config::{Become, Host};
+use crate::outcome::{StepOutcome, StepStatus, TargetOutcome, TargetStatus};
 use crate::plan::render::{PlannedStep, TargetPlan};
 use crate::plan::steps::{self, CHANGED_MARKER, CURRENT_MARKER, StepScript, StepSpec};
 use crate::transport::{Connection, RemoteCommand, TransportError};
+
+/// How a target's steps run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepOptions {
+    /// report what would change, change nothing
+    pub dry_run: bool,
+    /// show file diffs
+    pub diff: bool,
+}
 
 /// Root scripts around a target's steps: the tenant's deploy lock.
 #[derive(Debug, Clone)]
@@ -49,13 +56,13 @@ pub(crate) async fn run_target<C: Connection>(
     connection: &C,
     host: &Host,
     target: &TargetPlan,
-    options: &DeployOptions,
+    options: &StepOptions,
     secrets: &[String],
 ) -> TargetOutcome {
     match run_guarded(connection, host, target, options, secrets, None).await {
         Ok(outcome) => outcome,
         // Without a guard nothing can refuse.
-        Err(_) => empty_outcome(target, TargetStatus::Failed, None),
+        Err(_) => TargetOutcome::new(&target.tenant, &target.host, TargetStatus::Failed, None),
     }
 }
 
@@ -66,12 +73,12 @@ pub(crate) async fn run_guarded<C: Connection>(
     connection: &C,
     host: &Host,
     target: &TargetPlan,
-    options: &DeployOptions,
+    options: &StepOptions,
     secrets: &[String],
     guard: Option<&Guard>,
 ) -> Result<TargetOutcome, Refused> {
     let started = Instant::now();
-    let mut outcome = empty_outcome(target, TargetStatus::Ok, None);
+    let mut outcome = TargetOutcome::new(&target.tenant, &target.host, TargetStatus::Ok, None);
     let scripts: Vec<Option<StepScript>> = target
         .steps
         .iter()
@@ -639,13 +646,8 @@ mod tests {
         }
     }
 
-    fn options() -> DeployOptions {
-        DeployOptions {
-            forks: 1,
-            max_per_host: 1,
-            dry_run: false,
-            diff: false,
-        }
+    fn options() -> StepOptions {
+        StepOptions::default()
     }
 
     async fn deploy(plan: &TargetPlan) -> (TargetOutcome, usize) {

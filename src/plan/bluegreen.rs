@@ -12,24 +12,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::color::Color;
+use super::layout::{AUDIT_LOG, TenantLayout};
+use crate::shell::quote;
+
 fn q(value: &str) -> String {
-    shell_escape::unix::escape(value.into()).into_owned()
-}
-
-/// The other color.
-#[must_use]
-pub fn other(color: &str) -> &'static str {
-    if color == "blue" { "green" } else { "blue" }
-}
-
-/// Port of a color: blue = base, green = base + 1.
-#[must_use]
-pub fn color_port(base: u16, color: &str) -> u16 {
-    if color == "green" {
-        base.saturating_add(1)
-    } else {
-        base
-    }
+    quote(value).into_owned()
 }
 
 /// True for version strings drover puts in paths, unit environments and state files.
@@ -44,17 +32,17 @@ pub fn is_safe_version(version: &str) -> bool {
 }
 
 /// What `/var/lib/drover/<tenant>/state.json` records.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantState {
     /// tenant name
     pub tenant: String,
     /// the color nginx sends traffic to
-    pub active: String,
+    pub active: Color,
     /// its release
     pub version: String,
     /// the color before the last switch (kept warm for rollback)
     #[serde(default)]
-    pub previous: Option<String>,
+    pub previous: Option<Color>,
     /// its release
     #[serde(default)]
     pub previous_version: Option<String>,
@@ -66,47 +54,10 @@ pub struct TenantState {
     pub updated: String,
 }
 
-/// Paths for one tenant on a host.
-#[derive(Debug, Clone)]
-pub struct Paths {
-    /// `/var/lib/drover/<tenant>`
-    pub state_dir: String,
-    /// `…/state.json`
-    pub state: String,
-    /// `…/lock.d`
-    pub lock: String,
-    /// `/etc/nginx/conf.d/drover-<tenant>.conf`
-    pub nginx: String,
-    /// `…/revert.sh`
-    pub revert: String,
-    /// `…/revert.pending`: exists while a revert timer is armed and neither it nor the
-    /// control node's confirmation has claimed it
-    pub revert_pending: String,
-    /// systemd unit name of the revert timer
-    pub revert_unit: String,
-}
-
-impl Paths {
-    /// Paths of `tenant`.
-    #[must_use]
-    pub fn of(tenant: &str) -> Self {
-        let state_dir = format!("/var/lib/drover/{tenant}");
-        Self {
-            state: format!("{state_dir}/state.json"),
-            lock: format!("{state_dir}/lock.d"),
-            revert: format!("{state_dir}/revert.sh"),
-            revert_pending: format!("{state_dir}/revert.pending"),
-            nginx: format!("/etc/nginx/conf.d/drover-{tenant}.conf"),
-            revert_unit: format!("drover-revert-{tenant}"),
-            state_dir,
-        }
-    }
-}
-
 /// Reads the state file (prints nothing when there is none yet).
 #[must_use]
 pub fn read_state(tenant: &str) -> String {
-    let p = Paths::of(tenant);
+    let p = TenantLayout::of(tenant);
     format!("cat {} 2>/dev/null || true", q(&p.state))
 }
 
@@ -133,10 +84,10 @@ pub const LOCK_HELD: u32 = 75;
 /// without its owner, so a second taker always reads who holds it.
 #[must_use]
 pub fn lock(tenant: &str, owner: &LockOwner, force: bool) -> String {
-    lock_in(&Paths::of(tenant), tenant, owner, force)
+    lock_in(&TenantLayout::of(tenant), tenant, owner, force)
 }
 
-fn lock_in(p: &Paths, tenant: &str, owner: &LockOwner, force: bool) -> String {
+fn lock_in(p: &TenantLayout, tenant: &str, owner: &LockOwner, force: bool) -> String {
     let info = format!(
         "run={}\noperator={}\nsince={}\n",
         owner.run, owner.operator, owner.since
@@ -145,11 +96,12 @@ fn lock_in(p: &Paths, tenant: &str, owner: &LockOwner, force: bool) -> String {
     if force {
         let _ = writeln!(
             s,
-            "if [ -d {lock} ]; then mkdir -p /var/log/drover; printf '%s run=%s operator=%s tenant=%s action=force-unlock previous=%s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" {run} {op} {t} \"$(tr '\\n' ' ' < {lock}/owner 2>/dev/null | tr ' ' ',')\" >> /var/log/drover/audit.log; rm -rf {lock}; fi",
+            "if [ -d {lock} ]; then mkdir -p /var/log/drover; printf '%s run=%s operator=%s tenant=%s action=force-unlock previous=%s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" {run} {op} {t} \"$(tr '\\n' ' ' < {lock}/owner 2>/dev/null | tr ' ' ',')\" >> {audit}; rm -rf {lock}; fi",
             lock = q(&p.lock),
             run = q(&owner.run),
             op = q(&owner.operator),
-            t = q(tenant)
+            t = q(tenant),
+            audit = AUDIT_LOG,
         );
     }
     let _ = write!(
@@ -201,10 +153,10 @@ pub fn parse_lock_owner(text: &str) -> (LockOwner, Option<u64>) {
 /// removed, so no other run ever sees it half gone.
 #[must_use]
 pub fn unlock(tenant: &str, run: &str) -> String {
-    unlock_in(&Paths::of(tenant), run)
+    unlock_in(&TenantLayout::of(tenant), run)
 }
 
-fn unlock_in(p: &Paths, run: &str) -> String {
+fn unlock_in(p: &TenantLayout, run: &str) -> String {
     format!(
         "if grep -qx {mine} {lock}/owner 2>/dev/null && mv -T {lock} {lock}.old.$$ 2>/dev/null; then rm -rf {lock}.old.$$; fi",
         mine = q(&format!("run={run}")),
@@ -214,7 +166,7 @@ fn unlock_in(p: &Paths, run: &str) -> String {
 
 /// The nginx server block routing `Host: <tenant>` to the color's port.
 #[must_use]
-pub fn nginx_conf(tenant: &str, color: &str, port: u16) -> String {
+pub fn nginx_conf(tenant: &str, color: Color, port: u16) -> String {
     format!(
         "# Managed by drover: tenant {tenant}, active color {color}.\n\
          upstream drover_{u} {{\n    server 127.0.0.1:{port};\n    keepalive 16;\n}}\n\
@@ -229,8 +181,8 @@ pub fn nginx_conf(tenant: &str, color: &str, port: u16) -> String {
 /// Script body that points nginx at a color: write the config aside, `nginx -t`, and
 /// only then move it in and reload gracefully (in-flight requests finish on the old
 /// workers). On a failed test the old config stays.
-fn switch_body(tenant: &str, color: &str, port: u16) -> String {
-    let p = Paths::of(tenant);
+fn switch_body(tenant: &str, color: Color, base_port: u16) -> String {
+    let p = TenantLayout::of(tenant);
     format!(
         "conf={conf}\n\
          cp -p \"$conf\" \"$conf.bak\" 2>/dev/null || rm -f \"$conf.bak\"\n\
@@ -243,7 +195,7 @@ fn switch_body(tenant: &str, color: &str, port: u16) -> String {
          rm -f /tmp/drover-nginx-test.$$\n\
          systemctl reload nginx 2>/dev/null || nginx -s reload\n",
         conf = q(&p.nginx),
-        content = q(&nginx_conf(tenant, color, port)),
+        content = q(&nginx_conf(tenant, color, color.port(base_port))),
     )
 }
 
@@ -258,7 +210,7 @@ fn audit(
     result: &str,
 ) -> String {
     format!(
-        "mkdir -p /var/log/drover && printf '%s run=%s operator=%s tenant=%s action=%s from=%s to=%s result=%s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" {} {} {} {} {} {} {} >> /var/log/drover/audit.log\n",
+        "mkdir -p /var/log/drover && printf '%s run=%s operator=%s tenant=%s action=%s from=%s to=%s result=%s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" {} {} {} {} {} {} {} >> {AUDIT_LOG}\n",
         q(run),
         q(operator),
         q(tenant),
@@ -295,7 +247,7 @@ pub struct Switch {
 }
 
 impl Switch {
-    fn label(color: Option<&str>, version: Option<&str>) -> String {
+    fn label(color: Option<Color>, version: Option<&str>) -> String {
         match (color, version) {
             (Some(c), Some(v)) => format!("{c}@{v}"),
             _ => "none".to_string(),
@@ -304,13 +256,13 @@ impl Switch {
 
     fn before_label(&self) -> String {
         Self::label(
-            self.before.as_ref().map(|s| s.active.as_str()),
+            self.before.as_ref().map(|s| s.active),
             self.before.as_ref().map(|s| s.version.as_str()),
         )
     }
 
     fn after_label(&self) -> String {
-        Self::label(Some(&self.after.active), Some(&self.after.version))
+        Self::label(Some(self.after.active), Some(&self.after.version))
     }
 
     /// The script the revert timer runs (and drover itself, to switch back after a
@@ -319,13 +271,9 @@ impl Switch {
     #[must_use]
     pub fn revert_script(&self, why: &str) -> Option<String> {
         let before = self.before.as_ref()?;
-        let p = Paths::of(&self.tenant);
+        let p = TenantLayout::of(&self.tenant);
         let mut s = String::from("set -eu\n");
-        s.push_str(&switch_body(
-            &self.tenant,
-            &before.active,
-            color_port(self.base_port, &before.active),
-        ));
+        s.push_str(&switch_body(&self.tenant, before.active, self.base_port));
         let _ = writeln!(
             s,
             "printf '%s' {} > {}.new && mv -f {}.new {}",
@@ -351,7 +299,7 @@ impl Switch {
     #[must_use]
     pub fn arm(&self) -> Option<String> {
         let deadline = self.revert_after?;
-        let p = Paths::of(&self.tenant);
+        let p = TenantLayout::of(&self.tenant);
         // The timer's script and the confirmation race for one token: whichever renames
         // `revert.pending` first wins, so a confirmation never reports a switch that the
         // timer is undoing at the same moment.
@@ -381,15 +329,15 @@ impl Switch {
     /// Switches nginx to the new color and records the new state and the audit line.
     #[must_use]
     pub fn switch(&self) -> String {
-        let p = Paths::of(&self.tenant);
+        let p = TenantLayout::of(&self.tenant);
         let mut s = String::from("set -eu\n");
         // A timer of this run that fired before the switch reverted nothing; one of an
         // earlier switch is history. Either way this switch is the one in force.
         let _ = writeln!(s, "rm -f {}.fired", q(&p.revert_pending));
         s.push_str(&switch_body(
             &self.tenant,
-            &self.after.active,
-            color_port(self.base_port, &self.after.active),
+            self.after.active,
+            self.base_port,
         ));
         let _ = writeln!(
             s,
@@ -420,10 +368,10 @@ pub const REVERT_FIRED: u32 = 76;
 /// switch first: the host switched back, or is switching back, by itself.
 #[must_use]
 pub fn disarm(tenant: &str) -> String {
-    disarm_in(&Paths::of(tenant))
+    disarm_in(&TenantLayout::of(tenant))
 }
 
-fn disarm_in(p: &Paths) -> String {
+fn disarm_in(p: &TenantLayout) -> String {
     format!(
         "if mv -f {pending} {pending}.confirmed 2>/dev/null || [ ! -e {pending}.fired ]; then\n  \
            systemctl stop {unit}.timer 2>/dev/null || true\n  \
@@ -441,7 +389,7 @@ fn disarm_in(p: &Paths) -> String {
 
 /// The first line of the timer's revert script: it goes on only if it claims the
 /// pending token before a confirmation does.
-fn claim_revert(p: &Paths) -> String {
+fn claim_revert(p: &TenantLayout) -> String {
     format!(
         "mv -f {pending} {pending}.fired 2>/dev/null || exit 0\n",
         pending = q(&p.revert_pending)
@@ -452,8 +400,8 @@ fn claim_revert(p: &Paths) -> String {
 /// restart since it was (re)started by the deploy — a release that crashes and is
 /// restarted by systemd may answer now and then, but it is not healthy.
 #[must_use]
-pub fn soak_check(tenant: &str, color: &str) -> String {
-    let service = format!("drover-{tenant}-{color}.service");
+pub fn soak_check(tenant: &str, color: Color) -> String {
+    let service = TenantLayout::of(tenant).unit(color);
     format!(
         "svc={svc}
 if [ \"$(systemctl show -p LoadState --value \"$svc\")\" = loaded ]; then
@@ -491,21 +439,16 @@ pub fn stop_after_drain(service: &str, drain: Duration) -> String {
 mod tests {
     use super::*;
 
-    fn state(color: &str, version: &str) -> TenantState {
+    fn state(color: Color, version: &str) -> TenantState {
         TenantState {
             tenant: "acme".into(),
-            active: color.into(),
+            active: color,
             version: version.into(),
-            ..TenantState::default()
+            previous: None,
+            previous_version: None,
+            run: String::new(),
+            updated: String::new(),
         }
-    }
-
-    #[test]
-    fn colors_alternate_and_map_to_ports() {
-        assert_eq!(other("blue"), "green");
-        assert_eq!(other("green"), "blue");
-        assert_eq!(color_port(8100, "blue"), 8100);
-        assert_eq!(color_port(8100, "green"), 8101);
     }
 
     #[test]
@@ -519,7 +462,7 @@ mod tests {
 
     #[test]
     fn the_nginx_config_routes_the_tenant_host_header_to_the_color_port() {
-        let conf = nginx_conf("acme-eu", "green", 8101);
+        let conf = nginx_conf("acme-eu", Color::Green, 8101);
         assert!(conf.contains("server 127.0.0.1:8101;"));
         assert!(conf.contains("server_name acme-eu;"));
         assert!(conf.contains("upstream drover_acme_eu"));
@@ -538,8 +481,8 @@ mod tests {
     }
 
     /// A tenant's paths under a scratch directory instead of `/var/lib/drover`.
-    fn scratch_paths(dir: &std::path::Path) -> Paths {
-        let mut p = Paths::of("acme");
+    fn scratch_paths(dir: &std::path::Path) -> TenantLayout {
+        let mut p = TenantLayout::of("acme");
         p.state_dir = dir.join("acme").display().to_string();
         p.lock = format!("{}/lock.d", p.state_dir);
         p.revert = format!("{}/revert.sh", p.state_dir);
@@ -681,7 +624,7 @@ mod tests {
             tenant: "acme".into(),
             base_port: 8100,
             before: None,
-            after: state("blue", "1.0.0"),
+            after: state(Color::Blue, "1.0.0"),
             run: "r".into(),
             operator: "o".into(),
             revert_after: Some(Duration::from_secs(30)),
@@ -690,8 +633,8 @@ mod tests {
         assert!(sw.revert_script("x").is_none());
         assert!(sw.arm().is_none());
         let sw = Switch {
-            before: Some(state("blue", "1.0.0")),
-            after: state("green", "2.0.0"),
+            before: Some(state(Color::Blue, "1.0.0")),
+            after: state(Color::Green, "2.0.0"),
             ..sw
         };
         let revert = sw.revert_script("auto-revert").unwrap();

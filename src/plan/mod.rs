@@ -1,8 +1,14 @@
 //! Planning: pure and deterministic. Given the inventory, a playbook and a selection
-//! it yields the targets and, per target, the exact rendered steps and scripts.
+//! it yields the targets and, per target, the exact rendered steps and scripts; and
+//! it names the host vocabulary once: [`Color`], the host-side [`layout`].
 
 pub mod batch;
 pub mod bluegreen;
+pub mod color;
+pub mod layout;
 pub mod render;
 pub mod steps;
 pub mod targets;
+
+pub use color::Color;
+pub use layout::TenantLayout;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use toml::Spanned;
 
+use super::Color;
 use super::steps::{HealthProbe, Ownership, StepSpec, UploadFile};
 use crate::config::diagnostic::{Diagnostic, Diagnostics};
 use crate::config::playbook::{Action, OwnershipSpec, Playbook, Step, Text};
@@ -23,8 +24,8 @@ pub const AGENT_UNIT_TEMPLATE: &str = include_str!("../../templates/agent.servic
 /// Values that come from outside the playbook and inventory.
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
-    /// Color deployed: "blue" or "green" (ports: tenant port, tenant port + 1).
-    pub color: String,
+    /// Color deployed (ports: blue the tenant port, green the next one).
+    pub color: Color,
     /// `--set NAME=VALUE`: replaces playbook variables, taken literally.
     pub overrides: Vec<(String, String)>,
     /// Secret values by name. `None` while checking: placeholders are used.
@@ -278,11 +279,7 @@ impl Renderer<'_> {
 
     fn context(&mut self, tenant: &Tenant, host: &Host) -> Result<Ctx, Diagnostic> {
         let base = tenant.port.unwrap_or(0);
-        let port = if self.options.color == "green" {
-            base.saturating_add(1)
-        } else {
-            base
-        };
+        let port = self.options.color.port(base);
         let mut ctx: BTreeMap<String, Value> = BTreeMap::new();
         for (k, v) in &tenant.vars {
             ctx.insert(k.clone(), to_value(v));
@@ -291,7 +288,7 @@ impl Renderer<'_> {
         ctx.insert("host".into(), Value::from(host.name.clone()));
         ctx.insert("address".into(), Value::from(host.address.clone()));
         ctx.insert("groups".into(), Value::from(host.groups.clone()));
-        ctx.insert("color".into(), Value::from(self.options.color.clone()));
+        ctx.insert("color".into(), Value::from(self.options.color.as_str()));
         ctx.insert("port".into(), Value::from(port));
         ctx.insert("blue_port".into(), Value::from(base));
         ctx.insert("green_port".into(), Value::from(base.saturating_add(1)));
@@ -1141,7 +1138,7 @@ mod tests {
 
     fn blue() -> PlanOptions {
         PlanOptions {
-            color: "blue".into(),
+            color: Color::Blue,
             ..PlanOptions::default()
         }
     }
@@ -1161,7 +1158,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let green = PlanOptions {
-            color: "green".into(),
+            color: Color::Green,
             overrides: vec![("version".into(), "2.0.0".into())],
             secrets: None,
         };
@@ -1240,7 +1237,7 @@ mod tests {
         let missing = plan_for(
             &p,
             &PlanOptions {
-                color: "blue".into(),
+                color: Color::Blue,
                 overrides: vec![],
                 secrets: Some(HashMap::new()),
             },
@@ -1255,7 +1252,7 @@ mod tests {
         let plan = plan_for(
             &p,
             &PlanOptions {
-                color: "blue".into(),
+                color: Color::Blue,
                 overrides: vec![],
                 secrets: Some(secrets),
             },

@@ -7,7 +7,7 @@ use std::time::Duration;
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde::Serialize;
 
-use crate::engine::{StepStatus, TargetOutcome, TargetStatus};
+use crate::outcome::{StepStatus, TargetOutcome, TargetStatus};
 
 /// Counts over targets and steps.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]

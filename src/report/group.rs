@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::config::inventory::natural_cmp;
-use crate::engine::{HostOutcome, HostStatus};
+use crate::outcome::{HostOutcome, HostStatus};
 
 /// Hosts that produced exactly the same result.
 #[derive(Debug)]

@@ -8,16 +8,14 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc::Receiver;
 
 use super::run::Tally;
-use crate::engine::journal::Journal;
-use crate::engine::{HostOutcome, HostStatus, StepStatus, TargetOutcome, TargetStatus};
 use crate::events::Event;
+use crate::outcome::{HostOutcome, HostStatus, StepStatus, TargetOutcome, TargetStatus};
 
 /// How live progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,17 +39,7 @@ pub const PER_HOST_LINES_MAX: usize = 50;
 const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
 /// Consumes events until the run ends.
-pub async fn report(events: Receiver<Event>, mode: LiveMode) {
-    report_with_journal(events, mode, None).await;
-}
-
-/// Consumes events until the run ends, also appending finished targets to the run
-/// journal.
-pub async fn report_with_journal(
-    mut events: Receiver<Event>,
-    mode: LiveMode,
-    journal: Option<Arc<Journal>>,
-) {
+pub async fn report(mut events: Receiver<Event>, mode: LiveMode) {
     let mut progress = Progress::new(mode, std::io::stderr());
     let mut tick = tokio::time::interval(SUMMARY_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -73,15 +61,6 @@ pub async fn report_with_journal(
                 progress.finished(name, status, line);
             }
             Event::TargetFinished(outcome) => {
-                if let Some(j) = &journal {
-                    j.record(
-                        "target",
-                        serde_json::json!({
-                            "tenant": outcome.tenant, "host": outcome.host, "status": outcome.status,
-                            "failed_step": outcome.failed_step, "error": outcome.error,
-                        }),
-                    );
-                }
                 let (name, status, line) = target_line(&outcome);
                 progress.finished(name, status, line);
             }
@@ -131,7 +110,7 @@ fn host_line(outcome: &HostOutcome) -> (String, HostStatus, String) {
 
 /// A finished target's `tenant@host`, status (as a host's) and line.
 fn target_line(outcome: &TargetOutcome) -> (String, HostStatus, String) {
-    let name = format!("{}@{}", outcome.tenant, outcome.host);
+    let name = outcome.name();
     let status = match outcome.status {
         TargetStatus::Ok | TargetStatus::Changed => HostStatus::Ok,
         TargetStatus::Failed => HostStatus::Failed,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::group::{fold, group};
-use crate::engine::{HostOutcome, HostStatus};
+use crate::outcome::{HostOutcome, HostStatus};
 
 /// Counts per status.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]

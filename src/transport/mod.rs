@@ -16,6 +16,7 @@ pub use endpoint::{Endpoint, SshConfig};
 pub use error::TransportError;
 pub use known_hosts::{HostKeyPolicy, KnownHosts};
 pub use session::{Session, TransportContext};
+pub use stream::{CommandStream, LineSplitter, StreamEvent};
 
 use crate::config::{Host, Inventory};
 
@@ -46,7 +47,7 @@ impl RemoteCommand {
     /// (closing an SSH channel does not kill a process that has no terminal).
     #[must_use]
     pub fn wrapped(&self) -> String {
-        let quoted = shell_escape::unix::escape(self.script.as_str().into());
+        let quoted = crate::shell::quote(&self.script);
         let secs = self.timeout.as_secs().max(1);
         format!(
             "if command -v timeout >/dev/null 2>&1; then exec timeout -k 2 {secs} sh -c {quoted}; else exec sh -c {quoted}; fi"
@@ -114,6 +115,33 @@ pub trait Connection: Send + Sync + 'static {
         &self,
         command: &RemoteCommand,
     ) -> impl Future<Output = Result<ExecOutput, TransportError>> + Send;
+    /// Runs `command` (sent as is: wrap it yourself, e.g. with `sudo`) and streams its
+    /// output line by line as it arrives; see [`Session::stream`]. A connection that
+    /// cannot stream runs it to its end and then delivers every line.
+    fn stream(
+        &self,
+        command: &str,
+        keep_stdin_open: bool,
+    ) -> impl Future<Output = Result<CommandStream, TransportError>> + Send {
+        let _ = keep_stdin_open;
+        let command = RemoteCommand::new(command, Duration::from_secs(24 * 3600));
+        async move {
+            let out = self.exec(&command).await?;
+            let mut events: Vec<StreamEvent> = Vec::new();
+            let (mut stdout, mut stderr) = (LineSplitter::default(), LineSplitter::default());
+            let mut lines = stdout.push(&out.stdout.bytes);
+            lines.extend(stdout.finish());
+            events.extend(lines.into_iter().map(StreamEvent::Stdout));
+            let mut lines = stderr.push(&out.stderr.bytes);
+            lines.extend(stderr.finish());
+            events.extend(lines.into_iter().map(StreamEvent::Stderr));
+            events.push(StreamEvent::Exited {
+                status: out.exit_status,
+                signal: out.signal,
+            });
+            Ok(CommandStream::of(events))
+        }
+    }
     /// Closes the connection.
     fn close(self) -> impl Future<Output = ()> + Send;
 }
@@ -154,6 +182,14 @@ impl Connector for SshConnector {
 impl Connection for Session {
     async fn exec(&self, command: &RemoteCommand) -> Result<ExecOutput, TransportError> {
         Session::exec(self, command).await
+    }
+
+    async fn stream(
+        &self,
+        command: &str,
+        keep_stdin_open: bool,
+    ) -> Result<CommandStream, TransportError> {
+        Session::stream(self, command, keep_stdin_open).await
     }
 
     async fn close(self) {

@@ -82,6 +82,30 @@ pub struct CommandStream {
 }
 
 impl CommandStream {
+    /// A stream fed through the returned sender, for connections that produce their
+    /// lines some other way (a whole output at once, a test's script). Dropping the
+    /// sender ends the stream.
+    #[must_use]
+    pub fn fed(capacity: usize) -> (mpsc::Sender<StreamEvent>, Self) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let stream = Self {
+            events: rx,
+            stop: None,
+            task: None,
+        };
+        (tx, stream)
+    }
+
+    /// A stream of events known up front (a command that already ran to its end).
+    #[must_use]
+    pub fn of(events: Vec<StreamEvent>) -> Self {
+        let (tx, stream) = Self::fed(events.len());
+        for event in events {
+            let _ = tx.try_send(event);
+        }
+        stream
+    }
+
     /// The next line or the end; `None` once the end has been delivered.
     pub async fn next(&mut self) -> Option<StreamEvent> {
         self.events.recv().await

@@ -5,10 +5,14 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::fan_out::{HostRun, fan_out, judge_status_run, run_on_host};
-use super::report::{COLORS, HostReport, TargetReport};
+use super::fan_out::{HostRun, judge_status_run, run_on_host};
+use super::report::{HostReport, TargetReport};
+use super::script::unit_words;
 use super::script::{HostQuery, TenantQuery, q, status_script};
 use super::verdict::{Verdict, verdict};
+use crate::engine::fan_out::fan_out;
+use crate::plan::layout::AUDIT_LOG;
+use crate::plan::{Color, TenantLayout};
 use crate::transport::Connector;
 
 /// Settings of `drover diagnose`.
@@ -36,16 +40,9 @@ pub fn diagnose_script(tenants: &[TenantQuery], lines: u32) -> String {
     let section = |s: &mut String, name: &str, body: &str| {
         let _ = write!(s, "echo '{SECTION} {name}'\n( {body} ) 2>&1\n");
     };
-    let units: String = tenants
-        .iter()
-        .flat_map(|t| COLORS.map(|c| format!(" {}", q(&format!("drover-{}-{c}.service", t.name)))))
-        .collect();
-    let unit_args: String = tenants
-        .iter()
-        .flat_map(|t| {
-            COLORS.map(|c| format!(" -u {}", q(&format!("drover-{}-{c}.service", t.name))))
-        })
-        .collect();
+    let names = || tenants.iter().map(|t| t.name.as_str());
+    let units = unit_words(names(), "");
+    let unit_args = unit_words(names(), "-u");
     section(
         &mut s,
         "units.txt",
@@ -58,8 +55,8 @@ pub fn diagnose_script(tenants: &[TenantQuery], lines: u32) -> String {
     );
     let mut agent_logs = String::new();
     for t in tenants {
-        for c in COLORS {
-            let file = format!("/var/log/drover/{}/{c}.log", t.name);
+        for c in Color::ALL {
+            let file = TenantLayout::of(&t.name).log_file(c);
             let _ = write!(
                 agent_logs,
                 "[ -f {f} ] && {{ echo '==> {file} <=='; tail -n {lines} {f}; echo; }}; ",
@@ -84,16 +81,16 @@ pub fn diagnose_script(tenants: &[TenantQuery], lines: u32) -> String {
     section(
         &mut s,
         "audit.txt",
-        "tail -n 100 /var/log/drover/audit.log 2>/dev/null || echo 'no audit log'",
+        &format!("tail -n 100 {AUDIT_LOG} 2>/dev/null || echo 'no audit log'"),
     );
     for t in tenants {
-        let dir = format!("/var/lib/drover/{}", t.name);
+        let layout = TenantLayout::of(&t.name);
         section(
             &mut s,
             &format!("state-{}.json", t.name),
             &format!(
                 "cat {} 2>/dev/null || echo 'no state file'",
-                q(&format!("{dir}/state.json"))
+                q(&layout.state)
             ),
         );
         section(
@@ -101,7 +98,7 @@ pub fn diagnose_script(tenants: &[TenantQuery], lines: u32) -> String {
             &format!("lock-{}.txt", t.name),
             &format!(
                 "if [ -d {l} ]; then cat {l}/owner 2>/dev/null; echo \"age=$(( $(date +%s) - $(stat -c %Y {l}) ))s\"; else echo 'not locked'; fi",
-                l = q(&format!("{dir}/lock.d"))
+                l = q(&layout.lock)
             ),
         );
         section(
@@ -109,7 +106,7 @@ pub fn diagnose_script(tenants: &[TenantQuery], lines: u32) -> String {
             &format!("nginx-{}.conf", t.name),
             &format!(
                 "cat {} 2>/dev/null || echo 'no nginx config'",
-                q(&format!("/etc/nginx/conf.d/drover-{}.conf", t.name))
+                q(&layout.nginx)
             ),
         );
     }
@@ -162,7 +159,7 @@ pub async fn diagnose<C: Connector>(
     options: DiagnoseOptions,
 ) -> Vec<HostDiagnosis> {
     let (timeout, lines) = (options.timeout, options.lines);
-    fan_out(queries, options.forks, |query| {
+    fan_out(queries, options.forks, |query, _slot| {
         let connector = Arc::clone(&connector);
         async move {
             let begun = Instant::now();

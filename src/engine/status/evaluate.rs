@@ -3,15 +3,19 @@
 use std::time::Duration;
 
 use super::report::{
-    COLORS, ColorReport, DISK_USED_THRESHOLD, Health, HostReport, HostState, Lock,
-    MEMORY_AVAILABLE_THRESHOLD, Memory, ProblemKind, STALE_LOCK, TargetReport, TargetState,
-    human_bytes, human_duration, millis, problem, rfc3339,
+    ColorReport, DISK_USED_THRESHOLD, Health, HostReport, HostState, Lock,
+    MEMORY_AVAILABLE_THRESHOLD, Memory, Problem, ProblemKind, STALE_LOCK, TargetReport,
+    TargetState, human_bytes, human_duration, millis, problem, rfc3339,
 };
 use super::script::{RawHost, RawTenant, TenantQuery, parse_audit};
 use crate::config::Host;
+use crate::engine::journal::Liveness;
+use crate::plan::Color;
 use crate::plan::bluegreen::TenantState;
+use crate::plan::layout::unit_name;
 
-fn health_of(raw: &RawTenant, color: &str) -> Health {
+fn health_of(raw: &RawTenant, color: Color) -> Health {
+    let color = color.as_str();
     let Some(&(rc, code, secs)) = raw.health.get(color) else {
         return Health {
             error: Some("not checked (the tenant has no port)".into()),
@@ -63,11 +67,11 @@ fn health_of(raw: &RawTenant, color: &str) -> Health {
 fn color_report(
     raw: &RawTenant,
     tenant: &str,
-    color: &str,
+    color: Color,
     host_now: Option<u64>,
     host_uptime: Option<f64>,
 ) -> ColorReport {
-    let props = raw.units.get(color);
+    let props = raw.units.get(color.as_str());
     let prop = |k: &str| {
         props
             .and_then(|p| p.get(k))
@@ -86,9 +90,9 @@ fn color_report(
         _ => None,
     };
     ColorReport {
-        color: color.to_string(),
-        port: raw.ports.get(color).copied(),
-        unit: format!("drover-{tenant}-{color}.service"),
+        color,
+        port: raw.ports.get(color.as_str()).copied(),
+        unit: unit_name(tenant, color),
         load_state: prop("LoadState"),
         active_state,
         sub_state: prop("SubState"),
@@ -141,164 +145,41 @@ pub fn evaluate_target(
     host_uptime: Option<f64>,
 ) -> TargetReport {
     let tenant = query.name.as_str();
-    let colors: Vec<ColorReport> = COLORS
+    let colors: Vec<ColorReport> = Color::ALL
         .iter()
-        .map(|c| color_report(raw, tenant, c, host_now, host_uptime))
+        .map(|&c| color_report(raw, tenant, c, host_now, host_uptime))
         .collect();
     let state: Option<TenantState> = raw
         .state
         .as_deref()
         .and_then(|s| serde_json::from_str(s).ok());
     let routed_color = match (raw.route, query.port) {
-        (Some(r), Some(base)) if r == base => Some("blue".to_string()),
-        (Some(r), Some(base)) if u32::from(r) == u32::from(base) + 1 => Some("green".to_string()),
+        (Some(r), Some(base)) => Color::ALL.into_iter().find(|c| c.port(base) == r),
         _ => None,
     };
-    let running: Vec<&ColorReport> = colors
-        .iter()
-        .filter(|c| c.active_state.as_deref() == Some("active"))
-        .collect();
-    let active_color = state
-        .as_ref()
-        .map(|s| s.active.clone())
-        .filter(|c| COLORS.contains(&c.as_str()))
-        .or_else(|| routed_color.clone())
-        .or_else(|| (running.len() == 1).then(|| running[0].color.clone()));
+    let active_color = live_color(state.as_ref(), routed_color, &colors);
+    let active = active_color.and_then(|a| colors.iter().find(|c| c.color == a));
     let mut problems = Vec::new();
-    let installed = colors
-        .iter()
-        .any(|c| c.load_state.as_deref().is_some_and(|s| s != "not-found"));
     if raw.state.is_some() && state.is_none() {
         problems.push(problem(
             ProblemKind::StatusFailed,
             format!("/var/lib/drover/{tenant}/state.json is not readable JSON"),
         ));
     }
-    let active = active_color
-        .as_deref()
-        .and_then(|a| colors.iter().find(|c| c.color == a));
     match active {
-        None if !installed && state.is_none() => problems.push(problem(
-            ProblemKind::NotDeployed,
-            format!("{tenant} is not deployed on {host} (no state file, no unit)"),
-        )),
-        None => problems.push(problem(
-            ProblemKind::ServiceDown,
-            format!(
-                "no live color: no state file, no nginx route, and {} unit(s) running",
-                running.len()
-            ),
-        )),
-        Some(c) => {
-            // A unit that is not running is the problem; its failing health check is
-            // only the consequence (said in the same line).
-            let health = match (&c.health.error, c.port) {
-                (Some(e), Some(port)) if !c.health.healthy => format!("; port {port}: {e}"),
-                _ => String::new(),
-            };
-            let unit_ok = match c.active_state.as_deref() {
-                Some("active") => true,
-                // No systemd to ask (or not allowed to): judge by health alone.
-                None if c.load_state.is_none() => true,
-                Some("failed") => {
-                    problems.push(problem(
-                        ProblemKind::UnitFailed,
-                        format!(
-                            "{} (live color) failed ({}){health}",
-                            c.unit,
-                            c.result.as_deref().unwrap_or("unknown result")
-                        ),
-                    ));
-                    false
-                }
-                other => {
-                    problems.push(problem(
-                        ProblemKind::ServiceDown,
-                        format!(
-                            "{} (live color) is {}{}{health}",
-                            c.unit,
-                            other.unwrap_or("in an unknown state"),
-                            c.sub_state
-                                .as_deref()
-                                .map(|s| format!(" ({s})"))
-                                .unwrap_or_default()
-                        ),
-                    ));
-                    false
-                }
-            };
-            if unit_ok && c.port.is_some() && !c.health.healthy {
-                problems.push(problem(
-                    ProblemKind::Unhealthy,
-                    format!(
-                        "{} color on port {} is not healthy: {}",
-                        c.color,
-                        c.port.unwrap_or(0),
-                        c.health.error.as_deref().unwrap_or("no answer")
-                    ),
-                ));
-            }
-        }
+        Some(c) => problems.extend(live_color_problems(c)),
+        None => problems.push(no_live_color(tenant, host, &colors, state.is_some())),
     }
-    for c in &colors {
-        if Some(c.color.as_str()) != active_color.as_deref()
-            && c.active_state.as_deref() == Some("failed")
-        {
-            problems.push(problem(
-                ProblemKind::UnitFailed,
-                format!(
-                    "{} (idle color) failed ({}): a rollback to it would not work",
-                    c.unit,
-                    c.result.as_deref().unwrap_or("unknown result")
-                ),
-            ));
-        }
-    }
+    problems.extend(idle_color_problems(&colors, active_color));
     let running_version = active.and_then(|c| c.health.version.clone());
-    if let (Some(s), Some(v)) = (&state, &running_version)
-        && &s.version != v
-        && active.is_some_and(|c| c.health.healthy)
-    {
-        problems.push(problem(
-            ProblemKind::VersionMismatch,
-            format!(
-                "state.json records {} but the live color runs {v}",
-                s.version
-            ),
-        ));
-    }
-    if let (Some(s), Some(r)) = (&state, &routed_color)
-        && &s.active != r
-    {
-        problems.push(problem(
-            ProblemKind::RouteMismatch,
-            format!(
-                "state.json says {} is live but nginx routes to {r}",
-                s.active
-            ),
-        ));
-    }
-    let lock = raw.lock_age.map(|age| {
-        let get = |k: &str| raw.lock.get(k).cloned();
-        Lock {
-            run: get("run"),
-            operator: get("operator"),
-            since: get("since"),
-            age_seconds: Some(age),
-            stale: age > STALE_LOCK.as_secs(),
-        }
-    });
-    if let Some(l) = lock.as_ref().filter(|l| l.stale) {
-        problems.push(problem(
-            ProblemKind::StaleLock,
-            format!(
-                "deploy lock held for {} by run {} ({}): its run probably died; `drover deploy --force-unlock` takes it",
-                human_duration(l.age_seconds.unwrap_or(0)),
-                l.run.as_deref().unwrap_or("unknown"),
-                l.operator.as_deref().unwrap_or("unknown operator")
-            ),
-        ));
-    }
+    problems.extend(mismatches(
+        state.as_ref(),
+        active,
+        running_version.as_deref(),
+        routed_color,
+    ));
+    let lock = lock_of(raw);
+    problems.extend(lock.as_ref().and_then(stale_lock_problem));
     let (healthy, uptime_seconds, started_at, restarts) = match active {
         Some(c) => (
             Some(c.health.healthy && c.active_state.as_deref() == Some("active")),
@@ -321,7 +202,7 @@ pub fn evaluate_target(
         routed_color,
         version: state.as_ref().map(|s| s.version.clone()),
         running_version,
-        previous_color: state.as_ref().and_then(|s| s.previous.clone()),
+        previous_color: state.as_ref().and_then(|s| s.previous),
         previous_version: state.as_ref().and_then(|s| s.previous_version.clone()),
         uptime_seconds,
         started_at,
@@ -337,6 +218,221 @@ pub fn evaluate_target(
         report.error = Some("the status script did not finish this tenant".into());
     }
     report
+}
+
+/// The color nginx should send traffic to: state.json's, else the one nginx routes
+/// to, else the only one running.
+fn live_color(
+    state: Option<&TenantState>,
+    routed: Option<Color>,
+    colors: &[ColorReport],
+) -> Option<Color> {
+    let mut running = colors
+        .iter()
+        .filter(|c| c.active_state.as_deref() == Some("active"));
+    let only_running = match (running.next(), running.next()) {
+        (Some(c), None) => Some(c.color),
+        _ => None,
+    };
+    state.map(|s| s.active).or(routed).or(only_running)
+}
+
+/// Why there is no live color: nothing deployed, or nothing that says which runs.
+fn no_live_color(tenant: &str, host: &str, colors: &[ColorReport], has_state: bool) -> Problem {
+    let installed = colors
+        .iter()
+        .any(|c| c.load_state.as_deref().is_some_and(|s| s != "not-found"));
+    if !installed && !has_state {
+        return problem(
+            ProblemKind::NotDeployed,
+            format!("{tenant} is not deployed on {host} (no state file, no unit)"),
+        );
+    }
+    let running = colors
+        .iter()
+        .filter(|c| c.active_state.as_deref() == Some("active"))
+        .count();
+    problem(
+        ProblemKind::ServiceDown,
+        format!("no live color: no state file, no nginx route, and {running} unit(s) running"),
+    )
+}
+
+/// The live color's unit is down or failed, or it does not answer healthy. A unit
+/// that is not running is the problem; its failing health check is only the
+/// consequence (said in the same line).
+fn live_color_problems(c: &ColorReport) -> Vec<Problem> {
+    let health = match (&c.health.error, c.port) {
+        (Some(e), Some(port)) if !c.health.healthy => format!("; port {port}: {e}"),
+        _ => String::new(),
+    };
+    let unit_ok = match c.active_state.as_deref() {
+        Some("active") => true,
+        // No systemd to ask (or not allowed to): judge by health alone.
+        None => c.load_state.is_none(),
+        Some(_) => false,
+    };
+    if !unit_ok {
+        return vec![unit_down(c, &health)];
+    }
+    match c.port {
+        Some(port) if !c.health.healthy => vec![problem(
+            ProblemKind::Unhealthy,
+            format!(
+                "{} color on port {port} is not healthy: {}",
+                c.color,
+                c.health.error.as_deref().unwrap_or("no answer")
+            ),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// The live color's unit failed, or is in another state than active.
+fn unit_down(c: &ColorReport, health: &str) -> Problem {
+    if c.active_state.as_deref() == Some("failed") {
+        return problem(
+            ProblemKind::UnitFailed,
+            format!(
+                "{} (live color) failed ({}){health}",
+                c.unit,
+                c.result.as_deref().unwrap_or("unknown result")
+            ),
+        );
+    }
+    problem(
+        ProblemKind::ServiceDown,
+        format!(
+            "{} (live color) is {}{}{health}",
+            c.unit,
+            c.active_state.as_deref().unwrap_or("in an unknown state"),
+            c.sub_state
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default()
+        ),
+    )
+}
+
+/// An idle color whose unit failed: a rollback to it would not work.
+fn idle_color_problems(colors: &[ColorReport], live: Option<Color>) -> Vec<Problem> {
+    colors
+        .iter()
+        .filter(|c| Some(c.color) != live && c.active_state.as_deref() == Some("failed"))
+        .map(|c| {
+            problem(
+                ProblemKind::UnitFailed,
+                format!(
+                    "{} (idle color) failed ({}): a rollback to it would not work",
+                    c.unit,
+                    c.result.as_deref().unwrap_or("unknown result")
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The host disagrees with state.json: another release runs, or nginx routes to
+/// another color.
+fn mismatches(
+    state: Option<&TenantState>,
+    live: Option<&ColorReport>,
+    running_version: Option<&str>,
+    routed: Option<Color>,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let Some(s) = state else {
+        return problems;
+    };
+    if let Some(v) = running_version
+        && s.version != v
+        && live.is_some_and(|c| c.health.healthy)
+    {
+        problems.push(problem(
+            ProblemKind::VersionMismatch,
+            format!(
+                "state.json records {} but the live color runs {v}",
+                s.version
+            ),
+        ));
+    }
+    if let Some(r) = routed
+        && s.active != r
+    {
+        problems.push(problem(
+            ProblemKind::RouteMismatch,
+            format!(
+                "state.json says {} is live but nginx routes to {r}",
+                s.active
+            ),
+        ));
+    }
+    problems
+}
+
+/// The tenant's deploy lock, when one is held.
+fn lock_of(raw: &RawTenant) -> Option<Lock> {
+    raw.lock_age.map(|age| {
+        let get = |k: &str| raw.lock.get(k).cloned();
+        Lock {
+            run: get("run"),
+            operator: get("operator"),
+            since: get("since"),
+            age_seconds: Some(age),
+            stale: age > STALE_LOCK.as_secs(),
+            holder: None,
+        }
+    })
+}
+
+fn stale_lock_problem(l: &Lock) -> Option<Problem> {
+    l.stale.then(|| {
+        problem(
+            ProblemKind::StaleLock,
+            format!(
+                "deploy lock held for {} by run {} ({}): its run probably died; `drover deploy --force-unlock` takes it",
+                human_duration(l.age_seconds.unwrap_or(0)),
+                l.run.as_deref().unwrap_or("unknown"),
+                l.operator.as_deref().unwrap_or("unknown operator")
+            ),
+        )
+    })
+}
+
+/// Flags at once a lock whose run this control node knows to have ended or died (it
+/// was cut off from the host before it could unlock): the next deploy of the tenant
+/// would be refused, so it is left over whatever its age. `liveness` tells what the
+/// local run journal says of a run.
+pub fn judge_lock_holders(report: &mut TargetReport, liveness: impl Fn(&str) -> Liveness) {
+    let Some(lock) = report.lock.as_mut() else {
+        return;
+    };
+    let Some(run) = lock.run.clone() else {
+        return;
+    };
+    let verdict = liveness(&run);
+    lock.holder = Some(verdict.word().to_owned());
+    let why = match verdict {
+        Liveness::Ended => "has ended (its journal here says so)",
+        Liveness::Died => "died (its journal here has no end and no drover process runs)",
+        Liveness::Running | Liveness::Unknown => return,
+    };
+    let already = lock.stale;
+    lock.stale = true;
+    let message = format!(
+        "deploy lock left over by run {run} ({}), which {why}: the next deploy of {} is refused until it is cleared — `drover resume {run}` or `drover deploy … --force-unlock` (audited)",
+        lock.operator.as_deref().unwrap_or("unknown operator"),
+        report.tenant,
+    );
+    report
+        .problems
+        .retain(|p| !(already && p.kind == ProblemKind::StaleLock));
+    report
+        .problems
+        .push(problem(ProblemKind::StaleLock, message));
+    if report.state == TargetState::Ok {
+        report.state = TargetState::Problem;
+    }
 }
 
 /// Judges a host's answer: the host's report and its targets'.
@@ -501,15 +597,15 @@ mod tests {
             };
             assert_eq!(t.state, TargetState::Ok, "{t:?}");
             assert_eq!(t.healthy, Some(true));
-            assert_eq!(t.active_color.as_deref(), Some(color));
-            assert_eq!(t.routed_color.as_deref(), Some(color));
+            assert_eq!(t.active_color.map(Color::as_str), Some(color));
+            assert_eq!(t.routed_color.map(Color::as_str), Some(color));
             assert_eq!(t.version.as_deref(), Some(version));
             assert_eq!(t.running_version.as_deref(), Some(version));
             assert_eq!(t.restarts, Some(0));
             assert!(t.lock.is_none());
         }
         let acme = &targets[0];
-        assert_eq!(acme.previous_color.as_deref(), Some("blue"));
+        assert_eq!(acme.previous_color, Some(Color::Blue));
         assert_eq!(acme.previous_version.as_deref(), Some("1.0.0"));
         // 6408.43 s of host uptime, green entered active at 5854.77 s.
         assert_eq!(acme.uptime_seconds, Some(553));
@@ -536,9 +632,9 @@ mod tests {
             targets.iter().map(|t| (t.tenant.as_str(), t)).collect();
         let acme = by["acme"];
         assert_eq!(acme.state, TargetState::Ok, "{:?}", acme.problems);
-        assert_eq!(acme.active_color.as_deref(), Some("green"));
+        assert_eq!(acme.active_color, Some(Color::Green));
         assert_eq!(acme.version.as_deref(), Some("2.0.0"));
-        assert_eq!(acme.previous_color.as_deref(), Some("blue"));
+        assert_eq!(acme.previous_color, Some(Color::Blue));
         assert_eq!(acme.previous_version.as_deref(), Some("1.0.0"));
         let umbrella = by["umbrella"];
         assert_eq!(umbrella.state, TargetState::Problem);
@@ -611,7 +707,7 @@ mod tests {
             "blue".into(),
             r#"{"status":"unhealthy","version":"3.0.0-broken"}"#.into(),
         );
-        let h = health_of(&raw, "blue");
+        let h = health_of(&raw, Color::Blue);
         assert!(!h.healthy);
         assert_eq!(h.http_status, Some(500));
         assert_eq!(h.version.as_deref(), Some("3.0.0-broken"));
@@ -620,19 +716,22 @@ mod tests {
         raw.bodies
             .insert("blue".into(), r#"{"status":"degraded"}"#.into());
         assert_eq!(
-            health_of(&raw, "blue").error.as_deref(),
+            health_of(&raw, Color::Blue).error.as_deref(),
             Some("status \"degraded\"")
         );
         raw.bodies.insert("blue".into(), "OK".into());
-        assert!(health_of(&raw, "blue").healthy, "a plain 200 is healthy");
+        assert!(
+            health_of(&raw, Color::Blue).healthy,
+            "a plain 200 is healthy"
+        );
         raw.health.insert("blue".into(), (28, 0, 2.0));
         raw.errors
             .insert("blue".into(), "curl: (28) Operation timed out".into());
-        let h = health_of(&raw, "blue");
+        let h = health_of(&raw, Color::Blue);
         assert_eq!(h.error.as_deref(), Some("curl: (28) Operation timed out"));
         assert_eq!(h.latency_ms, None);
         assert!(
-            health_of(&RawTenant::default(), "green")
+            health_of(&RawTenant::default(), Color::Green)
                 .error
                 .unwrap()
                 .contains("no port")

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::Semaphore;
-
-use super::evaluate::{evaluate_host, failed_host};
+use super::evaluate::{evaluate_host, failed_host, judge_lock_holders};
 use super::report::{FleetStatus, HostReport, HostState, TargetReport};
 use super::script::{HostQuery, parse_status, status_script};
 use crate::config::Host;
-use crate::engine::deploy::as_root;
+use crate::engine::fan_out::fan_out;
+use crate::engine::journal;
+use crate::engine::root::as_root;
 use crate::transport::{Connection, Connector, ExecOutput, RemoteCommand, TransportError};
 
 /// Settings of a status round.
@@ -57,38 +57,8 @@ pub async fn run_on_host<C: Connector>(
     }
 }
 
-/// Runs `work` for every query, at most `forks` hosts at once, results in query order.
-pub async fn fan_out<T, F, Fut>(queries: Vec<HostQuery>, forks: usize, work: F) -> Vec<T>
-where
-    T: Send + 'static,
-    F: Fn(HostQuery) -> Fut,
-    Fut: Future<Output = T> + Send + 'static,
-{
-    // A permit is held from connect to close: at most `forks` connections at once.
-    let limit = Arc::new(Semaphore::new(forks.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, query) in queries.into_iter().enumerate() {
-        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
-            break;
-        };
-        let fut = work(query);
-        tasks.spawn(async move {
-            let out = fut.await;
-            drop(permit);
-            (index, out)
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok(pair) = joined {
-            out.push(pair);
-        }
-    }
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, t)| t).collect()
-}
-
-/// Judges what a host run gave for the status script.
+/// Judges what a host run gave for the status script; a lock whose run this control
+/// node knows has ended or died is flagged at once.
 #[must_use]
 pub fn judge_status_run(
     query: &HostQuery,
@@ -132,7 +102,11 @@ pub fn judge_status_run(
                     duration,
                 );
             }
-            evaluate_host(&query.host, &query.tenants, &raw, duration)
+            let (host, mut targets) = evaluate_host(&query.host, &query.tenants, &raw, duration);
+            for target in &mut targets {
+                judge_lock_holders(target, journal::liveness);
+            }
+            (host, targets)
         }
     }
 }
@@ -146,7 +120,7 @@ pub async fn status<C: Connector>(
     let started = Instant::now();
     let generated_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let timeout = options.timeout;
-    let results = fan_out(queries, options.forks, |query| {
+    let results = fan_out(queries, options.forks, |query, _slot| {
         let connector = Arc::clone(&connector);
         async move {
             let begun = Instant::now();

@@ -3,10 +3,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::report::COLORS;
-use super::script::q;
+use super::script::{q, unit_words};
 use crate::config::Host;
-use crate::engine::deploy::as_root;
+use crate::engine::root::as_root;
+use crate::plan::{Color, TenantLayout};
 use crate::transport::RemoteCommand;
 
 /// Which source a log line came from.
@@ -62,18 +62,15 @@ pub fn logs_script(tenants: &[String], options: LogOptions) -> String {
         .map(|d| format!(" --since=-{}s", d.as_secs().max(1)))
         .unwrap_or_default();
     for t in tenants {
-        let units: String = COLORS
-            .iter()
-            .map(|c| format!(" -u {}", q(&format!("drover-{t}-{c}.service"))))
-            .collect();
+        let units = unit_words([t.as_str()], "-u");
         let _ = writeln!(
             s,
             "{{ journalctl --no-pager -q -o short-iso -n {n}{since}{follow}{units} 2>&1 | drover_prefix {p}; }} &",
             n = options.lines,
             p = q(&format!("{t} journal")),
         );
-        for c in COLORS {
-            let file = q(&format!("/var/log/drover/{t}/{c}.log"));
+        for c in Color::ALL {
+            let file = q(&TenantLayout::of(t).log_file(c));
             let p = q(&format!("{t} {c}"));
             if options.follow {
                 let _ = writeln!(

@@ -18,14 +18,15 @@ mod verdict;
 pub use diagnose::{
     DiagnoseOptions, HostDiagnosis, diagnose, diagnose_script, is_safe_file_name, split_sections,
 };
-pub use evaluate::{evaluate_host, evaluate_target, failed_host, unknown_target};
-pub use fan_out::{HostRun, StatusOptions, fan_out, judge_status_run, run_on_host, status};
+pub use evaluate::{
+    evaluate_host, evaluate_target, failed_host, judge_lock_holders, unknown_target,
+};
+pub use fan_out::{HostRun, StatusOptions, judge_status_run, run_on_host, status};
 pub use logs::{LogLine, LogOptions, logs_command, logs_script, parse_log_line};
 pub use report::{
-    COLORS, ColorReport, DISK_USED_THRESHOLD, Deploy, Disk, FleetStatus, Health, HostReport,
-    HostState, Load, Lock, MEMORY_AVAILABLE_THRESHOLD, Memory, Problem, ProblemKind,
-    SCHEMA_VERSION, STALE_LOCK, Summary, TargetReport, TargetState, human_bytes, human_duration,
-    rfc3339,
+    ColorReport, DISK_USED_THRESHOLD, Deploy, Disk, FleetStatus, Health, HostReport, HostState,
+    Load, Lock, MEMORY_AVAILABLE_THRESHOLD, Memory, Problem, ProblemKind, SCHEMA_VERSION,
+    STALE_LOCK, Summary, TargetReport, TargetState, human_bytes, human_duration, rfc3339,
 };
 pub use script::{
     HostQuery, RawHost, RawTenant, TenantQuery, parse_audit, parse_status, status_script,

@@ -6,6 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ExitCode;
+use crate::plan::Color;
 
 /// Version of the JSON document `drover status --format json` prints. Fields are only
 /// ever added within one version; a removal or change of meaning bumps it.
@@ -16,8 +17,6 @@ pub const DISK_USED_THRESHOLD: f64 = 0.80;
 pub const MEMORY_AVAILABLE_THRESHOLD: f64 = 0.10;
 /// A deploy lock older than this is stale: its run probably died.
 pub const STALE_LOCK: Duration = Duration::from_secs(30 * 60);
-/// The two colors of a blue-green target, in report order.
-pub const COLORS: [&str; 2] = ["blue", "green"];
 
 // ---------------------------------------------------------------------------------
 // The report model (also the JSON schema: see docs/status.md)
@@ -179,15 +178,15 @@ pub struct TargetReport {
     pub healthy: Option<bool>,
     /// the color nginx should send traffic to (state.json; else nginx; else the only
     /// running color)
-    pub active_color: Option<String>,
+    pub active_color: Option<Color>,
     /// the color nginx's config actually points at
-    pub routed_color: Option<String>,
+    pub routed_color: Option<Color>,
     /// release recorded in state.json
     pub version: Option<String>,
     /// release the active color reports on /health
     pub running_version: Option<String>,
     /// the color before the last switch
-    pub previous_color: Option<String>,
+    pub previous_color: Option<Color>,
     /// its release
     pub previous_version: Option<String>,
     /// seconds since the active color's unit last (re)started
@@ -212,7 +211,7 @@ pub struct TargetReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColorReport {
     /// blue or green
-    pub color: String,
+    pub color: Color,
     /// its port (blue = tenant port, green = port + 1)
     pub port: Option<u16>,
     /// systemd unit
@@ -286,8 +285,13 @@ pub struct Lock {
     pub since: Option<String>,
     /// seconds held
     pub age_seconds: Option<u64>,
-    /// held longer than 30 minutes
+    /// left over: held longer than 30 minutes, or by a run this control node knows
+    /// has ended or died
     pub stale: bool,
+    /// what this control node's run journal says of the holding run: `ended`, `died`,
+    /// `running`, `unknown` (null when not asked)
+    #[serde(default)]
+    pub holder: Option<String>,
 }
 
 /// Something flagged.

@@ -35,12 +35,30 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::UNIX_EPOCH;
 
-use super::report::{COLORS, Deploy, Disk, Load};
+use super::report::{Deploy, Disk, Load};
 use crate::config::Host;
+use crate::plan::{Color, TenantLayout};
 
 /// Quotes a word for the shell.
 pub(super) fn q(value: &str) -> String {
-    shell_escape::unix::escape(value.into()).into_owned()
+    crate::shell::quote(value).into_owned()
+}
+
+/// Both color units of every tenant as shell words, each after `flag` when one is
+/// given (` -u 'drover-acme-blue.service' -u …`).
+pub(super) fn unit_words<'a>(tenants: impl IntoIterator<Item = &'a str>, flag: &str) -> String {
+    let flag = if flag.is_empty() {
+        String::new()
+    } else {
+        format!(" {flag}")
+    };
+    tenants
+        .into_iter()
+        .flat_map(|t| {
+            let layout = TenantLayout::of(t);
+            Color::ALL.map(|c| format!("{flag} {}", q(&layout.unit(c))))
+        })
+        .collect()
 }
 
 fn unix_of(text: &str) -> Option<u64> {
@@ -121,10 +139,7 @@ drover_tenant() {
 pub fn status_script(tenants: &[TenantQuery]) -> String {
     let mut s = String::from(STATUS_HEAD);
     // Every unit in one systemctl call: it is the costliest command here (D-Bus).
-    let units: String = tenants
-        .iter()
-        .flat_map(|t| COLORS.map(|c| format!(" {}", q(&format!("drover-{}-{c}.service", t.name)))))
-        .collect();
+    let units = unit_words(tenants.iter().map(|t| t.name.as_str()), "");
     let units = if tenants.is_empty() {
         "true".to_string()
     } else {
@@ -250,7 +265,7 @@ fn add_unit(raw: &mut RawHost, unit: BTreeMap<String, String>) {
     let Some(rest) = id.strip_prefix("drover-") else {
         return;
     };
-    for color in COLORS {
+    for color in Color::ALL.map(Color::as_str) {
         if let Some(tenant) = rest.strip_suffix(&format!("-{color}.service")) {
             raw.tenants
                 .entry(tenant.to_string())

@@ -120,7 +120,7 @@ pub fn verdict(host: &HostReport, target: &TargetReport, oom_lines: &str) -> Ver
     }
     let mut detail = format!(
         "{} {} answers healthy",
-        target.active_color.as_deref().unwrap_or("?"),
+        target.active_color.map_or("?", crate::plan::Color::as_str),
         target
             .running_version
             .as_deref()

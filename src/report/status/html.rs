@@ -19,6 +19,7 @@ use super::{
 use crate::engine::status::{
     FleetStatus, HostReport, HostState, ProblemKind, TargetReport, TargetState, human_duration,
 };
+use crate::plan::Color;
 
 /// Escapes text for HTML content and attribute values.
 #[must_use]
@@ -162,7 +163,7 @@ fn grid_cell(t: &TargetReport) -> String {
             (
                 format!(
                     "● {} {}",
-                    t.active_color.as_deref().unwrap_or("?"),
+                    t.active_color.map_or("?", Color::as_str),
                     t.version
                         .as_deref()
                         .or(t.running_version.as_deref())
@@ -184,7 +185,7 @@ fn grid_cell(t: &TargetReport) -> String {
             ),
             format!(
                 "{} {}",
-                t.active_color.as_deref().unwrap_or("no live color"),
+                t.active_color.map_or("no live color", Color::as_str),
                 t.version.as_deref().unwrap_or("")
             ),
         ),
@@ -325,7 +326,7 @@ fn targets_table(status: &FleetStatus, out: &mut String) {
             state_rank(t.state),
             escape(class)
         );
-        out.push_str(&td(t.active_color.as_deref().unwrap_or("-")));
+        out.push_str(&td(t.active_color.map_or("-", Color::as_str)));
         if t.state == TargetState::Unknown {
             out.push_str(&td("?"));
         } else {
@@ -346,14 +347,14 @@ fn targets_table(status: &FleetStatus, out: &mut String) {
                 escape(version)
             );
         }
-        for color in ["blue", "green"] {
+        for color in Color::ALL {
             let text = t
                 .colors
                 .iter()
                 .find(|c| c.color == color)
                 .map_or_else(|| "?".to_string(), color_text);
             let bad = text.starts_with("FAILED")
-                || (t.active_color.as_deref() == Some(color) && t.healthy == Some(false));
+                || (t.active_color == Some(color) && t.healthy == Some(false));
             let _ = write!(
                 out,
                 "<td{}>{}</td>",

@@ -275,12 +275,14 @@ pub(crate) mod sample {
     //! target down, one host unreachable.
 
     use crate::engine::status::*;
+    use crate::plan::Color;
+    use crate::plan::layout::unit_name;
 
-    fn color(tenant: &str, color: &str, port: u16, up: bool) -> ColorReport {
+    fn color(tenant: &str, color: Color, port: u16, up: bool) -> ColorReport {
         ColorReport {
-            color: color.into(),
+            color,
             port: Some(port),
-            unit: format!("drover-{tenant}-{color}.service"),
+            unit: unit_name(tenant, color),
             load_state: Some("loaded".into()),
             active_state: Some(if up { "active" } else { "inactive" }.into()),
             sub_state: Some(if up { "running" } else { "dead" }.into()),
@@ -309,11 +311,11 @@ pub(crate) mod sample {
             TargetState::Problem
         };
         t.healthy = Some(up);
-        t.active_color = Some("green".into());
-        t.routed_color = Some("green".into());
+        t.active_color = Some(Color::Green);
+        t.routed_color = Some(Color::Green);
         t.version = Some("2.0.0".into());
         t.running_version = up.then(|| "2.0.0".into());
-        t.previous_color = Some("blue".into());
+        t.previous_color = Some(Color::Blue);
         t.previous_version = Some("1.0.0".into());
         t.uptime_seconds = up.then_some(3700);
         t.restarts = Some(1);
@@ -328,8 +330,8 @@ pub(crate) mod sample {
             result: Some("ok".into()),
         });
         t.colors = vec![
-            color(tenant, "blue", 8100, true),
-            color(tenant, "green", 8101, up),
+            color(tenant, Color::Blue, 8100, true),
+            color(tenant, Color::Green, 8101, up),
         ];
         if !up {
             t.problems = vec![

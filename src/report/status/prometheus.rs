@@ -287,7 +287,7 @@ pub fn render(status: &FleetStatus) -> String {
                     ("tenant", &t.tenant),
                     ("host", &t.host),
                     ("version", version),
-                    ("color", color),
+                    ("color", color.as_str()),
                     (
                         "previous_version",
                         t.previous_version.as_deref().unwrap_or(""),

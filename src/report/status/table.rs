@@ -2,13 +2,16 @@
 //! hosts, then every problem on its own line and a summary line. Colour only when asked
 //! (a terminal, no `NO_COLOR`); the words say everything without it.
 
-use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
+use comfy_table::{
+    Attribute, Cell, Color as Paint, ContentArrangement, Table, presets::UTF8_BORDERS_ONLY,
+};
 
 use super::{
     color_text, disk_text, last_deploy_text, load_text, lock_text, memory_text, ordered_hosts,
     ordered_targets, problem_list, summary_line, uptime_text, version_text,
 };
 use crate::engine::status::{FleetStatus, HostState, TargetState};
+use crate::plan::Color;
 
 /// Renders the tables. `fit_terminal`: wrap cells to the terminal's width (when the
 /// output is a terminal); otherwise rows are never wrapped (pipes, files).
@@ -69,9 +72,9 @@ fn new_table(color: bool, fit_terminal: bool, header: &[&str]) -> Table {
 
 fn state_cell(state: TargetState) -> Cell {
     let (text, fg) = match state {
-        TargetState::Ok => ("ok", Color::Green),
-        TargetState::Problem => ("PROBLEM", Color::Red),
-        TargetState::Unknown => ("unknown", Color::Yellow),
+        TargetState::Ok => ("ok", Paint::Green),
+        TargetState::Problem => ("PROBLEM", Paint::Red),
+        TargetState::Unknown => ("unknown", Paint::Yellow),
     };
     Cell::new(text).fg(fg)
 }
@@ -103,7 +106,7 @@ fn targets_table(status: &FleetStatus, color: bool, width: bool) -> Table {
             t.tenant.clone()
         };
         previous = Some(&t.tenant);
-        let colors: Vec<String> = ["blue", "green"]
+        let colors: Vec<String> = Color::ALL
             .iter()
             .map(|c| {
                 t.colors
@@ -112,7 +115,7 @@ fn targets_table(status: &FleetStatus, color: bool, width: bool) -> Table {
                     .map_or_else(|| "?".to_string(), color_text)
             })
             .collect();
-        let live = t.active_color.clone().unwrap_or_else(|| "-".into());
+        let live = t.active_color.map_or("-", Color::as_str);
         let mut row = vec![
             Cell::new(tenant).add_attribute(Attribute::Bold),
             Cell::new(&t.host),
@@ -124,8 +127,8 @@ fn targets_table(status: &FleetStatus, color: bool, width: bool) -> Table {
                 version_text(t)
             }),
         ];
-        for (c, text) in ["blue", "green"].iter().zip(colors) {
-            let is_live = t.active_color.as_deref() == Some(*c);
+        for (c, text) in Color::ALL.iter().zip(colors) {
+            let is_live = t.active_color == Some(*c);
             let bad = is_live && t.state == TargetState::Problem && t.healthy == Some(false)
                 || text.starts_with("FAILED");
             let cell = Cell::new(if t.state == TargetState::Unknown {
@@ -133,7 +136,7 @@ fn targets_table(status: &FleetStatus, color: bool, width: bool) -> Table {
             } else {
                 text
             });
-            row.push(if bad { cell.fg(Color::Red) } else { cell });
+            row.push(if bad { cell.fg(Paint::Red) } else { cell });
         }
         row.push(Cell::new(uptime_text(t)));
         row.push(Cell::new(
@@ -143,7 +146,7 @@ fn targets_table(status: &FleetStatus, color: bool, width: bool) -> Table {
         let lock = lock_text(t);
         let stale = t.lock.as_ref().is_some_and(|l| l.stale);
         row.push(if stale {
-            Cell::new(lock).fg(Color::Red)
+            Cell::new(lock).fg(Paint::Red)
         } else {
             Cell::new(lock)
         });
@@ -162,10 +165,10 @@ fn hosts_table(status: &FleetStatus, color: bool, width: bool) -> Table {
     );
     for h in ordered_hosts(status) {
         let state = match (h.state, h.problems.is_empty()) {
-            (HostState::Up, true) => Cell::new("up").fg(Color::Green),
-            (HostState::Up, false) => Cell::new("up, PROBLEM").fg(Color::Red),
-            (HostState::Unreachable, _) => Cell::new("UNREACHABLE").fg(Color::Red),
-            (HostState::Error, _) => Cell::new("UNREADABLE").fg(Color::Red),
+            (HostState::Up, true) => Cell::new("up").fg(Paint::Green),
+            (HostState::Up, false) => Cell::new("up, PROBLEM").fg(Paint::Red),
+            (HostState::Unreachable, _) => Cell::new("UNREACHABLE").fg(Paint::Red),
+            (HostState::Error, _) => Cell::new("UNREADABLE").fg(Paint::Red),
         };
         let disk_bad = h
             .problems
@@ -176,7 +179,7 @@ fn hosts_table(status: &FleetStatus, color: bool, width: bool) -> Table {
             Cell::new(&h.host).add_attribute(Attribute::Bold),
             Cell::new(&h.address),
             state,
-            if disk_bad { disk.fg(Color::Red) } else { disk },
+            if disk_bad { disk.fg(Paint::Red) } else { disk },
             Cell::new(memory_text(h)),
             Cell::new(load_text(h)),
             Cell::new(

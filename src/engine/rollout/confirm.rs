@@ -15,7 +15,7 @@ use crate::config::Host;
 use crate::plan::bluegreen::REVERT_FIRED;
 use crate::transport::{Connection, Connector, RemoteCommand};
 
-use super::deploy::as_root;
+use crate::engine::root::as_root;
 
 /// Pause after the first failed attempt; doubled after each, up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(250);
@@ -23,7 +23,7 @@ const MAX_PAUSE: Duration = Duration::from_secs(2);
 
 /// Why a switch was not confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Unconfirmed {
+pub(super) enum Unconfirmed {
     /// The revert timer claimed the switch first: the host switched back by itself.
     Fired,
     /// No attempt got through before the deadline; the last one's error.
@@ -50,9 +50,11 @@ impl std::fmt::Display for Unconfirmed {
     }
 }
 
+impl std::error::Error for Unconfirmed {}
+
 /// Runs `script` (the disarm) as root over a fresh connection to `host`, again and
 /// again until it succeeds, the host says the timer fired, or `within` has passed.
-pub(crate) async fn confirm_fresh<C: Connector>(
+pub(super) async fn confirm_fresh<C: Connector>(
     connector: &C,
     host: &Host,
     script: &str,

@@ -1,0 +1,306 @@
+//! A blue-green target, phase by phase. Each phase is one function with its own error;
+//! [`deploy`] reads as the sequence:
+//!
+//! | phase | function | when it fails |
+//! |---|---|---|
+//! | read state; a resumed run's target already live? | [`prepare`] | nothing changed |
+//! | deploy the idle color (the playbook, its health check included) | [`run_target`] | live color untouched |
+//! | arm the host-side revert timer | [`arm`] | live color untouched |
+//! | switch nginx (`nginx -t`, graceful reload, state, audit) | [`switch`] | timer disarmed; live color unchanged |
+//! | verify through the proxy | [`verify`] | switched back (or the timer will) |
+//! | confirm over a fresh connection | [`confirm`] | the host switches back by itself |
+//! | drain the old color (`--drain`) | [`drain`] | ignored; otherwise it stays warm |
+//!
+//! A failure before the switch leaves the live color untouched; after it, the tenant
+//! goes back to the color it had. A lost connection makes the target unreachable, not
+//! failed (exit code 4, as for any host that cannot be reached).
+
+use std::time::Instant;
+
+use super::super::target::run_target;
+use super::Rollout;
+use super::confirm::{Unconfirmed, confirm_fresh};
+use super::context::{ScriptError, StateError, TargetTask};
+use crate::outcome::{TargetOutcome, TargetStatus};
+use crate::plan::bluegreen::{self, REVERT_FIRED, Switch, TenantState};
+use crate::plan::{Color, TenantLayout};
+use crate::transport::Connector;
+
+/// Why a blue-green target did not complete, by phase.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PhaseError {
+    /// The tenant's state could not be read: nothing was changed.
+    #[error("{0}")]
+    ReadState(StateError),
+    /// A resumed run found its switch live but could not disarm the revert timer.
+    #[error("live on {version}, but its revert timer may still fire: {cause}")]
+    Disarm {
+        /// the release that is live
+        version: String,
+        /// what the disarm script ran into
+        cause: ScriptError,
+    },
+    /// The inventory gives the tenant no port, so there is nothing to switch between.
+    #[error("blue-green needs the tenant's `port` in the inventory")]
+    NoPort,
+    /// The revert timer could not be armed: nothing was switched.
+    #[error("{0}")]
+    Arm(ScriptError),
+    /// nginx refused or failed the new config: the old one stays.
+    #[error("nginx switch failed, the live color is unchanged: {0}")]
+    Switch(ScriptError),
+    /// The new color did not answer through the proxy; what became of switching back.
+    #[error("{cause}; {back}")]
+    Verify {
+        /// what the verification saw
+        cause: ScriptError,
+        /// whether the tenant is back on its old color
+        back: SwitchBack,
+    },
+    /// The switch was not confirmed over a fresh connection.
+    #[error(transparent)]
+    Confirm(Unconfirmed),
+}
+
+impl PhaseError {
+    /// The phase, as a target's outcome names the step that failed.
+    pub(super) fn phase(&self) -> &'static str {
+        match self {
+            PhaseError::ReadState(_) => "read state",
+            PhaseError::Disarm { .. } => "disarm revert timer",
+            PhaseError::NoPort | PhaseError::Switch(_) => "switch",
+            PhaseError::Arm(_) => "arm revert timer",
+            PhaseError::Verify { .. } => "verify through proxy",
+            PhaseError::Confirm(_) => "confirm switch",
+        }
+    }
+
+    /// Whether the host was lost on the way (the target is unreachable).
+    pub(super) fn lost(&self) -> bool {
+        match self {
+            PhaseError::ReadState(StateError::Script(e))
+            | PhaseError::Disarm { cause: e, .. }
+            | PhaseError::Arm(e)
+            | PhaseError::Switch(e)
+            | PhaseError::Verify { cause: e, .. } => e.lost(),
+            PhaseError::Confirm(u) => matches!(u, Unconfirmed::Unreachable { .. }),
+            PhaseError::ReadState(StateError::Unreadable(_)) | PhaseError::NoPort => false,
+        }
+    }
+
+    /// `outcome` (the steps that ran) marked as stopped by this error.
+    pub(super) fn stop(self, mut outcome: TargetOutcome) -> TargetOutcome {
+        outcome.status = if self.lost() {
+            TargetStatus::Unreachable
+        } else {
+            TargetStatus::Failed
+        };
+        outcome.failed_step = Some(self.phase().to_owned());
+        outcome.error = Some(self.to_string());
+        outcome
+    }
+}
+
+/// After a failed verification: whether the tenant is back on its old color.
+#[derive(Debug)]
+pub(super) enum SwitchBack {
+    /// a first deploy has no old color
+    Nothing,
+    /// back on the old color
+    Done,
+    /// switching back failed; the armed revert timer will do it
+    TimerWill(ScriptError),
+    /// switching back failed, and no timer is armed
+    Failed(ScriptError),
+}
+
+impl std::fmt::Display for SwitchBack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SwitchBack::Nothing => f.write_str("first deploy: nothing to switch back to"),
+            SwitchBack::Done => f.write_str("switched back"),
+            SwitchBack::TimerWill(e) => write!(
+                f,
+                "switching back failed ({e}); the host's revert timer will"
+            ),
+            SwitchBack::Failed(e) => write!(f, "switching back failed: {e}"),
+        }
+    }
+}
+
+/// One blue-green target under its lock: the phases in order.
+pub(super) async fn deploy<C: Connector>(
+    rollout: &Rollout<C>,
+    task: &TargetTask<'_, C>,
+    index: usize,
+) -> TargetOutcome {
+    let (tenant, host) = (task.tenant, task.host.name.as_str());
+    let version = rollout.options.version.as_str();
+    let before = match prepare(task, version).await {
+        Ok(Prepared::Live) => return TargetOutcome::new(tenant, host, TargetStatus::Ok, None),
+        Ok(Prepared::Deploy(before)) => before,
+        Err(e) => return e.stop(TargetOutcome::new(tenant, host, TargetStatus::Failed, None)),
+    };
+    let idle = Color::idle(before.as_ref().map(|s| s.active));
+    let target = &rollout.plans.of(idle).targets[index];
+    let (options, secrets) = (&rollout.options.steps, &rollout.secrets);
+    let steps = run_target(&*task.conn, task.host, target, options, secrets).await;
+    if !steps.succeeded() {
+        // Before the switch: the live color was never touched.
+        return steps;
+    }
+    let revert_after = rollout.options.revert_after;
+    let Some(switch) = task.switch(before, (idle, version), revert_after, "deploy") else {
+        return PhaseError::NoPort.stop(steps);
+    };
+    match switch_over(rollout, task, &switch).await {
+        Ok(()) => TargetOutcome {
+            status: TargetStatus::Changed,
+            ..steps
+        },
+        Err(e) => e.stop(steps),
+    }
+}
+
+/// The phases from the timer to the drain, once the idle color is deployed and healthy.
+async fn switch_over<C: Connector>(
+    rollout: &Rollout<C>,
+    task: &TargetTask<'_, C>,
+    switch: &Switch,
+) -> Result<(), PhaseError> {
+    // Taken before the timer is armed, so this side's deadline is never later than
+    // the host's.
+    let armed_at = Instant::now();
+    let armed = arm(task, switch).await?;
+    self::switch(task, switch).await?;
+    verify(task, switch, &rollout.options.version, armed).await?;
+    if armed {
+        confirm(rollout, task, switch, armed_at).await?;
+    }
+    drain(rollout, task, switch.before.as_ref()).await;
+    Ok(())
+}
+
+/// What [`prepare`] found.
+enum Prepared {
+    /// A resumed or repeated run: the tenant already serves this release, confirmed.
+    Live,
+    /// To deploy, from this state (`None` on a first deploy).
+    Deploy(Option<TenantState>),
+}
+
+/// Reads the tenant's state; a target already live on `version` (a resumed run, a
+/// repeated command) is left alone, its pending revert timer disarmed.
+async fn prepare<C: Connector>(
+    task: &TargetTask<'_, C>,
+    version: &str,
+) -> Result<Prepared, PhaseError> {
+    let before = task.state().await.map_err(PhaseError::ReadState)?;
+    let live = before.as_ref().is_some_and(|s| s.version == version);
+    if !live || !serves(task, version, 2).await {
+        return Ok(Prepared::Deploy(before));
+    }
+    // A run killed between its switch and the confirmation left the revert timer
+    // armed: the switch is live and verified now, so disarm it.
+    match task.run(bluegreen::disarm(task.tenant)).await {
+        Ok(_) => Ok(Prepared::Live),
+        // The timer won the race: the host is back on the old color, so this target
+        // is deployed like any other, from the state it is in now.
+        Err(e) if e.status() == Some(REVERT_FIRED) => task
+            .state()
+            .await
+            .map(Prepared::Deploy)
+            .map_err(PhaseError::ReadState),
+        Err(cause) => Err(PhaseError::Disarm {
+            version: version.to_owned(),
+            cause,
+        }),
+    }
+}
+
+/// Whether the tenant answers healthy with `version` through nginx.
+async fn serves<C: Connector>(task: &TargetTask<'_, C>, version: &str, attempts: u32) -> bool {
+    let check = bluegreen::verify_through_proxy(task.tenant, version, attempts);
+    task.run(check).await.is_ok()
+}
+
+/// Arms the host-side revert timer when a deadline is set: unless confirmed in time,
+/// the host switches back by itself. Whether a timer is armed.
+async fn arm<C: Connector>(task: &TargetTask<'_, C>, switch: &Switch) -> Result<bool, PhaseError> {
+    let Some(script) = switch.arm() else {
+        return Ok(false);
+    };
+    task.run(script)
+        .await
+        .map(|_| true)
+        .map_err(PhaseError::Arm)
+}
+
+/// Points nginx at the new color and records the state and the audit line.
+async fn switch<C: Connector>(task: &TargetTask<'_, C>, switch: &Switch) -> Result<(), PhaseError> {
+    if let Err(cause) = task.run(switch.switch()).await {
+        // Nothing was switched: the timer must not "revert" it later.
+        let _ = task.root(switch.confirm()).await;
+        return Err(PhaseError::Switch(cause));
+    }
+    Ok(())
+}
+
+/// Checks the new color through the proxy; when it does not answer, switches back.
+async fn verify<C: Connector>(
+    task: &TargetTask<'_, C>,
+    switch: &Switch,
+    version: &str,
+    armed: bool,
+) -> Result<(), PhaseError> {
+    let check = bluegreen::verify_through_proxy(task.tenant, version, 20);
+    let Err(cause) = task.run(check).await else {
+        return Ok(());
+    };
+    let back = match switch.revert_script("revert-after-failed-verify") {
+        None => SwitchBack::Nothing,
+        Some(revert) => match task.run(revert).await {
+            Ok(_) => {
+                let _ = task.root(switch.confirm()).await;
+                SwitchBack::Done
+            }
+            Err(e) if armed => SwitchBack::TimerWill(e),
+            Err(e) => SwitchBack::Failed(e),
+        },
+    };
+    Err(PhaseError::Verify { cause, back })
+}
+
+/// Confirms the switch over a fresh connection before the timer's deadline, which
+/// disarms the timer: proof that the control node still reaches the host.
+async fn confirm<C: Connector>(
+    rollout: &Rollout<C>,
+    task: &TargetTask<'_, C>,
+    switch: &Switch,
+    armed_at: Instant,
+) -> Result<(), PhaseError> {
+    let Some(deadline) = rollout.options.revert_after else {
+        return Ok(());
+    };
+    let within = deadline.saturating_sub(armed_at.elapsed());
+    let connector = task.cx.pool.connector();
+    let (script, limit) = (switch.confirm(), task.cx.script_timeout);
+    confirm_fresh(connector, task.host, &script, limit, within)
+        .await
+        .map_err(PhaseError::Confirm)
+}
+
+/// With `--drain`, stops the old color once in-flight requests had time to finish;
+/// otherwise it stays warm for an instant rollback.
+async fn drain<C: Connector>(
+    rollout: &Rollout<C>,
+    task: &TargetTask<'_, C>,
+    before: Option<&TenantState>,
+) {
+    let (Some(drain), Some(old)) = (rollout.options.drain, before) else {
+        return;
+    };
+    let unit = TenantLayout::of(task.tenant).unit(old.active);
+    let script = bluegreen::stop_after_drain(&unit, drain);
+    let _ = task.root_for(script, task.cx.script_timeout + drain).await;
+}

@@ -1,0 +1,221 @@
+//! Switching a tenant back to its previous color: `drover rollback`, a canary that
+//! failed its soak, `--rollback-on-halt`. The previous color is kept warm, so this
+//! takes seconds; it must answer its health check directly before nginx goes back to
+//! it (started first if it was stopped).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::context::{Actor, Ctx, ScriptError, StateError, TargetTask};
+use super::{lock, millis};
+use crate::config::Host;
+use crate::engine::fan_out::fan_out;
+use crate::events::{Event, EventSender};
+use crate::outcome::{StepOutcome, StepStatus, TargetOutcome, TargetStatus};
+use crate::plan::bluegreen;
+use crate::plan::render::{Plan, TargetPlan};
+use crate::plan::{Color, TenantLayout};
+use crate::shell::quote;
+use crate::transport::Connector;
+
+/// Settings of `drover rollback`.
+#[derive(Debug, Clone)]
+pub struct RollbackOptions {
+    /// targets worked on at once
+    pub forks: usize,
+    /// who is acting, for locks and the audit log
+    pub actor: Actor,
+    /// per-attempt time limit of drover's own host scripts
+    pub script_timeout: Duration,
+}
+
+/// Why a target could not be switched back.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RollbackError {
+    /// Its host could not be reached.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Its state could not be read.
+    #[error("{0}")]
+    State(StateError),
+    /// Nothing was ever deployed there blue-green.
+    #[error("nothing deployed here yet")]
+    NothingDeployed,
+    /// A first deploy has no previous color.
+    #[error("no previous color to go back to")]
+    NoPrevious,
+    /// The inventory gives the tenant no port.
+    #[error("tenant has no port")]
+    NoPort,
+    /// The previous color does not answer healthy: nginx stays where it is.
+    #[error("{0}")]
+    PreviousUnhealthy(ScriptError),
+    /// nginx could not be switched back.
+    #[error("{0}")]
+    Switch(ScriptError),
+    /// Switched, but the previous release does not answer through the proxy.
+    #[error("after switching back: {0}")]
+    Verify(ScriptError),
+}
+
+impl RollbackError {
+    fn lost(&self) -> bool {
+        match self {
+            RollbackError::Unreachable(_) => true,
+            RollbackError::State(StateError::Script(e))
+            | RollbackError::PreviousUnhealthy(e)
+            | RollbackError::Switch(e)
+            | RollbackError::Verify(e) => e.lost(),
+            _ => false,
+        }
+    }
+}
+
+/// Switches the tenant on `host` back to its previous color; says which
+/// (`green@1.0.0`).
+pub(super) async fn switch_back<C: Connector>(
+    cx: &Ctx<C>,
+    tenant: &str,
+    host: &str,
+) -> Result<String, RollbackError> {
+    let plan = TargetPlan {
+        tenant: tenant.to_owned(),
+        host: host.to_owned(),
+        steps: Vec::new(),
+    };
+    let task = cx
+        .task(&plan)
+        .await
+        .map_err(|o| RollbackError::Unreachable(o.error.unwrap_or_default()))?;
+    back(&task).await
+}
+
+/// The switch back on a connected target.
+async fn back<C: Connector>(task: &TargetTask<'_, C>) -> Result<String, RollbackError> {
+    let state = task
+        .state()
+        .await
+        .map_err(RollbackError::State)?
+        .ok_or(RollbackError::NothingDeployed)?;
+    let (Some(previous), Some(version)) = (state.previous, state.previous_version.clone()) else {
+        return Err(RollbackError::NoPrevious);
+    };
+    let base = task
+        .cx
+        .base_port(task.tenant)
+        .ok_or(RollbackError::NoPort)?;
+    let warm = warm_up(task.tenant, previous, base);
+    task.run(warm)
+        .await
+        .map_err(RollbackError::PreviousUnhealthy)?;
+    let switch = task
+        .switch(Some(state), (previous, &version), None, "rollback")
+        .ok_or(RollbackError::NoPort)?;
+    task.run(switch.switch())
+        .await
+        .map_err(RollbackError::Switch)?;
+    let verify = bluegreen::verify_through_proxy(task.tenant, &version, 20);
+    task.run(verify).await.map_err(RollbackError::Verify)?;
+    Ok(format!("{previous}@{version}"))
+}
+
+/// Starts the color's unit if it is not running and waits (15 s at most) until it
+/// answers healthy on its port.
+fn warm_up(tenant: &str, color: Color, base_port: u16) -> String {
+    let port = color.port(base_port);
+    format!(
+        "systemctl is-active --quiet {svc} || systemctl start {svc}\n\
+         i=0\n\
+         while [ $i -lt 30 ]; do curl -fsS -m 2 http://127.0.0.1:{port}/health >/dev/null 2>&1 && exit 0; i=$((i+1)); sleep 0.5; done\n\
+         echo 'previous color {color} does not answer healthy on port {port}' >&2\n\
+         exit 1\n",
+        svc = quote(&TenantLayout::of(tenant).unit(color)),
+    )
+}
+
+/// `drover rollback`: every target of `plan` back to its previous color, each under
+/// its tenant's lock. Outcomes in plan order; after `halt` is set, targets not yet
+/// started are skipped.
+pub async fn rollback<C: Connector>(
+    connector: Arc<C>,
+    hosts: HashMap<String, Host>,
+    plan: Plan,
+    options: RollbackOptions,
+    halt: Arc<AtomicBool>,
+    events: EventSender,
+) -> Vec<TargetOutcome> {
+    let total = plan.targets.len();
+    let _ = events.send(Event::RunStarted { hosts: total }).await;
+    let cx = Arc::new(Ctx::new(
+        connector,
+        hosts,
+        plan.base_ports.clone(),
+        options.actor,
+        options.script_timeout,
+        events.clone(),
+        None,
+    ));
+    for t in &plan.targets {
+        cx.pool.expect(&t.host, 1).await;
+    }
+    let outcomes = fan_out(plan.targets, options.forks, |target, _slot| {
+        let (cx, halt) = (Arc::clone(&cx), Arc::clone(&halt));
+        async move {
+            if halt.load(Ordering::Relaxed) {
+                let why = Some("not started: the run was halted".to_string());
+                let outcome =
+                    TargetOutcome::new(&target.tenant, &target.host, TargetStatus::Skipped, why);
+                cx.finished(&outcome).await;
+                cx.pool.done(&target.host).await;
+                return outcome;
+            }
+            let started = Instant::now();
+            cx.started(&target).await;
+            let mut outcome = match cx.task(&target).await {
+                Err(outcome) => outcome,
+                Ok(task) => locked_back(&task).await,
+            };
+            outcome.duration_ms = millis(started.elapsed());
+            cx.finished(&outcome).await;
+            cx.pool.done(&target.host).await;
+            outcome
+        }
+    })
+    .await;
+    let _ = events.send(Event::RunFinished).await;
+    outcomes
+}
+
+/// One target of `drover rollback`: lock, switch back, unlock.
+async fn locked_back<C: Connector>(task: &TargetTask<'_, C>) -> TargetOutcome {
+    let guard = match lock::take(task).await {
+        Ok(guard) => guard,
+        Err(refused) => return refused,
+    };
+    let result = back(task).await;
+    lock::release(task, guard).await;
+    let (tenant, host) = (task.tenant, task.host.name.as_str());
+    match result {
+        Ok(now) => {
+            let mut o = TargetOutcome::new(tenant, host, TargetStatus::Changed, None);
+            o.steps.push(StepOutcome {
+                name: format!("switch back to {now}"),
+                kind: "rollback",
+                status: StepStatus::Changed,
+                attempts: 1,
+                duration_ms: 0,
+                exit_code: Some(0),
+                stdout: String::new(),
+                stderr: String::new(),
+                diff: None,
+            });
+            o
+        }
+        Err(e) if e.lost() => {
+            TargetOutcome::new(tenant, host, TargetStatus::Unreachable, Some(e.to_string()))
+        }
+        Err(e) => TargetOutcome::failed_at(tenant, host, "rollback", e.to_string()),
+    }
+}
