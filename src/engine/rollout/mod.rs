@@ -353,3 +353,6 @@ fn millis(d: Duration) -> u64 {
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
+
+#[cfg(test)]
+mod tests;
