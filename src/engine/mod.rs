@@ -13,7 +13,7 @@
 //! | fleet status, diagnosis, log scripts | [`status`] |
 //! | streaming logs from many hosts | [`logs`] |
 
-mod chain;
+pub(crate) mod chain;
 pub mod fan_out;
 pub mod journal;
 pub mod logs;

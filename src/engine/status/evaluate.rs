@@ -2,113 +2,16 @@
 
 use std::time::Duration;
 
+use super::colors::color_report;
+use super::locks::{lock_of, stale_lock_problem};
 use super::report::{
-    ColorReport, DISK_USED_THRESHOLD, Health, HostReport, HostState, Lock,
-    MEMORY_AVAILABLE_THRESHOLD, Memory, Problem, ProblemKind, STALE_LOCK, TargetReport,
-    TargetState, human_bytes, human_duration, millis, problem, rfc3339,
+    ColorReport, DISK_USED_THRESHOLD, Disk, HostReport, HostState, MEMORY_AVAILABLE_THRESHOLD,
+    Memory, Problem, ProblemKind, TargetReport, TargetState, human_bytes, millis, problem,
 };
 use super::script::{RawHost, RawTenant, TenantQuery, parse_audit};
 use crate::config::Host;
-use crate::engine::journal::Liveness;
 use crate::plan::Color;
 use crate::plan::bluegreen::TenantState;
-use crate::plan::layout::unit_name;
-
-fn health_of(raw: &RawTenant, color: Color) -> Health {
-    let color = color.as_str();
-    let Some(&(rc, code, secs)) = raw.health.get(color) else {
-        return Health {
-            error: Some("not checked (the tenant has no port)".into()),
-            ..Health::default()
-        };
-    };
-    let body: Option<serde_json::Value> = raw
-        .bodies
-        .get(color)
-        .and_then(|b| serde_json::from_str(b).ok());
-    let field = |k: &str| {
-        body.as_ref()
-            .and_then(|v| v.get(k))
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_string)
-    };
-    let status = field("status");
-    let version = field("version");
-    let http_status = (code != 0).then_some(code);
-    let healthy = rc == 0 && code == 200 && status.as_deref().is_none_or(|s| s == "healthy");
-    let error = if healthy {
-        None
-    } else if rc != 0 && rc != 22 {
-        Some(
-            raw.errors
-                .get(color)
-                .filter(|e| !e.is_empty())
-                .cloned()
-                .unwrap_or_else(|| format!("curl exited {rc}")),
-        )
-    } else if code != 200 {
-        Some(format!("HTTP {code}"))
-    } else {
-        Some(format!(
-            "status {:?}",
-            status.as_deref().unwrap_or("unknown")
-        ))
-    };
-    Health {
-        healthy,
-        http_status,
-        latency_ms: (rc == 0 || code != 0).then_some((secs * 1000.0 * 100.0).round() / 100.0),
-        status,
-        version,
-        error,
-    }
-}
-
-fn color_report(
-    raw: &RawTenant,
-    tenant: &str,
-    color: Color,
-    host_now: Option<u64>,
-    host_uptime: Option<f64>,
-) -> ColorReport {
-    let props = raw.units.get(color.as_str());
-    let prop = |k: &str| {
-        props
-            .and_then(|p| p.get(k))
-            .filter(|v| !v.is_empty())
-            .cloned()
-    };
-    let active_state = prop("ActiveState");
-    let since_boot_us: Option<u64> = prop("ActiveEnterTimestampMonotonic")
-        .and_then(|v| v.parse().ok())
-        .filter(|v| *v > 0);
-    let uptime_seconds = match (active_state.as_deref(), since_boot_us, host_uptime) {
-        (Some("active" | "reloading" | "deactivating"), Some(us), Some(up)) => {
-            let secs = up - us as f64 / 1e6;
-            (secs >= 0.0).then_some(secs as u64)
-        }
-        _ => None,
-    };
-    ColorReport {
-        color,
-        port: raw.ports.get(color.as_str()).copied(),
-        unit: unit_name(tenant, color),
-        load_state: prop("LoadState"),
-        active_state,
-        sub_state: prop("SubState"),
-        result: prop("Result"),
-        restarts: prop("NRestarts").and_then(|v| v.parse().ok()),
-        uptime_seconds,
-        started_at: match (host_now, uptime_seconds) {
-            (Some(now), Some(up)) => Some(rfc3339(now.saturating_sub(up))),
-            _ => None,
-        },
-        main_pid: prop("MainPID")
-            .and_then(|v| v.parse().ok())
-            .filter(|p| *p > 0),
-        health: health_of(raw, color),
-    }
-}
 
 /// A target whose host could not be read.
 #[must_use]
@@ -180,15 +83,8 @@ pub fn evaluate_target(
     ));
     let lock = lock_of(raw);
     problems.extend(lock.as_ref().and_then(stale_lock_problem));
-    let (healthy, uptime_seconds, started_at, restarts) = match active {
-        Some(c) => (
-            Some(c.health.healthy && c.active_state.as_deref() == Some("active")),
-            c.uptime_seconds,
-            c.started_at.clone(),
-            c.restarts,
-        ),
-        None => (Some(false), None, None, None),
-    };
+    let live = active.map(|c| (c.uptime_seconds, c.started_at.clone(), c.restarts));
+    let (uptime_seconds, started_at, restarts) = live.unwrap_or_default();
     let mut report = TargetReport {
         tenant: tenant.to_string(),
         host: host.to_string(),
@@ -197,7 +93,9 @@ pub fn evaluate_target(
         } else {
             TargetState::Problem
         },
-        healthy,
+        healthy: Some(
+            active.is_some_and(|c| c.health.healthy && c.active_state.as_deref() == Some("active")),
+        ),
         active_color,
         routed_color,
         version: state.as_ref().map(|s| s.version.clone()),
@@ -370,71 +268,6 @@ fn mismatches(
     problems
 }
 
-/// The tenant's deploy lock, when one is held.
-fn lock_of(raw: &RawTenant) -> Option<Lock> {
-    raw.lock_age.map(|age| {
-        let get = |k: &str| raw.lock.get(k).cloned();
-        Lock {
-            run: get("run"),
-            operator: get("operator"),
-            since: get("since"),
-            age_seconds: Some(age),
-            stale: age > STALE_LOCK.as_secs(),
-            holder: None,
-        }
-    })
-}
-
-fn stale_lock_problem(l: &Lock) -> Option<Problem> {
-    l.stale.then(|| {
-        problem(
-            ProblemKind::StaleLock,
-            format!(
-                "deploy lock held for {} by run {} ({}): its run probably died; `drover deploy --force-unlock` takes it",
-                human_duration(l.age_seconds.unwrap_or(0)),
-                l.run.as_deref().unwrap_or("unknown"),
-                l.operator.as_deref().unwrap_or("unknown operator")
-            ),
-        )
-    })
-}
-
-/// Flags at once a lock whose run this control node knows to have ended or died (it
-/// was cut off from the host before it could unlock): the next deploy of the tenant
-/// would be refused, so it is left over whatever its age. `liveness` tells what the
-/// local run journal says of a run.
-pub fn judge_lock_holders(report: &mut TargetReport, liveness: impl Fn(&str) -> Liveness) {
-    let Some(lock) = report.lock.as_mut() else {
-        return;
-    };
-    let Some(run) = lock.run.clone() else {
-        return;
-    };
-    let verdict = liveness(&run);
-    lock.holder = Some(verdict.word().to_owned());
-    let why = match verdict {
-        Liveness::Ended => "has ended (its journal here says so)",
-        Liveness::Died => "died (its journal here has no end and no drover process runs)",
-        Liveness::Running | Liveness::Unknown => return,
-    };
-    let already = lock.stale;
-    lock.stale = true;
-    let message = format!(
-        "deploy lock left over by run {run} ({}), which {why}: the next deploy of {} is refused until it is cleared — `drover resume {run}` or `drover deploy … --force-unlock` (audited)",
-        lock.operator.as_deref().unwrap_or("unknown operator"),
-        report.tenant,
-    );
-    report
-        .problems
-        .retain(|p| !(already && p.kind == ProblemKind::StaleLock));
-    report
-        .problems
-        .push(problem(ProblemKind::StaleLock, message));
-    if report.state == TargetState::Ok {
-        report.state = TargetState::Problem;
-    }
-}
-
 /// Judges a host's answer: the host's report and its targets'.
 #[must_use]
 pub fn evaluate_host(
@@ -443,26 +276,7 @@ pub fn evaluate_host(
     raw: &RawHost,
     duration: Duration,
 ) -> (HostReport, Vec<TargetReport>) {
-    let mut problems = Vec::new();
-    let mut seen_mounts: Vec<&str> = Vec::new();
-    for d in &raw.disks {
-        if seen_mounts.contains(&d.mount.as_str()) {
-            continue;
-        }
-        seen_mounts.push(&d.mount);
-        if d.used_ratio > DISK_USED_THRESHOLD {
-            problems.push(problem(
-                ProblemKind::DiskUsage,
-                format!(
-                    "{} ({}) is {:.0}% used, {} available",
-                    d.mount,
-                    d.path,
-                    d.used_ratio * 100.0,
-                    human_bytes(d.available_bytes)
-                ),
-            ));
-        }
-    }
+    let mut problems = disk_problems(&raw.disks);
     let memory = raw
         .mem_kb
         .filter(|(t, _)| *t > 0)
@@ -471,18 +285,7 @@ pub fn evaluate_host(
             available_bytes: avail * 1024,
             used_ratio: 1.0 - avail as f64 / total as f64,
         });
-    if let Some(m) = memory
-        && (m.available_bytes as f64) < m.total_bytes as f64 * MEMORY_AVAILABLE_THRESHOLD
-    {
-        problems.push(problem(
-            ProblemKind::MemoryLow,
-            format!(
-                "only {} of {} memory available",
-                human_bytes(m.available_bytes),
-                human_bytes(m.total_bytes)
-            ),
-        ));
-    }
+    problems.extend(memory.as_ref().and_then(memory_problem));
     let complete = raw.header && raw.complete;
     let state = if raw.header {
         HostState::Up
@@ -529,6 +332,46 @@ pub fn evaluate_host(
     (report, targets)
 }
 
+/// A file system of `/` or a drover folder fuller than [`DISK_USED_THRESHOLD`] (each
+/// mount once).
+fn disk_problems(disks: &[Disk]) -> Vec<Problem> {
+    let mut seen_mounts: Vec<&str> = Vec::new();
+    let mut problems = Vec::new();
+    for d in disks {
+        if seen_mounts.contains(&d.mount.as_str()) {
+            continue;
+        }
+        seen_mounts.push(&d.mount);
+        if d.used_ratio > DISK_USED_THRESHOLD {
+            problems.push(problem(
+                ProblemKind::DiskUsage,
+                format!(
+                    "{} ({}) is {:.0}% used, {} available",
+                    d.mount,
+                    d.path,
+                    d.used_ratio * 100.0,
+                    human_bytes(d.available_bytes)
+                ),
+            ));
+        }
+    }
+    problems
+}
+
+/// Less than [`MEMORY_AVAILABLE_THRESHOLD`] of the memory available.
+fn memory_problem(m: &Memory) -> Option<Problem> {
+    ((m.available_bytes as f64) < m.total_bytes as f64 * MEMORY_AVAILABLE_THRESHOLD).then(|| {
+        problem(
+            ProblemKind::MemoryLow,
+            format!(
+                "only {} of {} memory available",
+                human_bytes(m.available_bytes),
+                human_bytes(m.total_bytes)
+            ),
+        )
+    })
+}
+
 /// A host that could not be read: unreachable or in error, its targets unknown.
 #[must_use]
 pub fn failed_host(
@@ -572,6 +415,7 @@ pub fn failed_host(
 mod tests {
     use std::collections::HashMap;
 
+    use super::super::colors::health_of;
     use super::super::fixtures::{HEALTHY, PROBLEMS, host, judge, tenants};
     use super::super::{FleetStatus, parse_status};
     use super::*;

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::evaluate::{evaluate_host, failed_host, judge_lock_holders};
+use super::evaluate::{evaluate_host, failed_host};
+use super::locks::judge_lock_holders;
 use super::report::{FleetStatus, HostReport, HostState, TargetReport};
 use super::script::{HostQuery, parse_status, status_script};
 use crate::config::Host;

@@ -5,11 +5,13 @@
 //!
 //! The status script's line format is described in `script.rs`, beside its parser.
 
+mod colors;
 mod diagnose;
 mod evaluate;
 mod fan_out;
 #[cfg(test)]
 mod fixtures;
+mod locks;
 mod logs;
 mod report;
 mod script;
@@ -18,10 +20,9 @@ mod verdict;
 pub use diagnose::{
     DiagnoseOptions, HostDiagnosis, diagnose, diagnose_script, is_safe_file_name, split_sections,
 };
-pub use evaluate::{
-    evaluate_host, evaluate_target, failed_host, judge_lock_holders, unknown_target,
-};
+pub use evaluate::{evaluate_host, evaluate_target, failed_host, unknown_target};
 pub use fan_out::{HostRun, StatusOptions, judge_status_run, run_on_host, status};
+pub use locks::judge_lock_holders;
 pub use logs::{LogLine, LogOptions, logs_command, logs_script, parse_log_line};
 pub use report::{
     ColorReport, DISK_USED_THRESHOLD, Deploy, Disk, FleetStatus, Health, HostReport, HostState,

@@ -29,7 +29,7 @@
 //!     "uptime_seconds", "started_at", "restarts",          of the live color's unit
 //!     "last_deploy": { "at", "age_seconds", "run", "operator", "action", "from", "to",
 //!                      "result" } | null,
-//!     "lock": { "run", "operator", "since", "age_seconds", "stale" } | null,
+//!     "lock": { "run", "operator", "since", "age_seconds", "stale", "holder" } | null,
 //!     "colors": [ { "color", "port", "unit", "load_state", "active_state", "sub_state",
 //!                   "result", "restarts", "uptime_seconds", "started_at", "main_pid",
 //!                   "health": { "healthy", "http_status", "latency_ms", "status",

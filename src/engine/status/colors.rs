@@ -1,0 +1,103 @@
+//! One color of a target, from the status script's lines: its unit's state, uptime
+//! and restarts, and its `/health` answer.
+
+use super::report::{ColorReport, Health, rfc3339};
+use super::script::RawTenant;
+use crate::plan::Color;
+use crate::plan::layout::unit_name;
+
+pub(super) fn health_of(raw: &RawTenant, color: Color) -> Health {
+    let color = color.as_str();
+    let Some(&(rc, code, secs)) = raw.health.get(color) else {
+        return Health {
+            error: Some("not checked (the tenant has no port)".into()),
+            ..Health::default()
+        };
+    };
+    let body: Option<serde_json::Value> = raw
+        .bodies
+        .get(color)
+        .and_then(|b| serde_json::from_str(b).ok());
+    let field = |k: &str| {
+        body.as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
+    let status = field("status");
+    let version = field("version");
+    let http_status = (code != 0).then_some(code);
+    let healthy = rc == 0 && code == 200 && status.as_deref().is_none_or(|s| s == "healthy");
+    let error = if healthy {
+        None
+    } else if rc != 0 && rc != 22 {
+        Some(
+            raw.errors
+                .get(color)
+                .filter(|e| !e.is_empty())
+                .cloned()
+                .unwrap_or_else(|| format!("curl exited {rc}")),
+        )
+    } else if code != 200 {
+        Some(format!("HTTP {code}"))
+    } else {
+        Some(format!(
+            "status {:?}",
+            status.as_deref().unwrap_or("unknown")
+        ))
+    };
+    Health {
+        healthy,
+        http_status,
+        latency_ms: (rc == 0 || code != 0).then_some((secs * 1000.0 * 100.0).round() / 100.0),
+        status,
+        version,
+        error,
+    }
+}
+
+pub(super) fn color_report(
+    raw: &RawTenant,
+    tenant: &str,
+    color: Color,
+    host_now: Option<u64>,
+    host_uptime: Option<f64>,
+) -> ColorReport {
+    let props = raw.units.get(color.as_str());
+    let prop = |k: &str| {
+        props
+            .and_then(|p| p.get(k))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    let active_state = prop("ActiveState");
+    let since_boot_us: Option<u64> = prop("ActiveEnterTimestampMonotonic")
+        .and_then(|v| v.parse().ok())
+        .filter(|v| *v > 0);
+    let uptime_seconds = match (active_state.as_deref(), since_boot_us, host_uptime) {
+        (Some("active" | "reloading" | "deactivating"), Some(us), Some(up)) => {
+            let secs = up - us as f64 / 1e6;
+            (secs >= 0.0).then_some(secs as u64)
+        }
+        _ => None,
+    };
+    ColorReport {
+        color,
+        port: raw.ports.get(color.as_str()).copied(),
+        unit: unit_name(tenant, color),
+        load_state: prop("LoadState"),
+        active_state,
+        sub_state: prop("SubState"),
+        result: prop("Result"),
+        restarts: prop("NRestarts").and_then(|v| v.parse().ok()),
+        uptime_seconds,
+        started_at: match (host_now, uptime_seconds) {
+            (Some(now), Some(up)) => Some(rfc3339(now.saturating_sub(up))),
+            _ => None,
+        },
+        main_pid: prop("MainPID")
+            .and_then(|v| v.parse().ok())
+            .filter(|p| *p > 0),
+        health: health_of(raw, color),
+    }
+}
