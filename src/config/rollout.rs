@@ -75,17 +75,8 @@ impl BatchSize {
     /// A message naming what was expected.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        if let Some(p) = text.strip_suffix('%') {
-            let p: u32 = p
-                .trim()
-                .parse()
-                .map_err(|_| format!("expected a percentage such as \"25%\", found \"{text}\""))?;
-            if p == 0 || p > 100 {
-                return Err(format!(
-                    "expected a percentage from 1% to 100%, found \"{text}\""
-                ));
-            }
-            return Ok(Self::Percent(p));
+        if let Some(p) = percent(text, 1, "25%") {
+            return p.map(Self::Percent);
         }
         match text.parse::<usize>() {
             Ok(0) | Err(_) => Err(format!(
@@ -105,6 +96,21 @@ impl BatchSize {
     }
 }
 
+/// `text` as a percentage from `min`% to 100%, or `None` when it is not written as
+/// one (no `%`). `example` shows the expected form in the error.
+pub(crate) fn percent(text: &str, min: u32, example: &str) -> Option<Result<u32, String>> {
+    let number = text.strip_suffix('%')?;
+    Some(match number.trim().parse::<u32>() {
+        Err(_) => Err(format!(
+            "expected a percentage such as \"{example}\", found \"{text}\""
+        )),
+        Ok(p) if p < min || p > 100 => Err(format!(
+            "expected a percentage from {min}% to 100%, found \"{text}\""
+        )),
+        Ok(p) => Ok(p),
+    })
+}
+
 /// How many failed targets a rollout tolerates before it halts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureBudget {
@@ -121,15 +127,8 @@ impl FailureBudget {
     /// A message naming what was expected.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        if let Some(p) = text.strip_suffix('%') {
-            let p: u32 = p
-                .trim()
-                .parse()
-                .map_err(|_| format!("expected a percentage such as \"10%\", found \"{text}\""))?;
-            if p > 100 {
-                return Err(format!("expected at most 100%, found \"{text}\""));
-            }
-            return Ok(Self::Percent(p));
+        if let Some(p) = percent(text, 0, "10%") {
+            return p.map(Self::Percent);
         }
         text.parse::<usize>()
             .map(Self::Count)

@@ -225,6 +225,15 @@ fn state_json(state: &TenantState) -> String {
     serde_json::to_string_pretty(state).unwrap_or_default() + "\n"
 }
 
+/// Writes the state file aside and renames it into place: never half written.
+fn write_state(p: &TenantLayout, state: &TenantState) -> String {
+    format!(
+        "printf '%s' {json} > {file}.new && mv -f {file}.new {file}\n",
+        json = q(&state_json(state)),
+        file = q(&p.state),
+    )
+}
+
 /// Everything a switch needs.
 #[derive(Debug, Clone)]
 pub struct Switch {
@@ -274,14 +283,7 @@ impl Switch {
         let p = TenantLayout::of(&self.tenant);
         let mut s = String::from("set -eu\n");
         s.push_str(&switch_body(&self.tenant, before.active, self.base_port));
-        let _ = writeln!(
-            s,
-            "printf '%s' {} > {}.new && mv -f {}.new {}",
-            q(&state_json(before)),
-            q(&p.state),
-            q(&p.state),
-            q(&p.state)
-        );
+        s.push_str(&write_state(&p, before));
         s.push_str(&audit(
             &self.run,
             &self.operator,
@@ -339,14 +341,7 @@ impl Switch {
             self.after.active,
             self.base_port,
         ));
-        let _ = writeln!(
-            s,
-            "printf '%s' {} > {}.new && mv -f {}.new {}",
-            q(&state_json(&self.after)),
-            q(&p.state),
-            q(&p.state),
-            q(&p.state)
-        );
+        s.push_str(&write_state(&p, &self.after));
         s.push_str(&audit(
             &self.run,
             &self.operator,
