@@ -423,11 +423,15 @@ fn a_crashing_release_is_caught_by_the_canary_soak() {
     let tenants = six_tenants(&fleet);
     deploy_all(&fleet, "1.0.0");
 
+    // Traffic to every tenant while the canary soaks (see the end of the test).
+    let plan = LoadPlan::steady(DEPLOY_LIMIT);
+    let load = Load::start(&fleet, &tenants, &plan);
     let run = drover(
         &fleet,
         &blue_green_to_all("4.0.0-crash", &["--canary", "1", "--pause", "8s", "--json"]),
         DEPLOY_LIMIT,
     );
+    let seen = load.stop();
     let report = by_target(&run);
     // What the canary serves right after the run, for the failure message too.
     let (canary_tenant, canary_host) = targets(&tenants)[0].clone();
@@ -517,6 +521,23 @@ fn a_crashing_release_is_caught_by_the_canary_soak() {
     );
     // The other tenants were never touched.
     assert_fleet_serves(&fleet, &tenants, "1.0.0", "after the canary halted");
+
+    // Under the load: no request to another target failed, and the canary's own
+    // failures fit in the soak (8 s), its check and the switch back (20 s in all) at
+    // the load's rate.
+    let phase = "canary of 4.0.0-crash";
+    seen.print(phase);
+    for (tenant, host) in targets(&tenants) {
+        if (&tenant, &host) != (&canary_tenant, &canary_host) {
+            seen.assert_none_failed(phase, Requests::to(&tenant).at(&host));
+        }
+    }
+    let per_second = u64::from(plan.gets_per_second + plan.posts_per_second);
+    seen.assert_failed_at_most(
+        phase,
+        Requests::to(&canary_tenant).at(&canary_host),
+        20 * per_second,
+    );
     eprintln!("CRASH canary {canary}: {}", text(&line["error"]));
 }
 

@@ -167,11 +167,12 @@ impl Stream {
     }
 }
 
-/// Which requests a count or an assertion is about: all, or those of one tenant
-/// and/or one method.
+/// Which requests a count or an assertion is about: all, or those of one tenant,
+/// one host and/or one method.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Requests<'a> {
     pub(crate) tenant: Option<&'a str>,
+    pub(crate) host: Option<&'a str>,
     pub(crate) method: Option<Method>,
 }
 
@@ -179,14 +180,15 @@ impl<'a> Requests<'a> {
     /// Every request.
     pub(crate) const ALL: Requests<'static> = Requests {
         tenant: None,
+        host: None,
         method: None,
     };
 
     /// The requests of one method, to every tenant.
     pub(crate) fn of(method: Method) -> Requests<'a> {
         Requests {
-            tenant: None,
             method: Some(method),
+            ..Requests::ALL
         }
     }
 
@@ -194,7 +196,15 @@ impl<'a> Requests<'a> {
     pub(crate) fn to(tenant: &'a str) -> Requests<'a> {
         Requests {
             tenant: Some(tenant),
-            method: None,
+            ..Requests::ALL
+        }
+    }
+
+    /// Only those sent to `host`'s nginx.
+    pub(crate) fn at(self, host: &'a str) -> Requests<'a> {
+        Requests {
+            host: Some(host),
+            ..self
         }
     }
 
@@ -207,7 +217,9 @@ impl<'a> Requests<'a> {
     }
 
     fn take(&self, s: &Stream) -> bool {
-        self.tenant.is_none_or(|t| t == s.tenant) && self.method.is_none_or(|m| m == s.method)
+        self.tenant.is_none_or(|t| t == s.tenant)
+            && self.host.is_none_or(|h| h == s.host)
+            && self.method.is_none_or(|m| m == s.method)
     }
 }
 
@@ -217,10 +229,12 @@ impl fmt::Display for Requests<'_> {
             write!(f, "{m} ")?;
         }
         f.write_str("requests")?;
-        if let Some(t) = self.tenant {
-            write!(f, " to {t}")?;
+        match (self.tenant, self.host) {
+            (Some(t), Some(h)) => write!(f, " to {t}@{h}"),
+            (Some(t), None) => write!(f, " to {t}"),
+            (None, Some(h)) => write!(f, " to {h}"),
+            (None, None) => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -334,7 +348,7 @@ fn served_version(
     sent: usize,
 ) -> Result<String, (String, String)> {
     let Response { status, body } = answer.map_err(|e| (e.kind().to_owned(), e.to_string()))?;
-    let said = || format!("HTTP {status}: {}", body.trim());
+    let said = || format!("HTTP {status}: {}", gist(&body));
     if !(200..300).contains(&status) {
         return Err((format!("HTTP {status}"), said()));
     }
@@ -346,6 +360,15 @@ fn served_version(
         return Err(("body lost".to_owned(), said()));
     }
     Ok(version.to_owned())
+}
+
+/// A body shortened for a report line: whitespace folded, at most 80 characters.
+fn gist(body: &str) -> String {
+    let folded = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    match folded.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}...", &folded[..cut]),
+        None => folded,
+    }
 }
 
 /// What a stopped [`Load`] saw.
