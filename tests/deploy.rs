@@ -10,105 +10,43 @@
 //! Every drover run and every `docker exec` is bounded in time.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::cli;
-use crate::support::fleet::{Finished, Fleet, Running, run_bounded};
+use crate::support::drover::{API_KEY, Drover, assert_exit, by_target, drover, text};
+use crate::support::fleet::{Finished, Fleet, run_bounded};
+use crate::support::host::{agent_health, main_pid, read_file, sh, sh_ok};
+use crate::support::repo::{self, agent_playbook, path_str};
+use crate::support::tenants::{Tenant, fleet_tenants, target_keys, tenant};
 
-/// The secret the reference playbook's env step needs (`API_KEY`).
-const SECRET: &str = "s3cr3t-api-key-4f9c2e71";
 /// Limit for a deploy of the reference playbook to a whole test fleet.
 const DEPLOY_LIMIT: Duration = Duration::from_secs(150);
 /// Limit for a deploy of a small fixture playbook.
 const SMALL_LIMIT: Duration = Duration::from_secs(60);
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn fixtures() -> PathBuf {
-    repo().join("tests/fixtures/deploy")
+    repo::fixtures("deploy")
 }
 
 fn fixture(name: &str) -> String {
     path_str(&fixtures().join(name))
 }
 
-fn agent_playbook() -> String {
-    path_str(&repo().join("playbooks/agent.toml"))
-}
-
-fn path_str(p: &Path) -> String {
-    p.to_str().expect("UTF-8 path").to_owned()
-}
-
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap_or("")
-}
-
 // ---------------------------------------------------------------------------
-// Running drover
-
-/// Runs a prepared drover command with `args`, the test secret in its
-/// environment; fails the test after `limit`.
-fn run_cmd(mut cmd: Command, args: &[&str], limit: Duration) -> Finished {
-    cmd.env("DROVER_SECRET_API_KEY", SECRET)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    Running::from_child(child).wait(limit)
-}
-
-/// `drover -i <fleet inventory> [-i EXTRA]... ARGS...` in the fleet's scratch dir.
-fn drover(fleet: &Fleet, extra: &[&str], args: &[&str], limit: Duration) -> Finished {
-    let mut cmd = fleet.drover();
-    for inventory in extra {
-        cmd.arg("-i").arg(inventory);
-    }
-    run_cmd(cmd, args, limit)
-}
-
-/// Fails the test unless the run exited with `code`.
-#[track_caller]
-fn assert_exit(run: &Finished, code: i32, what: &str) {
-    assert_eq!(
-        run.code(),
-        Some(code),
-        "{what}: want exit {code}\n{}",
-        run.describe()
-    );
-}
+// What drover reports
 
 /// The secret never shows in drover's output.
 #[track_caller]
 fn assert_no_secret(run: &Finished) {
     assert!(
-        !run.stdout().contains(SECRET) && !run.stderr().contains(SECRET),
+        !run.stdout().contains(API_KEY) && !run.stderr().contains(API_KEY),
         "the secret value was printed\n{}",
         run.describe()
     );
-}
-
-/// The JSON objects of a `--json` deploy, by "tenant@host".
-fn by_target(run: &Finished) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    for line in run.json_lines() {
-        let key = format!("{}@{}", text(&line["tenant"]), text(&line["host"]));
-        assert!(
-            out.insert(key.clone(), line).is_none(),
-            "two JSON lines for {key}\n{}",
-            run.describe()
-        );
-    }
-    out
 }
 
 /// The steps of a target's JSON object, as (name, status).
@@ -131,91 +69,6 @@ fn step<'a>(target: &'a Value, name: &str) -> &'a Value {
 
 // ---------------------------------------------------------------------------
 // Looking at the hosts
-
-/// `sh -c SCRIPT` as root in the host's container.
-fn sh(fleet: &Fleet, host: &str, script: &str) -> Output {
-    fleet.exec(host, &["sh", "-c", script])
-}
-
-/// Like [`sh`], failing the test unless the script succeeds; returns stdout.
-#[track_caller]
-fn sh_ok(fleet: &Fleet, host: &str, script: &str) -> String {
-    let out = sh(fleet, host, script);
-    assert!(
-        out.status.success(),
-        "{host}: `{script}` failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Reads a file on the host as root (argv, no shell: any file name works).
-#[track_caller]
-fn read_file(fleet: &Fleet, host: &str, path: &str) -> String {
-    let out = fleet.exec(host, &["cat", "--", path]);
-    assert!(
-        out.status.success(),
-        "{host}: cannot read {path:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A tenant of a fleet inventory.
-#[derive(Debug, Clone)]
-struct Tenant {
-    name: String,
-    hosts: Vec<String>,
-    port: u16,
-}
-
-/// The tenants of the fleet's generated inventory.
-fn fleet_tenants(fleet: &Fleet) -> Vec<Tenant> {
-    let text = std::fs::read_to_string(fleet.inventory()).expect("fleet inventory");
-    let table: toml::Table = toml::from_str(&text).expect("fleet inventory is TOML");
-    let tenants = table
-        .get("tenants")
-        .and_then(toml::Value::as_table)
-        .expect("the fleet inventory has [tenants.*]");
-    tenants
-        .iter()
-        .map(|(name, t)| Tenant {
-            name: name.clone(),
-            hosts: t["hosts"]
-                .as_array()
-                .expect("hosts")
-                .iter()
-                .map(|h| h.as_str().expect("host name").to_owned())
-                .collect(),
-            port: u16::try_from(t["port"].as_integer().expect("port")).expect("port fits"),
-        })
-        .collect()
-}
-
-/// GET /health of a tenant's agent from inside the host, parsed.
-#[track_caller]
-fn health(fleet: &Fleet, host: &str, port: u16) -> Value {
-    let body = sh_ok(
-        fleet,
-        host,
-        &format!("curl -fsS -m 5 http://127.0.0.1:{port}/health"),
-    );
-    serde_json::from_str(&body)
-        .unwrap_or_else(|e| panic!("{host}:{port}: /health is not JSON ({e}): {body}"))
-}
-
-/// The main PID of a systemd unit on the host.
-fn main_pid(fleet: &Fleet, host: &str, unit: &str) -> String {
-    sh_ok(
-        fleet,
-        host,
-        &format!("systemctl show -p MainPID --value {unit}"),
-    )
-    .trim()
-    .to_owned()
-}
 
 /// Everything drover puts on a host that belongs to one of `tenants` (plus the
 /// shared disk-alert cron file), with inode, size, mtime (ns), mode, owner and
@@ -256,16 +109,12 @@ fn deploying_the_agent_playbook_from_bare_hosts_brings_every_tenant_up_and_a_sec
     for t in &tenants {
         assert_eq!(t.hosts.len(), 2, "each tenant on 2 hosts: {t:?}");
     }
-    let targets: Vec<String> = tenants
-        .iter()
-        .flat_map(|t| t.hosts.iter().map(move |h| format!("{}@{h}", t.name)))
-        .collect();
+    let targets = target_keys(&tenants);
     let playbook = agent_playbook();
 
     // A dry run from bare hosts: every target would change, nothing does.
     let dry = drover(
         &fleet,
-        &[],
         &["deploy", &playbook, "--all", "--dry-run", "--json"],
         DEPLOY_LIMIT,
     );
@@ -295,7 +144,6 @@ fn deploying_the_agent_playbook_from_bare_hosts_brings_every_tenant_up_and_a_sec
     // The real deploy: every target changes, no step fails.
     let first = drover(
         &fleet,
-        &[],
         &["deploy", &playbook, "--all", "--json"],
         DEPLOY_LIMIT,
     );
@@ -333,7 +181,7 @@ fn deploying_the_agent_playbook_from_bare_hosts_brings_every_tenant_up_and_a_sec
     // runs as its own user, and exists only where the tenant is placed.
     for t in &tenants {
         for host in &t.hosts {
-            let answer = health(&fleet, host, t.port);
+            let answer = agent_health(&fleet, host, t.port);
             assert_eq!(answer["status"], "healthy", "{}@{host}: {answer}", t.name);
             assert_eq!(
                 answer["tenant"],
@@ -384,7 +232,6 @@ fn deploying_the_agent_playbook_from_bare_hosts_brings_every_tenant_up_and_a_sec
     // A second identical run: every target ok, not one step changed.
     let second = drover(
         &fleet,
-        &[],
         &["deploy", &playbook, "--all", "--json"],
         DEPLOY_LIMIT,
     );
@@ -407,7 +254,7 @@ fn deploying_the_agent_playbook_from_bare_hosts_brings_every_tenant_up_and_a_sec
     );
 
     // The text report of a third run says the same in its summary line.
-    let third = drover(&fleet, &[], &["deploy", &playbook, "--all"], DEPLOY_LIMIT);
+    let third = drover(&fleet, &["deploy", &playbook, "--all"], DEPLOY_LIMIT);
     assert_exit(&third, 0, "third deploy (text)");
     assert_no_secret(&third);
     assert!(
@@ -431,11 +278,7 @@ fn deploying_one_tenant_touches_only_its_targets() {
     // 3 hosts: acme on host-1 and host-2; host-3 holds none of acme.
     let Some(fleet) = Fleet::up(3) else { return };
     let tenants = fleet_tenants(&fleet);
-    let acme = tenants
-        .iter()
-        .find(|t| t.name == "acme")
-        .expect("the fleet has a tenant acme")
-        .clone();
+    let acme = tenant(&tenants, "acme").clone();
     let others: Vec<&Tenant> = tenants.iter().filter(|t| t.name != "acme").collect();
     assert!(!others.is_empty(), "{tenants:?}");
     let other_names: Vec<&str> = others.iter().map(|t| t.name.as_str()).collect();
@@ -443,7 +286,6 @@ fn deploying_one_tenant_touches_only_its_targets() {
 
     let full = drover(
         &fleet,
-        &[],
         &["deploy", &playbook, "--all", "--json"],
         DEPLOY_LIMIT,
     );
@@ -473,7 +315,6 @@ fn deploying_one_tenant_touches_only_its_targets() {
     // A new version for acme only: a change that would touch every tenant.
     let one = drover(
         &fleet,
-        &[],
         &[
             "deploy",
             &playbook,
@@ -508,7 +349,7 @@ fn deploying_one_tenant_touches_only_its_targets() {
 
     // The hosts agree: acme runs 2.0.0 ...
     for host in &acme.hosts {
-        let answer = health(&fleet, host, acme.port);
+        let answer = agent_health(&fleet, host, acme.port);
         assert_eq!(answer["version"], "2.0.0", "acme@{host}: {answer}");
         let env = sh_ok(&fleet, host, "cat /etc/drover/acme.env");
         assert!(env.contains("RELEASE=\"2.0.0\""), "acme@{host}: {env}");
@@ -534,17 +375,17 @@ fn deploying_one_tenant_touches_only_its_targets() {
     }
     for (target, pid) in &pids_before {
         let (tenant, host) = target.split_once('@').expect("tenant@host");
-        let port = others
-            .iter()
-            .find(|t| t.name == tenant)
-            .expect("tenant")
-            .port;
+        let port = self::tenant(&tenants, tenant).port;
         assert_eq!(
             &main_pid(&fleet, host, &format!("drover-{tenant}-blue.service")),
             pid,
             "{target} was restarted"
         );
-        assert_eq!(health(&fleet, host, port)["version"], "1.0.0", "{target}");
+        assert_eq!(
+            agent_health(&fleet, host, port)["version"],
+            "1.0.0",
+            "{target}"
+        );
     }
     // host-3 holds no acme target and saw no acme files.
     let stray = sh_ok(
@@ -564,13 +405,12 @@ fn a_dry_run_reports_a_changed_template_and_alters_nothing() {
     let Some(fleet) = Fleet::up(1) else { return };
     let playbook = fixture("greeting.toml");
     let dest = "/srv/drover-test/acme/greeting.conf";
+    let deploy = |flags: &[&str]| {
+        let args = [&["deploy", playbook.as_str(), "--all"], flags].concat();
+        drover(&fleet, &args, SMALL_LIMIT)
+    };
 
-    let real = drover(
-        &fleet,
-        &[],
-        &["deploy", &playbook, "--all", "--json"],
-        SMALL_LIMIT,
-    );
+    let real = deploy(&["--json"]);
     assert_exit(&real, 0, "deploy the greeting");
     assert_eq!(
         by_target(&real)["acme@host-1"]["status"],
@@ -591,20 +431,7 @@ fn a_dry_run_reports_a_changed_template_and_alters_nothing() {
 
     // A dry run of a changed template: the step reports `changed`, the text
     // output holds a unified diff of the old and the new line.
-    let dry = drover(
-        &fleet,
-        &[],
-        &[
-            "deploy",
-            &playbook,
-            "--all",
-            "--dry-run",
-            "--diff",
-            "--set",
-            "greeting=other",
-        ],
-        SMALL_LIMIT,
-    );
+    let dry = deploy(&["--dry-run", "--diff", "--set", "greeting=other"]);
     assert_exit(&dry, 0, "dry run with --diff");
     let out = dry.stdout();
     for want in [
@@ -627,21 +454,7 @@ fn a_dry_run_reports_a_changed_template_and_alters_nothing() {
     );
     // The same as JSON: the template step is `changed` with the diff, the
     // directory step is `ok`.
-    let dry_json = drover(
-        &fleet,
-        &[],
-        &[
-            "deploy",
-            &playbook,
-            "--all",
-            "--dry-run",
-            "--diff",
-            "--json",
-            "--set",
-            "greeting=other",
-        ],
-        SMALL_LIMIT,
-    );
+    let dry_json = deploy(&["--dry-run", "--diff", "--json", "--set", "greeting=other"]);
     assert_exit(&dry_json, 0, "dry run with --diff --json");
     let line = &by_target(&dry_json)["acme@host-1"];
     assert_eq!(line["status"], "changed", "{line}");
@@ -669,38 +482,14 @@ fn a_dry_run_reports_a_changed_template_and_alters_nothing() {
     );
 
     // Unchanged input: the dry run reports ok and shows no diff.
-    let same = drover(
-        &fleet,
-        &[],
-        &[
-            "deploy",
-            &playbook,
-            "--all",
-            "--dry-run",
-            "--diff",
-            "--json",
-        ],
-        SMALL_LIMIT,
-    );
+    let same = deploy(&["--dry-run", "--diff", "--json"]);
     assert_exit(&same, 0, "dry run without a change");
     let line = &by_target(&same)["acme@host-1"];
     assert_eq!(line["status"], "ok", "{line}");
     assert!(step(line, "greeting file")["diff"].is_null(), "{line}");
 
     // And the change the dry run announced is the one a real run makes.
-    let apply = drover(
-        &fleet,
-        &[],
-        &[
-            "deploy",
-            &playbook,
-            "--all",
-            "--set",
-            "greeting=other",
-            "--json",
-        ],
-        SMALL_LIMIT,
-    );
+    let apply = deploy(&["--set", "greeting=other", "--json"]);
     assert_exit(&apply, 0, "apply the change");
     assert_eq!(
         step(&by_target(&apply)["acme@host-1"], "greeting file")["status"],
@@ -730,7 +519,6 @@ fn one_tenants_user_cannot_read_another_tenants_files_or_env_file() {
     // Text output with --diff: the env step's content never shows.
     let run = drover(
         &fleet,
-        &[],
         &["deploy", &playbook, "--all", "--diff"],
         DEPLOY_LIMIT,
     );
@@ -738,20 +526,18 @@ fn one_tenants_user_cannot_read_another_tenants_files_or_env_file() {
     assert_no_secret(&run);
     let json = drover(
         &fleet,
-        &[],
         &["deploy", &playbook, "--all", "--json", "--diff", "-vv"],
         DEPLOY_LIMIT,
     );
     assert_exit(&json, 0, "second deploy");
     assert_no_secret(&json);
     // A changed env file (a new secret) in a dry run with --diff: still no value.
-    let mut cmd = fleet.drover();
-    cmd.env("DROVER_SECRET_API_KEY", format!("{SECRET}-rotated"));
-    cmd.args(["deploy", &playbook, "--all", "--dry-run", "--diff"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let rotated = Running::from_child(cmd.spawn().expect("drover")).wait(DEPLOY_LIMIT);
+    let rotated = Drover::on(&fleet)
+        .env("DROVER_SECRET_API_KEY", format!("{API_KEY}-rotated"))
+        .run(
+            &["deploy", &playbook, "--all", "--dry-run", "--diff"],
+            DEPLOY_LIMIT,
+        );
     assert_exit(&rotated, 0, "dry run with a rotated secret");
     assert!(
         rotated
@@ -762,7 +548,7 @@ fn one_tenants_user_cannot_read_another_tenants_files_or_env_file() {
         rotated.describe()
     );
     assert!(
-        !rotated.stdout().contains(SECRET) && !rotated.stderr().contains(SECRET),
+        !rotated.stdout().contains(API_KEY) && !rotated.stderr().contains(API_KEY),
         "a secret was printed\n{}",
         rotated.describe()
     );
@@ -778,7 +564,7 @@ fn one_tenants_user_cannot_read_another_tenants_files_or_env_file() {
         assert_eq!(attrs.trim(), "600 root root", "/etc/drover/{t}.env");
         let env = read_file(&fleet, host, &format!("/etc/drover/{t}.env"));
         assert!(
-            env.contains(&format!("API_KEY=\"{SECRET}\"")),
+            env.contains(&format!("API_KEY=\"{API_KEY}\"")),
             "{t}.env: the secret is there for the service"
         );
     }
@@ -1005,7 +791,9 @@ fn hostile_values_reach_the_host_as_inert_data() {
         set_note.as_str(),
         "--json",
     ];
-    let run = drover(&fleet, &[&extra], &args, SMALL_LIMIT);
+    let run = Drover::on(&fleet)
+        .also_inventory(&extra)
+        .run(&args, SMALL_LIMIT);
     assert_exit(&run, 0, "deploy hostile values");
     let line = &by_target(&run)["hostile@host-1"];
     assert_eq!(line["status"], "changed", "{line}");
@@ -1042,7 +830,9 @@ fn hostile_values_reach_the_host_as_inert_data() {
     );
 
     // A second run with the same values changes nothing.
-    let again = drover(&fleet, &[&extra], &args, SMALL_LIMIT);
+    let again = Drover::on(&fleet)
+        .also_inventory(&extra)
+        .run(&args, SMALL_LIMIT);
     assert_exit(&again, 0, "second deploy of hostile values");
     let line = &by_target(&again)["hostile@host-1"];
     assert_eq!(line["status"], "ok", "{line}");
@@ -1098,7 +888,6 @@ fn a_failing_step_stops_its_target_and_the_others_carry_on() {
 
     let run = drover(
         &fleet,
-        &[],
         &["deploy", &playbook, "--all", "--json"],
         SMALL_LIMIT,
     );
@@ -1157,7 +946,7 @@ fn a_failing_step_stops_its_target_and_the_others_carry_on() {
 
     // The text summary names the failed step and shows its stderr; the others
     // are ok now (second run).
-    let again = drover(&fleet, &[], &["deploy", &playbook, "--all"], SMALL_LIMIT);
+    let again = drover(&fleet, &["deploy", &playbook, "--all"], SMALL_LIMIT);
     let out = again.stdout();
     for t in ["acme", "globex"] {
         let head = format!("✗ {t}@host-2: step `explode on host-2` (run) failed");
@@ -1220,14 +1009,9 @@ fn a_step_needing_sudo_without_rights_fails_clearly() {
     )
     .expect("write");
 
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_drover"));
-    cmd.current_dir(fleet.work_dir())
-        .env_remove("DROVER_INVENTORY")
-        .env("NO_COLOR", "1")
-        .arg("-i")
-        .arg(&inventory);
     let playbook = fixture("become.toml");
-    let run = run_cmd(cmd, &["deploy", &playbook, "--all", "--json"], SMALL_LIMIT);
+    let run = Drover::with_inventory(&fleet, &inventory)
+        .run(&["deploy", &playbook, "--all", "--json"], SMALL_LIMIT);
     // The exit code of a run with a failed target is pinned by
     // a_failing_step_stops_its_target_and_the_others_carry_on; here: not success,
     // not bad input, not unreachable.

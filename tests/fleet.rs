@@ -8,15 +8,18 @@
 //! print one "skipping" line and pass, unless `DROVER_E2E=1` (CI), which
 //! makes that a failure. Every wait is bounded.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::fleet::{Finished, Fleet, Running, e2e_required, run_bounded};
+use crate::support::drover::{drover, spawn_drover, text};
+use crate::support::fleet::{Finished, Fleet, Running, e2e_required};
+use crate::support::http;
+use crate::support::repo;
+use crate::support::wait::poll;
 
 /// Limit for one drover run against a healthy fleet.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
@@ -45,27 +48,17 @@ fn assert_all_ok(fleet: &Fleet, run: &Finished) {
     }
 }
 
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap_or("")
-}
-
 /// Polls `cond` every 100 ms until it holds or `limit` passes.
 fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    cond()
+    poll(limit, || cond().then_some(())).is_some()
 }
 
 #[test]
 fn fleet_hosts_run_systemd_sshd_and_nginx_through_drover() {
     let Some(fleet) = Fleet::up(4) else { return };
 
-    let run = fleet.run_drover(
+    let run = drover(
+        &fleet,
         &[
             "run",
             "--all",
@@ -86,7 +79,11 @@ fn fleet_hosts_run_systemd_sshd_and_nginx_through_drover() {
         );
     }
 
-    let run = fleet.run_drover(&["run", "--all", "--json", "--", "id", "deploy"], RUN_LIMIT);
+    let run = drover(
+        &fleet,
+        &["run", "--all", "--json", "--", "id", "deploy"],
+        RUN_LIMIT,
+    );
     assert_all_ok(&fleet, &run);
     for h in fleet.hosts() {
         let out = text(&run.host(&h.name)["stdout"]).to_owned();
@@ -94,7 +91,11 @@ fn fleet_hosts_run_systemd_sshd_and_nginx_through_drover() {
     }
 
     // nginx -v prints its version on stderr.
-    let run = fleet.run_drover(&["run", "--all", "--json", "--", "nginx", "-v"], RUN_LIMIT);
+    let run = drover(
+        &fleet,
+        &["run", "--all", "--json", "--", "nginx", "-v"],
+        RUN_LIMIT,
+    );
     assert_all_ok(&fleet, &run);
     for h in fleet.hosts() {
         let line = run.host(&h.name);
@@ -103,7 +104,8 @@ fn fleet_hosts_run_systemd_sshd_and_nginx_through_drover() {
     }
 
     // Password-less sudo works, and PID 1 is systemd.
-    let run = fleet.run_drover(
+    let run = drover(
+        &fleet,
         &["run", "--all", "--json", "--", "sudo -n ps -o comm= -p 1"],
         RUN_LIMIT,
     );
@@ -173,31 +175,8 @@ fn fleet_hosts_let_only_the_fleet_key_in_over_plain_openssh() {
         .status()
         .expect("ssh-keygen");
     assert!(made.success());
-    let mut cmd = Command::new("ssh");
-    cmd.args([
-        "-F",
-        "/dev/null",
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "ConnectTimeout=5",
-    ])
-    .arg("-o")
-    .arg(format!(
-        "UserKnownHostsFile={}",
-        fleet.known_hosts().display()
-    ))
-    .arg("-i")
-    .arg(&stranger)
-    .arg(format!("deploy@{}", fleet.address("host-1")))
-    .arg("true");
-    let (out, timed_out) = run_bounded(&mut cmd, Duration::from_secs(20));
-    assert!(
-        !timed_out && !out.status.success(),
-        "a stranger's key got in: {out:?}"
-    );
+    let out = fleet.ssh_with_key("host-1", &stranger, "true");
+    assert!(!out.status.success(), "a stranger's key got in: {out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
         "{out:?}"
@@ -207,15 +186,18 @@ fn fleet_hosts_let_only_the_fleet_key_in_over_plain_openssh() {
 #[test]
 fn a_host_killed_mid_command_is_reported_lost_while_the_others_finish() {
     let Some(fleet) = Fleet::up(4) else { return };
-    let running = fleet.spawn_drover(&[
-        "run",
-        "--all",
-        "--json",
-        "--timeout",
-        "30s",
-        "--",
-        "sleep 5; echo done",
-    ]);
+    let running = spawn_drover(
+        &fleet,
+        &[
+            "run",
+            "--all",
+            "--json",
+            "--timeout",
+            "30s",
+            "--",
+            "sleep 5; echo done",
+        ],
+    );
 
     // Kill host-2 once the command runs there (about a second in).
     let started = wait_until(Duration::from_secs(20), || {
@@ -272,7 +254,8 @@ fn a_host_killed_mid_command_is_reported_lost_while_the_others_finish() {
 
     // The host comes back with its address and host key.
     fleet.start("host-2");
-    let run = fleet.run_drover(
+    let run = drover(
+        &fleet,
         &["run", "--host", "host-2", "--json", "--", "hostname"],
         RUN_LIMIT,
     );
@@ -286,7 +269,8 @@ fn a_partitioned_host_is_reported_unreachable_within_the_connect_timeout() {
     fleet.partition("host-2");
 
     // The generated inventory sets connect_timeout = "3s".
-    let run = fleet.run_drover(
+    let run = drover(
+        &fleet,
         &["run", "--all", "--json", "--", "hostname"],
         Duration::from_secs(30),
     );
@@ -315,7 +299,11 @@ fn a_partitioned_host_is_reported_unreachable_within_the_connect_timeout() {
     }
 
     fleet.heal("host-2");
-    let run = fleet.run_drover(&["run", "--all", "--json", "--", "hostname"], RUN_LIMIT);
+    let run = drover(
+        &fleet,
+        &["run", "--all", "--json", "--", "hostname"],
+        RUN_LIMIT,
+    );
     assert_all_ok(&fleet, &run);
 }
 
@@ -347,7 +335,7 @@ fn a_dropped_fleet_leaves_no_container_network_or_state_behind() {
 // The example agent (examples/agent/releases/*), run locally on loopback.
 
 fn releases_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agent/releases")
+    repo::root().join("examples/agent/releases")
 }
 
 fn free_port() -> u16 {
@@ -358,36 +346,21 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// GET `path` from 127.0.0.1:`port`: (status code, body).
-fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((code, body.to_owned()))
+/// `method path` (with `body`) to the agent on 127.0.0.1:`port`: (status code, body).
+fn ask_agent(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let answer = http::request(addr, method, "agent", path, body, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    (answer.status, answer.body)
 }
 
 fn start_agent(version: &str, port: u16) -> Running {
-    let child = Command::new("python3")
-        .arg(releases_dir().join(version).join("agent.py"))
-        .args(["--port", &port.to_string()])
-        .env("TENANT", "acme")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start python3 agent.py");
-    Running::from_child(child)
+    Running::start(
+        Command::new("python3")
+            .arg(releases_dir().join(version).join("agent.py"))
+            .args(["--port", &port.to_string()])
+            .env("TENANT", "acme"),
+    )
 }
 
 #[test]
@@ -412,14 +385,21 @@ fn example_agent_releases_answer_health_and_version_as_documented() {
             .is_ok()),
             "agent {version} did not listen on {port}"
         );
-        let (code, body) = http_get(port, "/health").expect("GET /health");
+        let (code, body) = ask_agent(port, "GET", "/health", b"");
         assert_eq!(code, health_code, "{version}: {body}");
         let json: Value = serde_json::from_str(&body).expect("health answers JSON");
         assert_eq!(json["status"], health, "{version}: {body}");
         assert_eq!(json["version"], version, "{version}: {body}");
-        let (code, body) = http_get(port, "/").expect("GET /");
+        let (code, body) = ask_agent(port, "GET", "/", b"");
         assert_eq!(code, 200);
         assert_eq!(body.trim(), format!("agent {version} tenant acme"));
+        // POST / reads its whole body and says so, with the version.
+        let (code, body) = ask_agent(port, "POST", "/", b"a small body");
+        assert_eq!(code, 200, "{version}: {body}");
+        assert_eq!(
+            body.trim(),
+            format!("agent {version} tenant acme received 12 bytes")
+        );
 
         if version == "4.0.0-crash" {
             let done = agent.wait(Duration::from_secs(15));
@@ -430,11 +410,7 @@ fn example_agent_releases_answer_health_and_version_as_documented() {
                 done.describe()
             );
         } else {
-            let term = Command::new("kill")
-                .args(["-TERM", &agent.pid().to_string()])
-                .status()
-                .expect("kill");
-            assert!(term.success());
+            agent.signal("TERM");
             let done = agent.wait(Duration::from_secs(10));
             assert_eq!(
                 done.code(),

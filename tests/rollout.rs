@@ -17,43 +17,32 @@
 //! a rollout between its switch and its verification), optionally with extra steps.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::drover::{
+    Drover, EXIT_HALTED, EXIT_OK, assert_exit, by_target, drover, spawn_drover, text,
+};
 use crate::support::fleet::{Finished, Fleet, Running};
+use crate::support::host::{
+    active, audit, audit_text, lock_owner, nginx_port, pending_revert_timers, proxied_inside, sh,
+    sh_out, state,
+};
+use crate::support::http::proxied_version;
+use crate::support::load::{Load, LoadPlan, Method, Requests};
+use crate::support::repo::{self, agent_playbook, path_str};
+use crate::support::tenants::{Tenant, fleet_tenants, targets, tenant};
+use crate::support::wait::wait_for;
 
-/// The secret the reference playbook's env step needs (`API_KEY`).
-const SECRET: &str = "rollout-test-api-key-7d1e";
 /// Limit for a deploy of a whole test fleet.
 const DEPLOY_LIMIT: Duration = Duration::from_secs(150);
 /// Limit for a small deploy or a rollback.
 const SMALL_LIMIT: Duration = Duration::from_secs(90);
-/// Exit codes (README: stable).
-const EXIT_OK: i32 = 0;
-const EXIT_HALTED: i32 = 3;
 
 // ---------------------------------------------------------------------------
-// Paths and playbooks
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn path_str(p: &Path) -> String {
-    p.to_str().expect("UTF-8 path").to_owned()
-}
-
-fn agent_playbook() -> String {
-    path_str(&repo().join("playbooks/agent.toml"))
-}
+// Playbooks and arguments
 
 /// A variant of the reference playbook in the fleet's scratch dir: the same steps (plus
 /// `extra_steps`, TOML appended at the end), releases read from `<scratch>/releases/`,
@@ -63,8 +52,8 @@ fn variant(fleet: &Fleet, name: &str, extra_steps: &str) -> String {
     if !releases.exists() {
         std::fs::create_dir_all(&releases).expect("releases dir");
         for dir in [
-            repo().join("examples/agent/releases"),
-            repo().join("tests/fixtures/rollout/releases"),
+            repo::root().join("examples/agent/releases"),
+            repo::fixtures("rollout").join("releases"),
         ] {
             for entry in std::fs::read_dir(&dir).expect("releases") {
                 let entry = entry.expect("entry");
@@ -73,7 +62,7 @@ fn variant(fleet: &Fleet, name: &str, extra_steps: &str) -> String {
             }
         }
     }
-    let text = std::fs::read_to_string(repo().join("playbooks/agent.toml")).expect("agent.toml");
+    let text = std::fs::read_to_string(agent_playbook()).expect("agent.toml");
     let from = "\"../examples/agent/releases/{{ version }}\"";
     assert!(
         text.contains(from),
@@ -89,78 +78,47 @@ fn variant(fleet: &Fleet, name: &str, extra_steps: &str) -> String {
     path_str(&path)
 }
 
-// ---------------------------------------------------------------------------
-// Running drover
-
-/// drover with the fleet's inventory, the secret, and `env`, started in the background.
-fn spawn(fleet: &Fleet, args: &[&str], env: &[(&str, &Path)]) -> Running {
-    let mut cmd = fleet.drover();
-    cmd.env("DROVER_SECRET_API_KEY", SECRET);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    Running::from_child(cmd.spawn().expect("start drover"))
+/// `deploy <reference playbook> --all --strategy blue-green FLAGS... --set version=V`.
+fn blue_green_to_all(version: &str, flags: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "deploy",
+        &agent_playbook(),
+        "--all",
+        "--strategy",
+        "blue-green",
+    ]
+    .map(str::to_owned)
+    .into();
+    args.extend(flags.iter().map(|f| (*f).to_owned()));
+    args.extend(["--set".to_owned(), format!("version={version}")]);
+    args
 }
 
-fn drover(fleet: &Fleet, args: &[&str], limit: Duration) -> Finished {
-    spawn(fleet, args, &[]).wait(limit)
-}
-
-fn drover_env(fleet: &Fleet, args: &[&str], env: &[(&str, &Path)], limit: Duration) -> Finished {
-    spawn(fleet, args, env).wait(limit)
-}
-
+/// The 6 tenants of a 4-host fleet, in drover's order.
 #[track_caller]
-fn assert_exit(run: &Finished, code: i32, what: &str) {
+fn six_tenants(fleet: &Fleet) -> Vec<Tenant> {
+    let tenants = fleet_tenants(fleet);
     assert_eq!(
-        run.code(),
-        Some(code),
-        "{what}: want exit {code}\n{}",
-        run.describe()
+        tenants.len(),
+        6,
+        "the 4-host fleet has 6 tenants: {tenants:?}"
     );
+    tenants
 }
+
+// ---------------------------------------------------------------------------
+// Running drover, and its run journals
 
 /// Deploys `version` blue-green to every target (from bare hosts or not): all ok.
 #[track_caller]
 fn deploy_all(fleet: &Fleet, version: &str) -> Finished {
     let run = drover(
         fleet,
-        &[
-            "deploy",
-            &agent_playbook(),
-            "--all",
-            "--strategy",
-            "blue-green",
-            "--set",
-            &format!("version={version}"),
-            "--json",
-        ],
+        &blue_green_to_all(version, &["--json"]),
         DEPLOY_LIMIT,
     );
     assert_exit(&run, EXIT_OK, &format!("blue-green deploy of {version}"));
     run
-}
-
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap_or("")
-}
-
-/// The JSON objects of a `--json` run, by "tenant@host".
-fn by_target(run: &Finished) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    for line in run.json_lines() {
-        let key = format!("{}@{}", text(&line["tenant"]), text(&line["host"]));
-        assert!(
-            out.insert(key.clone(), line).is_none(),
-            "two JSON lines for {key}\n{}",
-            run.describe()
-        );
-    }
-    out
 }
 
 /// One line per target: status, failed step, error (for messages).
@@ -216,232 +174,6 @@ fn journal(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Sends SIGKILL to a running drover.
-fn sigkill(run: &Running) {
-    let status = Command::new("kill")
-        .args(["-KILL", &run.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill -KILL {} failed", run.pid());
-}
-
-/// Polls `probe` every 100 ms until it gives a value; fails the test after `limit`.
-#[track_caller]
-fn wait_for<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Looking at the hosts (docker exec: works while a host is partitioned)
-
-fn sh(fleet: &Fleet, host: &str, script: &str) -> Output {
-    fleet.exec(host, &["sh", "-c", script])
-}
-
-fn sh_out(fleet: &Fleet, host: &str, script: &str) -> String {
-    String::from_utf8_lossy(&sh(fleet, host, script).stdout).into_owned()
-}
-
-/// /var/lib/drover/<tenant>/state.json, parsed (None when absent).
-fn state(fleet: &Fleet, host: &str, tenant: &str) -> Option<Value> {
-    let out = fleet.exec(
-        host,
-        &["cat", &format!("/var/lib/drover/{tenant}/state.json")],
-    );
-    if !out.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&out.stdout).ok()
-}
-
-/// (active color, version) from the state file; ("", "") when there is none.
-fn active(fleet: &Fleet, host: &str, tenant: &str) -> (String, String) {
-    state(fleet, host, tenant).map_or_else(Default::default, |s| {
-        (
-            text(&s["active"]).to_owned(),
-            text(&s["version"]).to_owned(),
-        )
-    })
-}
-
-/// The lock owner file of a tenant on a host, when the lock is held.
-fn lock_owner(fleet: &Fleet, host: &str, tenant: &str) -> Option<String> {
-    let out = fleet.exec(
-        host,
-        &["cat", &format!("/var/lib/drover/{tenant}/lock.d/owner")],
-    );
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// One line of /var/log/drover/audit.log as key → value (the time under "at").
-fn audit(fleet: &Fleet, host: &str) -> Vec<BTreeMap<String, String>> {
-    let out = fleet.exec(host, &["cat", "/var/log/drover/audit.log"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|line| {
-            let mut words = line.split(' ');
-            let mut map = BTreeMap::new();
-            map.insert("at".to_owned(), words.next().unwrap_or("").to_owned());
-            for w in words {
-                if let Some((k, v)) = w.split_once('=') {
-                    map.insert(k.to_owned(), v.to_owned());
-                }
-            }
-            map.insert("line".to_owned(), line.to_owned());
-            map
-        })
-        .collect()
-}
-
-fn audit_text(fleet: &Fleet, host: &str) -> String {
-    sh_out(fleet, host, "cat /var/log/drover/audit.log 2>/dev/null")
-}
-
-/// The port nginx sends `tenant`'s traffic to on `host`.
-fn nginx_port(fleet: &Fleet, host: &str, tenant: &str) -> Option<u16> {
-    let conf = sh_out(
-        fleet,
-        host,
-        &format!("cat /etc/nginx/conf.d/drover-{tenant}.conf 2>/dev/null"),
-    );
-    conf.lines().find_map(|l| {
-        l.trim()
-            .strip_prefix("server 127.0.0.1:")
-            .and_then(|p| p.trim_end_matches(';').parse().ok())
-    })
-}
-
-/// GET /health through nginx from inside the host: (HTTP status, body).
-fn proxied_inside(fleet: &Fleet, host: &str, tenant: &str) -> (String, String) {
-    let out = sh_out(
-        fleet,
-        host,
-        &format!(
-            "curl -sS -m 3 -o /tmp/rollout-body -w '%{{http_code}}' -H 'Host: {tenant}' http://127.0.0.1/health; echo; cat /tmp/rollout-body"
-        ),
-    );
-    let (code, body) = out.split_once('\n').unwrap_or((&out, ""));
-    (code.trim().to_owned(), body.trim().to_owned())
-}
-
-/// Revert timers still pending on the host (`drover-revert-*`).
-fn pending_revert_timers(fleet: &Fleet, host: &str) -> String {
-    sh_out(
-        fleet,
-        host,
-        "systemctl list-timers --all --no-legend --plain 'drover-revert-*' 2>/dev/null",
-    )
-    .trim()
-    .to_owned()
-}
-
-// ---------------------------------------------------------------------------
-// The fleet's tenants, and HTTP through nginx from the test machine
-
-#[derive(Debug, Clone)]
-struct Tenant {
-    name: String,
-    hosts: Vec<String>,
-    port: u16,
-}
-
-fn fleet_tenants(fleet: &Fleet) -> Vec<Tenant> {
-    let text = std::fs::read_to_string(fleet.inventory()).expect("fleet inventory");
-    let table: toml::Table = toml::from_str(&text).expect("fleet inventory is TOML");
-    let tenants = table
-        .get("tenants")
-        .and_then(toml::Value::as_table)
-        .expect("the fleet inventory has [tenants.*]");
-    // drover orders tenants by name: so do its plans, its batches and its reports.
-    let mut tenants: Vec<Tenant> = tenants
-        .iter()
-        .map(|(name, t)| Tenant {
-            name: name.clone(),
-            hosts: t["hosts"]
-                .as_array()
-                .expect("hosts")
-                .iter()
-                .map(|h| h.as_str().expect("host name").to_owned())
-                .collect(),
-            port: u16::try_from(t["port"].as_integer().expect("port")).expect("port fits"),
-        })
-        .collect();
-    assert_eq!(
-        tenants.len(),
-        6,
-        "the 4-host fleet has 6 tenants: {tenants:?}"
-    );
-    tenants.sort_by(|a, b| a.name.cmp(&b.name));
-    tenants
-}
-
-/// Every target as (tenant, host), in drover's plan (= rollout) order.
-fn targets(tenants: &[Tenant]) -> Vec<(String, String)> {
-    tenants
-        .iter()
-        .flat_map(|t| t.hosts.iter().map(move |h| (t.name.clone(), h.clone())))
-        .collect()
-}
-
-/// One HTTP/1.1 GET with `Connection: close`: (status, body).
-fn http_get(
-    addr: &str,
-    host: &str,
-    path: &str,
-    timeout: Duration,
-) -> Result<(u16, String), String> {
-    let sock: SocketAddr = format!("{addr}:80").parse().map_err(|e| format!("{e}"))?;
-    let mut s = TcpStream::connect_timeout(&sock, timeout).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: drover-rollout-test\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("write: {e}"))?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).map_err(|e| format!("read: {e}"))?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("no HTTP header end in {text:?}"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("bad status line in {head:?}"))?;
-    Ok((status, body.to_owned()))
-}
-
-/// The version a tenant answers through nginx on a host (health 200 required).
-fn proxied_version(fleet: &Fleet, tenant: &str, host: &str) -> Result<String, String> {
-    let (status, body) = http_get(
-        fleet.address(host),
-        tenant,
-        "/health",
-        Duration::from_secs(5),
-    )?;
-    if status != 200 {
-        return Err(format!("HTTP {status}: {}", body.trim()));
-    }
-    let v: Value = serde_json::from_str(body.trim()).map_err(|e| format!("{e}: {body}"))?;
-    if v["status"] != "healthy" {
-        return Err(format!("not healthy: {body}"));
-    }
-    Ok(text(&v["version"]).to_owned())
-}
-
 /// Every target answers healthy through nginx with `version`, and its state file agrees.
 #[track_caller]
 fn assert_fleet_serves(fleet: &Fleet, tenants: &[Tenant], version: &str, when: &str) {
@@ -465,201 +197,42 @@ fn assert_fleet_serves(fleet: &Fleet, tenants: &[Tenant], version: &str, when: &
 }
 
 // ---------------------------------------------------------------------------
-// The load generator
-
-/// What one load thread saw, for one target (tenant on one host, through nginx).
-#[derive(Debug, Default, Clone)]
-struct Stats {
-    target: String,
-    requests: u64,
-    failures: u64,
-    first_errors: Vec<String>,
-    longest_gap: Duration,
-    versions: BTreeMap<String, u64>,
-}
-
-/// Sends `GET /` with `Host: <tenant>` to port 80 of every host of every tenant,
-/// continuously (one thread per target, a new connection per request, 10 ms apart),
-/// until [`Load::stop`]; at most `limit` in any case.
-struct Load {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<Stats>>,
-    started: Instant,
-}
-
-impl Load {
-    fn start(fleet: &Fleet, tenants: &[Tenant], limit: Duration) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let started = Instant::now();
-        let threads = targets(tenants)
-            .into_iter()
-            .map(|(tenant, host)| {
-                let addr = fleet.address(&host).to_owned();
-                let stop = Arc::clone(&stop);
-                std::thread::spawn(move || {
-                    let mut s = Stats {
-                        target: format!("{tenant}@{host}"),
-                        ..Stats::default()
-                    };
-                    let mut last_ok = Instant::now();
-                    while !stop.load(Ordering::Relaxed) && started.elapsed() < limit {
-                        s.requests += 1;
-                        let result = http_get(&addr, &tenant, "/", Duration::from_secs(5))
-                            .and_then(|(status, body)| {
-                                let mut words = body.split_whitespace();
-                                match (status, words.next(), words.next()) {
-                                    (200, Some("agent"), Some(v)) => Ok(v.to_owned()),
-                                    _ => Err(format!("HTTP {status}: {}", body.trim())),
-                                }
-                            });
-                        let now = Instant::now();
-                        match result {
-                            Ok(version) => {
-                                s.longest_gap = s.longest_gap.max(now - last_ok);
-                                last_ok = now;
-                                *s.versions.entry(version).or_default() += 1;
-                            }
-                            Err(e) => {
-                                s.failures += 1;
-                                if s.first_errors.len() < 5 {
-                                    s.first_errors.push(format!(
-                                        "{:.3}s: {e}",
-                                        started.elapsed().as_secs_f64()
-                                    ));
-                                }
-                            }
-                        }
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    s.longest_gap = s.longest_gap.max(last_ok.elapsed());
-                    s
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            threads,
-            started,
-        }
-    }
-
-    fn stop(self) -> (Vec<Stats>, Duration) {
-        self.stop.store(true, Ordering::Relaxed);
-        let stats = self
-            .threads
-            .into_iter()
-            .map(|t| t.join().expect("load thread"))
-            .collect();
-        (stats, self.started.elapsed())
-    }
-}
-
-/// Prints and checks what the load generator saw during `phase`.
-#[track_caller]
-fn report_load(
-    phase: &str,
-    stats: &[Stats],
-    ran: Duration,
-    want_versions: &[&str],
-) -> (u64, Duration) {
-    let requests: u64 = stats.iter().map(|s| s.requests).sum();
-    let failures: u64 = stats.iter().map(|s| s.failures).sum();
-    let longest = stats
-        .iter()
-        .map(|s| s.longest_gap)
-        .max()
-        .unwrap_or_default();
-    eprintln!(
-        "LOAD {phase}: {requests} requests in {:.1}s ({:.0}/s) to {} targets, {failures} failed, longest gap between successes {} ms",
-        ran.as_secs_f64(),
-        requests as f64 / ran.as_secs_f64(),
-        stats.len(),
-        longest.as_millis()
-    );
-    for s in stats {
-        eprintln!(
-            "LOAD {phase}:   {:<18} {:>6} requests, {} failed, longest gap {:>4} ms, versions {:?}{}",
-            s.target,
-            s.requests,
-            s.failures,
-            s.longest_gap.as_millis(),
-            s.versions,
-            if s.first_errors.is_empty() {
-                String::new()
-            } else {
-                format!(", first errors: {:?}", s.first_errors)
-            }
-        );
-    }
-    for s in stats {
-        assert!(s.requests > 0, "{phase}: no request sent to {}", s.target);
-        for v in want_versions {
-            assert!(
-                s.versions.contains_key(*v),
-                "{phase}: {} never answered {v} (so the load did not span the switch): {:?}",
-                s.target,
-                s.versions
-            );
-        }
-    }
-    assert_eq!(
-        failures,
-        0,
-        "{phase}: requests failed: {:#?}",
-        stats
-            .iter()
-            .filter(|s| s.failures > 0)
-            .map(|s| (&s.target, s.failures, &s.first_errors))
-            .collect::<Vec<_>>()
-    );
-    (requests, longest)
-}
-
-// ---------------------------------------------------------------------------
 // 1 + 8: zero downtime under load, and the benchmark
 
 #[test]
 fn a_blue_green_rollout_and_a_rollback_drop_no_request_under_load() {
     let Some(fleet) = Fleet::up(4) else { return };
-    let tenants = fleet_tenants(&fleet);
+    let tenants = six_tenants(&fleet);
     deploy_all(&fleet, "1.0.0");
     assert_fleet_serves(&fleet, &tenants, "1.0.0", "after the first deploy");
 
-    // The rollout to 2.0.0 under load.
-    let load = Load::start(&fleet, &tenants, Duration::from_secs(200));
+    // The rollout to 2.0.0 under load: GET and POST to every target through nginx.
+    let load = Load::start(
+        &fleet,
+        &tenants,
+        &LoadPlan::steady(Duration::from_secs(200)),
+    );
     std::thread::sleep(Duration::from_secs(1));
     let started = Instant::now();
     let rollout = drover(
         &fleet,
-        &[
-            "deploy",
-            &agent_playbook(),
-            "--all",
-            "--strategy",
-            "blue-green",
-            "--batch",
-            "25%",
-            "--set",
-            "version=2.0.0",
-            "--json",
-        ],
+        &blue_green_to_all("2.0.0", &["--batch", "25%", "--json"]),
         DEPLOY_LIMIT,
     );
     let wall = started.elapsed();
     std::thread::sleep(Duration::from_secs(1));
-    let (stats, ran) = load.stop();
+    let seen = load.stop();
     assert_exit(&rollout, EXIT_OK, "blue-green rollout of 2.0.0 under load");
     let report = by_target(&rollout);
     assert_eq!(report.len(), 12, "{}", rollout.describe());
     for (target, line) in &report {
         assert_eq!(line["status"], "changed", "{target}: {line}");
     }
-    let (rollout_requests, rollout_gap) = report_load(
-        "blue-green 1.0.0 -> 2.0.0",
-        &stats,
-        ran,
-        &["1.0.0", "2.0.0"],
-    );
+    let phase = "blue-green 1.0.0 -> 2.0.0";
+    seen.print(phase);
+    seen.assert_every_target_answered(phase, &["1.0.0", "2.0.0"]);
+    seen.assert_none_failed(phase, Requests::of(Method::Get));
+    seen.assert_none_failed(phase, Requests::of(Method::Post));
     assert_fleet_serves(&fleet, &tenants, "2.0.0", "after the rollout");
 
     // 8: the benchmark. Batches of 25% = 3 targets, in plan order (the order of the
@@ -668,11 +241,15 @@ fn a_blue_green_rollout_and_a_rollback_drop_no_request_under_load() {
     bench(&rollout, wall);
 
     // The rollback of every target under load.
-    let load = Load::start(&fleet, &tenants, Duration::from_secs(120));
+    let load = Load::start(
+        &fleet,
+        &tenants,
+        &LoadPlan::steady(Duration::from_secs(120)),
+    );
     std::thread::sleep(Duration::from_secs(1));
     let rollback = drover(&fleet, &["rollback", "--all", "--json"], SMALL_LIMIT);
     std::thread::sleep(Duration::from_secs(1));
-    let (stats, ran) = load.stop();
+    let back = load.stop();
     assert_exit(&rollback, EXIT_OK, "rollback --all under load");
     let report = by_target(&rollback);
     assert_eq!(report.len(), 12, "{}", rollback.describe());
@@ -683,14 +260,19 @@ fn a_blue_green_rollout_and_a_rollback_drop_no_request_under_load() {
         "ROLLBACK --all of 12 targets: {:.2}s wall",
         rollback.elapsed.as_secs_f64()
     );
-    let (rollback_requests, rollback_gap) =
-        report_load("rollback 2.0.0 -> 1.0.0", &stats, ran, &["1.0.0", "2.0.0"]);
+    let phase = "rollback 2.0.0 -> 1.0.0";
+    back.print(phase);
+    back.assert_every_target_answered(phase, &["1.0.0", "2.0.0"]);
+    back.assert_none_failed(phase, Requests::of(Method::Get));
+    back.assert_none_failed(phase, Requests::of(Method::Post));
     assert_fleet_serves(&fleet, &tenants, "1.0.0", "after the rollback");
     eprintln!(
-        "SUMMARY zero downtime: rollout {rollout_requests} requests, 0 failed, longest gap {} ms; \
-         rollback {rollback_requests} requests, 0 failed, longest gap {} ms",
-        rollout_gap.as_millis(),
-        rollback_gap.as_millis()
+        "SUMMARY zero downtime: rollout {} requests, 0 failed, longest gap {} ms; \
+         rollback {} requests, 0 failed, longest gap {} ms",
+        seen.requests(Requests::ALL),
+        seen.longest_gap(Requests::ALL).as_millis(),
+        back.requests(Requests::ALL),
+        back.longest_gap(Requests::ALL).as_millis()
     );
 }
 
@@ -765,25 +347,15 @@ fn bench(rollout: &Finished, wall: Duration) {
 #[test]
 fn a_broken_release_halts_after_the_failure_budget_and_leaves_every_tenant_live() {
     let Some(fleet) = Fleet::up(4) else { return };
-    let tenants = fleet_tenants(&fleet);
+    let tenants = six_tenants(&fleet);
     deploy_all(&fleet, "1.0.0");
 
     let run = drover(
         &fleet,
-        &[
-            "deploy",
-            &agent_playbook(),
-            "--all",
-            "--strategy",
-            "blue-green",
-            "--batch",
-            "2",
-            "--max-failures",
-            "1",
-            "--set",
-            "version=3.0.0-broken",
-            "--json",
-        ],
+        &blue_green_to_all(
+            "3.0.0-broken",
+            &["--batch", "2", "--max-failures", "1", "--json"],
+        ),
         DEPLOY_LIMIT,
     );
     assert_exit(&run, EXIT_HALTED, "3.0.0-broken with --max-failures 1");
@@ -848,27 +420,18 @@ fn a_broken_release_halts_after_the_failure_budget_and_leaves_every_tenant_live(
 #[test]
 fn a_crashing_release_is_caught_by_the_canary_soak() {
     let Some(fleet) = Fleet::up(4) else { return };
-    let tenants = fleet_tenants(&fleet);
+    let tenants = six_tenants(&fleet);
     deploy_all(&fleet, "1.0.0");
 
+    // Traffic to every tenant while the canary soaks (see the end of the test).
+    let plan = LoadPlan::steady(DEPLOY_LIMIT);
+    let load = Load::start(&fleet, &tenants, &plan);
     let run = drover(
         &fleet,
-        &[
-            "deploy",
-            &agent_playbook(),
-            "--all",
-            "--strategy",
-            "blue-green",
-            "--canary",
-            "1",
-            "--pause",
-            "8s",
-            "--set",
-            "version=4.0.0-crash",
-            "--json",
-        ],
+        &blue_green_to_all("4.0.0-crash", &["--canary", "1", "--pause", "8s", "--json"]),
         DEPLOY_LIMIT,
     );
+    let seen = load.stop();
     let report = by_target(&run);
     // What the canary serves right after the run, for the failure message too.
     let (canary_tenant, canary_host) = targets(&tenants)[0].clone();
@@ -925,10 +488,7 @@ fn a_crashing_release_is_caught_by_the_canary_soak() {
 
     // The canary is not left on the dead color: for several seconds (longer than the
     // crash release lives) it answers healthy through nginx, with 1.0.0.
-    let tenant = tenants
-        .iter()
-        .find(|t| t.name == canary_tenant)
-        .expect("tenant");
+    let tenant = tenant(&tenants, &canary_tenant);
     let mut answers = Vec::new();
     let until = Instant::now() + Duration::from_secs(7);
     while Instant::now() < until {
@@ -961,6 +521,23 @@ fn a_crashing_release_is_caught_by_the_canary_soak() {
     );
     // The other tenants were never touched.
     assert_fleet_serves(&fleet, &tenants, "1.0.0", "after the canary halted");
+
+    // Under the load: no request to another target failed, and the canary's own
+    // failures fit in the soak (8 s), its check and the switch back (20 s in all) at
+    // the load's rate.
+    let phase = "canary of 4.0.0-crash";
+    seen.print(phase);
+    for (tenant, host) in targets(&tenants) {
+        if (&tenant, &host) != (&canary_tenant, &canary_host) {
+            seen.assert_none_failed(phase, Requests::to(&tenant).at(&host));
+        }
+    }
+    let per_second = u64::from(plan.gets_per_second + plan.posts_per_second);
+    seen.assert_failed_at_most(
+        phase,
+        Requests::to(&canary_tenant).at(&canary_host),
+        20 * per_second,
+    );
     eprintln!("CRASH canary {canary}: {}", text(&line["error"]));
 }
 
@@ -970,7 +547,7 @@ fn a_crashing_release_is_caught_by_the_canary_soak() {
 #[test]
 fn a_host_killed_mid_rollout_counts_against_the_budget() {
     let Some(fleet) = Fleet::up(4) else { return };
-    let tenants = fleet_tenants(&fleet);
+    let tenants = six_tenants(&fleet);
     deploy_all(&fleet, "1.0.0");
     let order = targets(&tenants);
     // Batches of 2: acme, globex, hooli, initech (host-3, host-4), stark (host-2,
@@ -983,23 +560,9 @@ fn a_host_killed_mid_rollout_counts_against_the_budget() {
         .expect("a target on host-4");
     let (victim, _) = order[first_on_dead].clone();
 
-    let run = spawn(
+    let run = spawn_drover(
         &fleet,
-        &[
-            "deploy",
-            &agent_playbook(),
-            "--all",
-            "--strategy",
-            "blue-green",
-            "--batch",
-            "2",
-            "--max-failures",
-            "1",
-            "--set",
-            "version=2.0.0",
-            "--json",
-        ],
-        &[],
+        &blue_green_to_all("2.0.0", &["--batch", "2", "--max-failures", "1", "--json"]),
     );
     // Kill host-4 while its first target is in flight (it holds the tenant's lock).
     wait_for(
@@ -1163,16 +726,16 @@ fn a_host_killed_mid_rollout_counts_against_the_budget() {
 #[test]
 fn a_partitioned_host_reverts_the_switch_by_itself() {
     let Some(fleet) = Fleet::up(4) else { return };
-    let tenants = fleet_tenants(&fleet);
+    let tenants = six_tenants(&fleet);
     deploy_all(&fleet, "1.0.0");
     let (tenant, host) = ("acme", "host-1");
-    let t = tenants.iter().find(|t| t.name == tenant).expect("acme");
+    let t = self::tenant(&tenants, tenant);
     let gated = variant(&fleet, "gated", "");
 
     // 2.0.0-gated passes its direct health check, so drover switches nginx to it; through
     // nginx it answers 503 until a gate file exists, which holds drover in "verify
     // through proxy" (up to ~10 s). That is when the host is cut off.
-    let run = spawn(
+    let run = spawn_drover(
         &fleet,
         &[
             "deploy",
@@ -1189,7 +752,6 @@ fn a_partitioned_host_reverts_the_switch_by_itself() {
             "version=2.0.0-gated",
             "--json",
         ],
-        &[],
     );
     wait_for(Duration::from_secs(60), "the switch to 2.0.0-gated", || {
         (active(&fleet, host, tenant).1 == "2.0.0-gated").then_some(())
@@ -1347,7 +909,7 @@ fn hold_after_switch(
         "version=2.0.0-gated",
     ];
     args.extend_from_slice(extra);
-    let run = spawn(fleet, &args, env);
+    let run = Drover::on(fleet).envs(env).spawn(&args);
     wait_for(Duration::from_secs(60), "the switch to 2.0.0-gated", || {
         (active(fleet, host, tenant).1 == "2.0.0-gated").then_some(())
     });
@@ -1424,19 +986,11 @@ fn rollout_in_background(
     runs: &Path,
     done: usize,
 ) -> (Running, String) {
-    let playbook = agent_playbook();
-    let mut args = vec![
-        "deploy",
-        &playbook,
-        "--all",
-        "--strategy",
-        "blue-green",
-        "--batch",
-        "2",
-    ];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["--set", "version=2.0.0"]);
-    let run = spawn(fleet, &args, env);
+    let mut flags = vec!["--batch", "2"];
+    flags.extend_from_slice(extra);
+    let run = Drover::on(fleet)
+        .envs(env)
+        .spawn(&blue_green_to_all("2.0.0", &flags));
     let id = wait_for(Duration::from_secs(120), "targets finished", || {
         let id = newest_run(runs)?;
         let finished = journal(&runs.join(format!("{id}.jsonl")))
@@ -1451,7 +1005,7 @@ fn rollout_in_background(
 #[test]
 fn killing_the_control_node_mid_rollout_then_resuming_deploys_every_target_once() {
     let Some(fleet) = Fleet::up(4) else { return };
-    let tenants = fleet_tenants(&fleet);
+    let tenants = six_tenants(&fleet);
     deploy_all(&fleet, "1.0.0");
     let state_dir = fleet.work_dir().join("control-state");
     let runs = state_dir.join("runs");
@@ -1460,7 +1014,7 @@ fn killing_the_control_node_mid_rollout_then_resuming_deploys_every_target_once(
     // Killed as soon as the first batch (two targets) is recorded done: the second
     // batch is in flight then, its two targets locked and part-way through.
     let (run, id) = rollout_in_background(&fleet, &[], &env, &runs, 2);
-    sigkill(&run);
+    run.signal("KILL");
     let killed = run.wait(DEPLOY_LIMIT);
     assert_eq!(
         killed.code(),
@@ -1493,7 +1047,9 @@ fn killing_the_control_node_mid_rollout_then_resuming_deploys_every_target_once(
         events.iter().filter(|e| e["event"] == "target").count()
     );
 
-    let resumed = drover_env(&fleet, &["resume", &id], &env, DEPLOY_LIMIT);
+    let resumed = Drover::on(&fleet)
+        .envs(&env)
+        .run(&["resume", &id], DEPLOY_LIMIT);
     eprintln!("RESUME:\n{}{}", resumed.stderr(), resumed.stdout());
     assert_exit(&resumed, EXIT_OK, "resume");
     assert_fleet_serves(&fleet, &tenants, "2.0.0", "after the resume");
@@ -1537,18 +1093,14 @@ fn killing_the_control_node_mid_rollout_then_resuming_deploys_every_target_once(
 #[test]
 fn a_second_concurrent_deploy_of_a_tenant_is_refused_by_the_lock() {
     let Some(fleet) = Fleet::up(4) else { return };
-    let tenants = fleet_tenants(&fleet);
-    let acme = tenants
-        .iter()
-        .find(|t| t.name == "acme")
-        .expect("acme")
-        .clone();
+    let tenants = six_tenants(&fleet);
+    let acme = tenant(&tenants, "acme").clone();
     let slow = variant(
         &fleet,
         "slow",
         "[[steps]]\nname = \"slow step\"\nrun = { script = \"sleep 8\" }\n",
     );
-    let first = spawn(
+    let first = spawn_drover(
         &fleet,
         &[
             "deploy",
@@ -1560,7 +1112,6 @@ fn a_second_concurrent_deploy_of_a_tenant_is_refused_by_the_lock() {
             "--set",
             "version=1.0.0",
         ],
-        &[],
     );
     let owners: Vec<String> = acme
         .hosts
@@ -1643,7 +1194,7 @@ fn a_run_killed_between_switch_and_confirm_then_resumed_keeps_the_new_version_li
     // drover dies in "verify through proxy", with the revert timer armed and not
     // confirmed.
     let (run, switched) = hold_after_switch(&fleet, tenant, host, &[], &env);
-    sigkill(&run);
+    run.signal("KILL");
     let killed = run.wait(DEPLOY_LIMIT);
     assert_eq!(killed.code(), None, "{}", killed.describe());
     let armed = pending_revert_timers(&fleet, host);
@@ -1656,7 +1207,9 @@ fn a_run_killed_between_switch_and_confirm_then_resumed_keeps_the_new_version_li
     let gate = sh(&fleet, host, &format!("touch /etc/drover/open-{tenant}"));
     assert!(gate.status.success());
     let id = newest_run(&runs).expect("the killed run's journal");
-    let resumed = drover_env(&fleet, &["resume", &id], &env, SMALL_LIMIT);
+    let resumed = Drover::on(&fleet)
+        .envs(&env)
+        .run(&["resume", &id], SMALL_LIMIT);
     eprintln!(
         "RESUME BEFORE DEADLINE ({:.1}s after the switch): exit {:?}\n{}{}",
         switched.elapsed().as_secs_f64(),
@@ -1700,13 +1253,15 @@ fn a_run_killed_between_switch_and_confirm_then_resumed_keeps_the_new_version_li
 #[test]
 fn drover_halt_stops_a_rollout_and_rollback_on_halt_switches_its_targets_back() {
     let Some(fleet) = Fleet::up(4) else { return };
-    let tenants = fleet_tenants(&fleet);
+    let tenants = six_tenants(&fleet);
     deploy_all(&fleet, "1.0.0");
     let state_dir = fleet.work_dir().join("control-state");
     let runs = state_dir.join("runs");
     let env = [("DROVER_STATE_DIR", state_dir.as_path())];
     let (run, id) = rollout_in_background(&fleet, &["--rollback-on-halt"], &env, &runs, 1);
-    let halt = drover_env(&fleet, &["halt", &id], &env, SMALL_LIMIT);
+    let halt = Drover::on(&fleet)
+        .envs(&env)
+        .run(&["halt", &id], SMALL_LIMIT);
     assert_exit(&halt, EXIT_OK, "drover halt");
     let halted = run.wait(DEPLOY_LIMIT);
     assert_exit(&halted, EXIT_HALTED, "the halted rollout");

@@ -3,15 +3,12 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::cli::{Run, drover, run};
+use crate::support::cli::{Run, drover, run, run_with_inventory};
 use crate::support::sshd::{SshdFleet, keygen};
 
+/// `drover -i INVENTORY run ARGS...` with the fleet's dir as HOME.
 fn drover_run(fleet: &SshdFleet, inventory: &std::path::Path, args: &[&str]) -> Run {
-    run(drover(fleet.dir.path())
-        .arg("-i")
-        .arg(inventory)
-        .arg("run")
-        .args(args))
+    run_with_inventory(fleet.dir.path(), inventory, &[&["run"], args].concat())
 }
 
 #[test]
@@ -269,10 +266,7 @@ fn ecdsa_rsa_and_passphrase_protected_keys_authenticate() {
             .args(["run", "--all", "--", "echo", name]);
         if !passphrase.is_empty() {
             // Without a terminal or the variable, an encrypted key is refused clearly.
-            let r = run(drover(fleet.dir.path())
-                .arg("-i")
-                .arg(&inv)
-                .args(["run", "--all", "--", "true"]));
+            let r = drover_run(&fleet, &inv, &["--all", "--", "true"]);
             assert_eq!(r.code, 4, "{r:?}");
             assert!(
                 r.stdout.contains("encrypted") && r.stdout.contains("DROVER_KEY_PASSPHRASE"),
@@ -320,10 +314,7 @@ fn keys_from_ssh_agent_authenticate_when_no_identity_is_configured() {
         .arg("-i")
         .arg(&inv)
         .args(["run", "--all", "--", "echo agent"]));
-    let no_agent = run(drover(fleet.dir.path())
-        .arg("-i")
-        .arg(&inv)
-        .args(["run", "--all", "--", "true"]));
+    let no_agent = drover_run(&fleet, &inv, &["--all", "--", "true"]);
     let _ = agent.kill();
     let _ = agent.wait();
     assert_eq!(r.code, 0, "{r:?}");

@@ -21,41 +21,27 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::fleet::{Finished, Fleet, Running, run_bounded};
+use crate::support::cli;
+use crate::support::drover::{Drover, assert_exit, drover, keyed_by_target, text};
+use crate::support::fleet::{Finished, Fleet, run_bounded, send_signal};
+use crate::support::host::sh_out;
+use crate::support::repo::{self, agent_playbook};
 use crate::support::sshd::SshdFleet;
+use crate::support::tenants::{fleet_tenants, target_keys};
+use crate::support::wait::poll;
 
-/// The secret the reference playbook's env step needs.
-const SECRET: &str = "status-demo-api-key";
 /// Limit for the blue-green deploy of the whole test fleet.
 const DEPLOY_LIMIT: Duration = Duration::from_secs(300);
 /// Limit for one status / logs / diagnose run.
 const LIMIT: Duration = Duration::from_secs(90);
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Where the HTML report and its screenshot are kept for CI (DROVER_ARTIFACTS overrides).
 fn artifacts() -> PathBuf {
     let dir = std::env::var_os("DROVER_ARTIFACTS")
-        .map_or_else(|| repo().join("target/artifacts"), PathBuf::from)
+        .map_or_else(|| repo::root().join("target/artifacts"), PathBuf::from)
         .join("status");
     std::fs::create_dir_all(&dir).expect("artifacts dir");
     dir
-}
-
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap_or("")
-}
-
-#[track_caller]
-fn assert_exit(run: &Finished, code: i32, what: &str) {
-    assert_eq!(
-        run.code(),
-        Some(code),
-        "{what}: want exit {code}\n{}",
-        run.describe()
-    );
 }
 
 fn json(run: &Finished) -> Value {
@@ -64,52 +50,10 @@ fn json(run: &Finished) -> Value {
 }
 
 /// The JSON targets by `tenant@host`.
+#[track_caller]
 fn targets(doc: &Value) -> BTreeMap<String, Value> {
-    doc["targets"]
-        .as_array()
-        .expect("targets array")
-        .iter()
-        .map(|t| {
-            (
-                format!("{}@{}", text(&t["tenant"]), text(&t["host"])),
-                t.clone(),
-            )
-        })
-        .collect()
-}
-
-/// (tenant, hosts) of the fleet's generated inventory.
-fn fleet_tenants(fleet: &Fleet) -> Vec<(String, Vec<String>)> {
-    let inv: toml::Table =
-        toml::from_str(&std::fs::read_to_string(fleet.inventory()).expect("inventory"))
-            .expect("inventory is TOML");
-    inv["tenants"]
-        .as_table()
-        .expect("tenants")
-        .iter()
-        .map(|(name, t)| {
-            let hosts = t["hosts"]
-                .as_array()
-                .expect("hosts")
-                .iter()
-                .map(|h| h.as_str().expect("host").to_owned())
-                .collect();
-            (name.clone(), hosts)
-        })
-        .collect()
-}
-
-fn drover(fleet: &Fleet, args: &[&str], limit: Duration) -> Finished {
-    let child = fleet
-        .drover()
-        .env("DROVER_SECRET_API_KEY", SECRET)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start drover");
-    Running::from_child(child).wait(limit)
+    let targets = doc["targets"].as_array().expect("targets array");
+    keyed_by_target(targets.iter().cloned(), &doc.to_string())
 }
 
 fn have(program: &str) -> bool {
@@ -197,9 +141,8 @@ struct Follower {
 
 impl Follower {
     fn start(fleet: &Fleet, args: &[&str]) -> Self {
-        let mut child = fleet
-            .drover()
-            .args(args)
+        let mut child = Drover::on(fleet)
+            .command(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -226,14 +169,16 @@ impl Follower {
 
     /// Waits until a line satisfies `want`.
     fn wait_for(&self, what: &str, want: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if self.lines.lock().unwrap().iter().any(|l| want(l)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
+        let seen = poll(Duration::from_secs(30), || {
+            self.lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| want(l))
+                .then_some(())
+        });
+        assert!(
+            seen.is_some(),
             "drover logs --follow: no {what} within 30s:\n{}",
             self.text()
         );
@@ -251,16 +196,12 @@ impl Drop for Follower {
 fn status_logs_and_diagnose_report_a_blue_green_fleet_its_stopped_unit_and_its_lost_host() {
     let Some(fleet) = Fleet::up(4) else { return };
     let tenants = fleet_tenants(&fleet);
-    let all_targets: Vec<String> = tenants
-        .iter()
-        .flat_map(|(t, hosts)| hosts.iter().map(move |h| format!("{t}@{h}")))
-        .collect();
-    let playbook = repo().join("playbooks/agent.toml");
-    let playbook = playbook.to_str().expect("UTF-8 path");
+    let all_targets = target_keys(&tenants);
+    let playbook = agent_playbook();
 
     let deploy = drover(
         &fleet,
-        &["deploy", playbook, "--all", "--strategy", "blue-green"],
+        &["deploy", &playbook, "--all", "--strategy", "blue-green"],
         DEPLOY_LIMIT,
     );
     assert_exit(&deploy, 0, "blue-green deploy of 1.0.0");
@@ -344,7 +285,7 @@ fn status_logs_and_diagnose_report_a_blue_green_fleet_its_stopped_unit_and_its_l
     promtool_check(&prom);
 
     // --- Logs: history from both hosts of a tenant, prefixed host/tenant.
-    let (tenant, hosts) = &tenants[0];
+    let (tenant, hosts) = (&tenants[0].name, &tenants[0].hosts);
     let logs = drover(&fleet, &["logs", "--tenant", tenant, "--lines", "5"], LIMIT);
     assert_exit(&logs, 0, "logs");
     for h in hosts {
@@ -376,13 +317,7 @@ fn status_logs_and_diagnose_report_a_blue_green_fleet_its_stopped_unit_and_its_l
         l.starts_with(&format!("{first_host}/{tenant} "))
     });
     let marker = format!("/status-test-marker-{}", std::process::id());
-    let port = {
-        let inv: toml::Table =
-            toml::from_str(&std::fs::read_to_string(fleet.inventory()).unwrap()).unwrap();
-        inv["tenants"][tenant.as_str()]["port"]
-            .as_integer()
-            .unwrap()
-    };
+    let port = tenants[0].port;
     let curl = fleet.exec(
         first_host,
         &[
@@ -397,49 +332,33 @@ fn status_logs_and_diagnose_report_a_blue_green_fleet_its_stopped_unit_and_its_l
     follower.wait_for("live line", |l| {
         l.starts_with(&format!("{first_host}/{tenant} blue")) && l.contains(&marker)
     });
-    let pid = follower.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = follower.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
+    send_signal(follower.child.id(), "INT");
+    let status = poll(Duration::from_secs(20), || {
+        follower.child.try_wait().unwrap()
+    })
+    .unwrap_or_else(|| {
+        panic!(
             "logs --follow still running 20s after Ctrl-C:\n{}",
             follower.text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        )
+    });
     assert_eq!(
         status.code(),
         Some(0),
         "logs --follow after Ctrl-C:\n{}",
         follower.text()
     );
-    let mut left = String::new();
-    for _ in 0..50 {
-        let ps = fleet.exec(
+    let followers_on_host = || {
+        sh_out(
+            &fleet,
             first_host,
-            &[
-                "sh",
-                "-c",
-                "ps -eo args | grep -E '^(journalctl|tail -n 1 -F)' || true",
-            ],
-        );
-        left = String::from_utf8_lossy(&ps.stdout).into_owned();
-        if left.trim().is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            "ps -eo args | grep -E '^(journalctl|tail -n 1 -F)' || true",
+        )
+    };
+    let left = poll(Duration::from_secs(5), || {
+        Some(followers_on_host()).filter(|left| left.trim().is_empty())
+    })
+    .unwrap_or_else(followers_on_host);
     assert_eq!(
         left.trim(),
         "",
@@ -447,7 +366,7 @@ fn status_logs_and_diagnose_report_a_blue_green_fleet_its_stopped_unit_and_its_l
     );
 
     // --- One unit stopped by hand: exactly that target is flagged, exit 1.
-    let (down_tenant, down_hosts) = &tenants[1];
+    let (down_tenant, down_hosts) = (&tenants[1].name, &tenants[1].hosts);
     let down_host = &down_hosts[0];
     let down = format!("{down_tenant}@{down_host}");
     let stop = fleet.exec(
@@ -653,11 +572,7 @@ fn status_asks_200_loopback_hosts_in_one_round_and_exits_4_for_a_missing_one() {
         hosts.join(", ")
     ));
     let home = fleet.dir.path();
-    let run = |args: &[&str]| {
-        let mut cmd = crate::support::cli::drover(home);
-        cmd.arg("-i").arg(&inventory).args(args);
-        crate::support::cli::run(&mut cmd)
-    };
+    let run = |args: &[&str]| cli::run_with_inventory(home, &inventory, args);
 
     let bad = run(&["status"]);
     assert_eq!(bad.code, 2, "no selector is bad input: {bad:?}");

@@ -64,3 +64,8 @@ pub fn run(cmd: &mut Command) -> Run {
         elapsed: started.elapsed(),
     }
 }
+
+/// Runs `drover -i INVENTORY ARGS...` with HOME set to `home` (see [`drover`]).
+pub fn run_with_inventory(home: &Path, inventory: &Path, args: &[&str]) -> Run {
+    run(drover(home).arg("-i").arg(inventory).args(args))
+}

@@ -38,7 +38,7 @@ const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 static FLEETS: AtomicUsize = AtomicUsize::new(0);
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    super::repo::root()
 }
 
 fn fleet_sh() -> PathBuf {
@@ -53,13 +53,7 @@ pub(crate) fn e2e_required() -> bool {
 /// Runs `cmd` to its end or until `limit`, then kills it. Returns its output
 /// and whether it ran out of time.
 pub(crate) fn run_bounded(cmd: &mut Command, limit: Duration) -> (Output, bool) {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let mut running = Running::new(child, Instant::now());
+    let mut running = Running::start(cmd);
     let (status, timed_out) = running.wait_status(limit);
     (running.collect(status), timed_out)
 }
@@ -126,6 +120,22 @@ impl Running {
         Self::new(child, Instant::now())
     }
 
+    /// Starts `cmd` with no stdin and its output read while it runs.
+    pub(crate) fn start(cmd: &mut Command) -> Self {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Self::from_child(child)
+    }
+
+    /// Sends `signal` (`KILL`, `TERM`, `INT`...) to the process.
+    pub(crate) fn signal(&self, signal: &str) {
+        send_signal(self.pid(), signal);
+    }
+
     /// The process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
@@ -151,6 +161,16 @@ impl Running {
         );
         finished
     }
+}
+
+/// `kill -SIGNAL PID`; fails the test when kill fails.
+pub(crate) fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
 }
 
 impl Drop for Running {
@@ -427,6 +447,12 @@ impl Fleet {
     /// Runs shell text on the host over plain OpenSSH as `deploy`, with the
     /// fleet's key and strict host key checking against its known_hosts.
     pub(crate) fn ssh(&self, host: &str, script: &str) -> Output {
+        self.ssh_with_key(host, &self.identity(), script)
+    }
+
+    /// Like [`Fleet::ssh`], offering `identity` (a private key file) instead of
+    /// the fleet's key.
+    pub(crate) fn ssh_with_key(&self, host: &str, identity: &Path, script: &str) -> Output {
         let mut cmd = Command::new("ssh");
         cmd.args([
             "-F",
@@ -449,7 +475,7 @@ impl Fleet {
             self.known_hosts().display()
         ))
         .arg("-i")
-        .arg(self.identity())
+        .arg(identity)
         .arg(format!("deploy@{}", self.address(host)))
         .arg(script);
         let (out, timed_out) = run_bounded(&mut cmd, CMD_TIMEOUT);
@@ -458,33 +484,12 @@ impl Fleet {
     }
 
     /// The drover binary with this fleet's inventory (`-i`), run in the
-    /// fleet's scratch dir so no other inventory is picked up.
+    /// fleet's scratch dir so no other inventory is picked up. Tests run it
+    /// through [`super::drover::Drover`], which also gives it the test secret.
     pub(crate) fn drover(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_drover"));
-        cmd.current_dir(self.work_dir())
-            .env_remove("DROVER_INVENTORY")
-            .env("NO_COLOR", "1")
-            .arg("-i")
-            .arg(self.inventory());
+        let mut cmd = super::drover::binary_in(self.work_dir());
+        cmd.arg("-i").arg(self.inventory());
         cmd
-    }
-
-    /// Starts `drover -i <inventory> ARGS...` without waiting for it.
-    pub(crate) fn spawn_drover(&self, args: &[&str]) -> Running {
-        let child = self
-            .drover()
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start drover");
-        Running::new(child, Instant::now())
-    }
-
-    /// Runs `drover -i <inventory> ARGS...`; fails the test after `limit`.
-    pub(crate) fn run_drover(&self, args: &[&str], limit: Duration) -> Finished {
-        self.spawn_drover(args).wait(limit)
     }
 }
 

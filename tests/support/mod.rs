@@ -1,6 +1,23 @@
-//! Test support shared by the integration tests.
+//! Test support shared by the integration tests: each helper lives here once.
 #![allow(dead_code, unreachable_pub)]
 
+/// drover in an isolated HOME, for the loopback-sshd tests.
 pub mod cli;
+/// drover against a Docker test fleet: the builder, exit codes, reports by target.
+pub mod drover;
+/// Docker test fleets, and bounded child processes.
 pub mod fleet;
+/// Reads of a fleet host behind drover's back: shell, files, state, lock, audit, nginx.
+pub mod host;
+/// A minimal HTTP/1.1 client.
+pub mod http;
+/// The load generator for progressive-delivery tests.
+pub mod load;
+/// Paths in the repository.
+pub mod repo;
+/// A real OpenSSH sshd on loopback.
 pub mod sshd;
+/// The tenants and targets of a fleet's inventory.
+pub mod tenants;
+/// Bounded polling.
+pub mod wait;

@@ -15,6 +15,8 @@ Usage: agent.py [--port PORT] [--bind ADDR] [--version]
 Endpoints:
     GET /health  200 {"status":"healthy","version":...} (500 "unhealthy" if broken)
     GET /        200 text/plain "agent <version> tenant <tenant>\n"
+    POST /       200 text/plain "agent <version> tenant <tenant> received <n> bytes\n"
+                 (the body is read whole; at most 64 KiB, else 413)
 SIGTERM and SIGINT stop it cleanly (exit 0).
 """
 import argparse
@@ -27,6 +29,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The largest POST body read; a load generator sends a few bytes.
+MAX_BODY = 64 * 1024
 STARTED = time.monotonic()
 
 
@@ -81,20 +85,44 @@ class Handler(BaseHTTPRequestHandler):
                 body["reason"] = "this release is broken on purpose"
             self._send(200 if healthy else 500, json.dumps(body, separators=(",", ":")) + "\n", "application/json")
         elif path == "/":
-            text = f"agent {VERSION}"
-            if TENANT:
-                text += f" tenant {TENANT}"
-            if COLOR:
-                text += f" color {COLOR}"
-            self._send(200, text + "\n", "text/plain; charset=utf-8")
+            self._send(200, self._hello() + "\n", "text/plain; charset=utf-8")
         else:
-            self._send(404, json.dumps({"error": "not found", "path": path}, separators=(",", ":")) + "\n", "application/json")
+            self._not_found(path)
+
+    def _hello(self):
+        text = f"agent {VERSION}"
+        if TENANT:
+            text += f" tenant {TENANT}"
+        if COLOR:
+            text += f" color {COLOR}"
+        return text
+
+    def _not_found(self, path):
+        self._send(404, json.dumps({"error": "not found", "path": path}, separators=(",", ":")) + "\n", "application/json")
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
         self._route()
 
     def do_HEAD(self):  # noqa: N802
         self._route()
+
+    def do_POST(self):  # noqa: N802
+        # The body is read whole before answering: a body left unread would be
+        # taken for the next request on a kept-alive connection.
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self.close_connection = True
+            self._send(413, f"a body of 0 to {MAX_BODY} bytes with Content-Length\n", "text/plain; charset=utf-8")
+            return
+        received = len(self.rfile.read(length))
+        path = self.path.split("?", 1)[0]
+        if path == "/":
+            self._send(200, f"{self._hello()} received {received} bytes\n", "text/plain; charset=utf-8")
+        else:
+            self._not_found(path)
 
     def log_message(self, fmt, *args):
         log(f"{self.client_address[0]} {fmt % args}")
