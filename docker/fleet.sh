@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # drover's test fleet: N real hosts as containers (systemd as PID 1, sshd,
-# nginx, python3) on a private Docker network, with fixed addresses.
+# nginx, python3, rootful podman) on a private Docker network, with fixed
+# addresses.
 #
 # Usage: docker/fleet.sh up N | down | kill HOST | stop HOST | start HOST | partition HOST | heal HOST | ps | env
 #
@@ -130,15 +131,21 @@ parallel_hosts() {
   return "$rc"
 }
 
+# Podman in the hosts (docker/NOTES.md) needs seccomp unconfined (Docker's
+# default profile refuses pivot_root, so crun cannot start a container) and
+# /var/lib/containers on a volume, i.e. on a real filesystem where the kernel's
+# overlay works (the host's root is fuse-overlayfs). `down` (rm -v) removes it.
 start_container() {
   local host=$1
   docker run -d --name "$(container "$host")" --hostname "$host" \
     --network "$name" --ip "$(address "$host")" \
     --label "$label" --label "drover.fleet.host=$host" \
     --cap-add SYS_ADMIN --cgroupns private \
+    --security-opt seccomp=unconfined \
     --tmpfs /run:rw,nosuid,nodev,exec,mode=755,size=64m \
     --tmpfs /run/lock:rw,nosuid,nodev,noexec,size=8m \
     -v "$state/authorized_keys:/etc/drover/authorized_keys:ro" \
+    -v /var/lib/containers \
     --stop-timeout 10 \
     "$image" >/dev/null
 }
