@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::drover::{
-    Drover, EXIT_HALTED, EXIT_OK, assert_exit, by_target, drover, spawn_drover, text,
+    Drover, EXIT_FAILED, EXIT_HALTED, EXIT_OK, EXIT_UNREACHABLE, assert_exit, by_target, drover,
+    spawn_drover, text,
 };
 use crate::support::fleet::{Finished, Fleet, Running};
 use crate::support::host::{
@@ -973,6 +974,90 @@ fn a_host_refusing_logins_for_a_moment_after_its_switch_is_still_confirmed() {
     );
 }
 
+#[test]
+fn a_host_lost_mid_rollout_exits_4_and_status_calls_the_lock_it_left_over_at_once() {
+    let Some(fleet) = Fleet::up(1) else { return };
+    let (tenant, host) = ("acme", "host-1");
+    // Held in "verify through proxy" right after its switch, the host is cut off: the
+    // connection dies (keepalive), the host's own timer switches back, and the run can
+    // no longer release the tenant's lock.
+    let (run, _) = hold_after_switch(&fleet, tenant, host, &["--json"], &[]);
+    fleet.partition(host);
+    let run = run.wait(SMALL_LIMIT);
+    eprintln!("LOST HOST: drover said\n{}{}", run.stderr(), run.stdout());
+    assert_exit(
+        &run,
+        EXIT_UNREACHABLE,
+        "a host lost in the middle of a rollout",
+    );
+    let line = by_target(&run)
+        .remove(&format!("{tenant}@{host}"))
+        .expect("the target");
+    assert_eq!(line["status"], "unreachable", "{line}");
+    fleet.heal(host);
+    let owner = lock_owner(&fleet, host, tenant).expect("the lost run's lock is still there");
+
+    // The run has ended (its journal says so): status flags its lock at once, not
+    // after 30 minutes, and says how to clear it.
+    let status = drover(
+        &fleet,
+        &["status", "--tenant", tenant, "--format", "json"],
+        SMALL_LIMIT,
+    );
+    assert_exit(
+        &status,
+        EXIT_FAILED,
+        "status of a tenant with a left-over lock",
+    );
+    let doc: Value = serde_json::from_str(&status.stdout()).expect("status JSON");
+    let target = doc["targets"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["host"] == host))
+        .unwrap_or_else(|| panic!("{host} in {doc}"))
+        .clone();
+    assert_eq!(target["lock"]["stale"], true, "{target}");
+    assert_eq!(target["lock"]["holder"], "ended", "{target}");
+    assert!(
+        target["lock"]["age_seconds"]
+            .as_u64()
+            .is_some_and(|a| a < 600),
+        "flagged because its run ended, not for its age: {target}"
+    );
+    let problem = target["problems"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["kind"] == "stale_lock"))
+        .unwrap_or_else(|| panic!("a stale_lock problem: {target}"));
+    let message = text(&problem["message"]);
+    assert!(message.contains("left over"), "{message}");
+    assert!(message.contains("--force-unlock"), "{message}");
+    assert!(
+        owner.contains(text(&target["lock"]["run"])),
+        "{owner} / {target}"
+    );
+
+    // The next deploy reaches the same verdict, and --force-unlock clears it.
+    let refused = drover(
+        &fleet,
+        &blue_green_to_all("1.0.0", &["--json"]),
+        SMALL_LIMIT,
+    );
+    let refusal = by_target(&refused)
+        .remove(&format!("{tenant}@{host}"))
+        .expect("the target");
+    assert!(
+        text(&refusal["error"]).contains("the lock is left over"),
+        "{refusal}"
+    );
+    let forced = drover(
+        &fleet,
+        &blue_green_to_all("1.0.0", &["--json", "--force-unlock"]),
+        SMALL_LIMIT,
+    );
+    assert_exit(&forced, EXIT_OK, "--force-unlock");
+    let healthy = drover(&fleet, &["status", "--tenant", tenant], SMALL_LIMIT);
+    assert_exit(&healthy, EXIT_OK, "status once the lock is gone");
+}
+
 // ---------------------------------------------------------------------------
 // 6: the control node killed mid-rollout, then resumed
 
@@ -1052,11 +1137,68 @@ fn killing_the_control_node_mid_rollout_then_resuming_deploys_every_target_once(
         .run(&["resume", &id], DEPLOY_LIMIT);
     eprintln!("RESUME:\n{}{}", resumed.stderr(), resumed.stdout());
     assert_exit(&resumed, EXIT_OK, "resume");
-    assert_fleet_serves(&fleet, &tenants, "2.0.0", "after the resume");
+    assert_each_target_switched_once(&fleet, &tenants, &id);
+}
+
+/// The journal's finished-target events so far.
+fn targets_recorded(runs: &Path, id: &str) -> usize {
+    journal(&runs.join(format!("{id}.jsonl")))
+        .iter()
+        .filter(|e| e["event"] == "target")
+        .count()
+}
+
+#[test]
+fn a_resume_interrupted_and_resumed_again_ends_with_every_target_deployed_once() {
+    let Some(fleet) = Fleet::up(4) else { return };
+    let tenants = six_tenants(&fleet);
+    deploy_all(&fleet, "1.0.0");
+    let state_dir = fleet.work_dir().join("control-state");
+    let runs = state_dir.join("runs");
+    let env = [("DROVER_STATE_DIR", state_dir.as_path())];
+
+    // The rollout is killed after its first batch, then its resume is killed after one
+    // more target: each leaves targets part-way and locks held by the run's id.
+    let (run, id) = rollout_in_background(&fleet, &[], &env, &runs, 2);
+    run.signal("KILL");
+    assert_eq!(run.wait(DEPLOY_LIMIT).code(), None, "killed");
+    let before = targets_recorded(&runs, &id);
+    let resume = Drover::on(&fleet).envs(&env).spawn(&["resume", &id]);
+    wait_for(
+        Duration::from_secs(120),
+        "the resume to finish a target",
+        || (targets_recorded(&runs, &id) > before).then_some(()),
+    );
+    resume.signal("KILL");
+    let killed = resume.wait(DEPLOY_LIMIT);
+    assert_eq!(
+        killed.code(),
+        None,
+        "the resume was killed\n{}",
+        killed.describe()
+    );
+    eprintln!(
+        "RESUMED TWICE: killed the rollout after {before} and its resume after {} finished target(s)",
+        targets_recorded(&runs, &id)
+    );
+
+    let again = Drover::on(&fleet)
+        .envs(&env)
+        .run(&["resume", &id], DEPLOY_LIMIT);
+    eprintln!("RESUME AGAIN:\n{}{}", again.stderr(), again.stdout());
+    assert_exit(&again, EXIT_OK, "a resume of a killed resume");
+    assert_each_target_switched_once(&fleet, &tenants, &id);
+}
+
+/// Every target serves 2.0.0, switched to it exactly once (audit log), by run `id`;
+/// nothing left locked or armed.
+#[track_caller]
+fn assert_each_target_switched_once(fleet: &Fleet, tenants: &[Tenant], id: &str) {
+    assert_fleet_serves(fleet, tenants, "2.0.0", "after the resume");
     // Exactly one switch to 2.0.0 per target, by this run; nothing left armed or locked.
     let mut problems = Vec::new();
     for h in fleet.hosts() {
-        let log = audit(&fleet, &h.name);
+        let log = audit(fleet, &h.name);
         for t in tenants.iter().filter(|t| t.hosts.contains(&h.name)) {
             let switches: Vec<_> = log
                 .iter()
@@ -1066,7 +1208,7 @@ fn killing_the_control_node_mid_rollout_then_resuming_deploys_every_target_once(
                         && l.get("result").map(String::as_str) == Some("ok")
                 })
                 .collect();
-            if switches.len() != 1 || switches[0].get("run") != Some(&id) {
+            if switches.len() != 1 || switches[0].get("run").map(String::as_str) != Some(id) {
                 problems.push(format!(
                     "{}@{}: {} switch(es) to 2.0.0: {:?}",
                     t.name,
@@ -1075,11 +1217,11 @@ fn killing_the_control_node_mid_rollout_then_resuming_deploys_every_target_once(
                     switches.iter().map(|l| &l["line"]).collect::<Vec<_>>()
                 ));
             }
-            if let Some(owner) = lock_owner(&fleet, &h.name, &t.name) {
+            if let Some(owner) = lock_owner(fleet, &h.name, &t.name) {
                 problems.push(format!("{}@{}: lock left: {owner}", t.name, h.name));
             }
         }
-        let timers = pending_revert_timers(&fleet, &h.name);
+        let timers = pending_revert_timers(fleet, &h.name);
         if !timers.is_empty() {
             problems.push(format!("{}: revert timer still armed: {timers}", h.name));
         }

@@ -49,15 +49,23 @@ pub fn judge_lock_holders(report: &mut TargetReport, liveness: impl Fn(&str) -> 
     };
     let verdict = liveness(&run);
     lock.holder = Some(verdict.word().to_owned());
-    let why = match verdict {
-        Liveness::Ended => "has ended (its journal here says so)",
-        Liveness::Died => "died (its journal here has no end and no drover process runs)",
+    // A run that ended has nothing left to resume; one that died takes its own locks
+    // again when resumed.
+    let (why, clear) = match verdict {
+        Liveness::Ended => (
+            "has ended (its journal here says so)".to_owned(),
+            "`drover deploy … --force-unlock` (audited)".to_owned(),
+        ),
+        Liveness::Died => (
+            "died (its journal here has no end and no drover process runs)".to_owned(),
+            format!("`drover resume {run}`, or `drover deploy … --force-unlock` (audited)"),
+        ),
         Liveness::Running | Liveness::Unknown => return,
     };
     let already = lock.stale;
     lock.stale = true;
     let message = format!(
-        "deploy lock left over by run {run} ({}), which {why}: the next deploy of {} is refused until it is cleared — `drover resume {run}` or `drover deploy … --force-unlock` (audited)",
+        "deploy lock left over by run {run} ({}), which {why}: the next deploy of {} is refused until it is cleared — {clear}",
         lock.operator.as_deref().unwrap_or("unknown operator"),
         report.tenant,
     );
@@ -111,11 +119,11 @@ mod tests {
             message.contains("left over by run 20261202t100000z-00042"),
             "{message}"
         );
-        assert!(
-            message.contains("drover resume 20261202t100000z-00042"),
-            "{message}"
-        );
         assert!(message.contains("--force-unlock"), "{message}");
+        assert!(
+            !message.contains("drover resume"),
+            "an ended run has nothing to resume"
+        );
     }
 
     #[test]
@@ -124,6 +132,11 @@ mod tests {
         judge_lock_holders(&mut t, |_| Liveness::Died);
         assert_eq!(t.problems.len(), 1, "{:?}", t.problems);
         assert!(t.problems[0].message.contains("which died"));
+        assert!(
+            t.problems[0]
+                .message
+                .contains("drover resume 20261202t100000z-00042")
+        );
     }
 
     #[test]
