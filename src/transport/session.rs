@@ -1,22 +1,22 @@
 //! One SSH connection to one host: connect (direct or through a jump host), verify the
 //! host key, authenticate, and run commands as channels on it.
 
+mod connect;
+mod handler;
+
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use russh::client::{self, DisconnectReason, Handle};
-use russh::keys::PublicKeyOrCertificate;
-use russh::{ChannelMsg, Disconnect, Preferred};
-use tokio::io::{AsyncRead, AsyncWrite};
+use russh::client::{self, Handle};
+use russh::{ChannelMsg, Disconnect};
 use tokio::sync::{OnceCell, Semaphore};
 
-use super::auth::{self, KeyStore};
-use super::endpoint::Endpoint;
-use super::error::{Phase, TransportError};
-use super::known_hosts::{self, HostKeyPolicy, KnownHosts, Verdict};
+use super::auth::KeyStore;
+use super::error::TransportError;
+use super::known_hosts::{HostKeyPolicy, KnownHosts};
 use super::{Captured, ExecOutput, RemoteCommand};
+pub(crate) use handler::ClientHandler;
 
 /// Settings and shared state for every connection of a run.
 #[derive(Debug)]
@@ -57,117 +57,6 @@ impl TransportContext {
     }
 }
 
-#[derive(Debug)]
-pub(crate) enum HandlerError {
-    Ssh(russh::Error),
-    Refused(TransportError),
-}
-
-impl From<russh::Error> for HandlerError {
-    fn from(e: russh::Error) -> Self {
-        Self::Ssh(e)
-    }
-}
-
-impl From<HandlerError> for TransportError {
-    fn from(e: HandlerError) -> Self {
-        match e {
-            HandlerError::Ssh(e) => TransportError::Ssh(e),
-            HandlerError::Refused(e) => e,
-        }
-    }
-}
-
-/// The russh handler of drover's connections (host-key checks, disconnect reasons).
-pub(crate) struct ClientHandler {
-    ctx: Arc<TransportContext>,
-    address: String,
-    port: u16,
-    lost: Arc<Mutex<Option<String>>>,
-}
-
-impl client::Handler for ClientHandler {
-    type Error = HandlerError;
-
-    async fn check_server_key(
-        &mut self,
-        offered: &PublicKeyOrCertificate,
-    ) -> Result<bool, HandlerError> {
-        let key = offered.public_key();
-        let host = known_hosts::lookup_name(&self.address, self.port);
-        let fingerprint = known_hosts::fingerprint(&key);
-        let algorithm = key.algorithm().to_string();
-        match self.ctx.known_hosts.verify(&self.address, self.port, &key) {
-            Verdict::Known => Ok(true),
-            Verdict::Changed { file, line } => {
-                Err(HandlerError::Refused(TransportError::HostKeyChanged {
-                    host,
-                    algorithm,
-                    fingerprint,
-                    file,
-                    line,
-                }))
-            }
-            Verdict::Revoked { file } => {
-                Err(HandlerError::Refused(TransportError::HostKeyRevoked {
-                    host,
-                    fingerprint,
-                    file,
-                }))
-            }
-            Verdict::Unknown => match self.ctx.policy {
-                HostKeyPolicy::Strict => {
-                    Err(HandlerError::Refused(TransportError::HostKeyUnknown {
-                        host,
-                        algorithm,
-                        fingerprint,
-                        files: self.ctx.known_hosts.files().to_vec(),
-                    }))
-                }
-                HostKeyPolicy::AcceptNew => {
-                    let ctx = Arc::clone(&self.ctx);
-                    let (address, port) = (self.address.clone(), self.port);
-                    let learned = tokio::task::spawn_blocking(move || {
-                        ctx.known_hosts.learn(&address, port, &key)
-                    })
-                    .await
-                    .map_err(|e| std::io::Error::other(e.to_string()));
-                    match learned.and_then(|r| r) {
-                        Ok(file) => {
-                            tracing::warn!(%host, %fingerprint, file = %file.display(), "recorded new host key");
-                            Ok(true)
-                        }
-                        Err(source) => Err(HandlerError::Refused(TransportError::LearnHostKey {
-                            host,
-                            file: self.ctx.known_hosts.learn_file().to_path_buf(),
-                            source,
-                        })),
-                    }
-                }
-            },
-        }
-    }
-
-    async fn disconnected(
-        &mut self,
-        reason: DisconnectReason<HandlerError>,
-    ) -> Result<(), HandlerError> {
-        let text = match &reason {
-            DisconnectReason::ReceivedDisconnect(info) => format!("server disconnected: {info:?}"),
-            DisconnectReason::Error(HandlerError::Ssh(e)) => e.to_string(),
-            DisconnectReason::Error(HandlerError::Refused(e)) => e.to_string(),
-        };
-        *self
-            .lost
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(text);
-        match reason {
-            DisconnectReason::ReceivedDisconnect(_) => Ok(()),
-            DisconnectReason::Error(e) => Err(e),
-        }
-    }
-}
-
 /// An authenticated connection to one host.
 pub struct Session {
     pub(crate) handle: Handle<ClientHandler>,
@@ -187,97 +76,7 @@ impl std::fmt::Debug for Session {
     }
 }
 
-fn client_config(ctx: &TransportContext, endpoint: &Endpoint) -> Arc<client::Config> {
-    let mut preferred = Preferred {
-        // AES-GCM first: hardware-accelerated almost everywhere, the cheapest for both ends.
-        cipher: std::borrow::Cow::Borrowed(&[
-            russh::cipher::AES_128_GCM,
-            russh::cipher::AES_256_GCM,
-            russh::cipher::CHACHA20_POLY1305,
-            russh::cipher::AES_256_CTR,
-            russh::cipher::AES_128_CTR,
-        ]),
-        compression: std::borrow::Cow::Borrowed(&[russh::compression::NONE]),
-        ..Preferred::default()
-    };
-    // Ask for a key type we can verify, as OpenSSH orders HostKeyAlgorithms: otherwise a
-    // host recorded with only its RSA key would look unknown when it offers ed25519.
-    let known = ctx
-        .known_hosts
-        .known_algorithms(&endpoint.address, endpoint.port);
-    if !known.is_empty() {
-        let mut order: Vec<_> = preferred
-            .key
-            .iter()
-            .filter(|a| known.contains(a))
-            .cloned()
-            .collect();
-        order.extend(preferred.key.iter().filter(|a| !known.contains(a)).cloned());
-        preferred.key = std::borrow::Cow::Owned(order);
-    }
-    Arc::new(client::Config {
-        preferred,
-        // Keepalives detect a dead peer (host killed, cable cut) within 3 × 5 s; we do not
-        // set an inactivity timeout, which would kill long silent commands.
-        keepalive_interval: Some(Duration::from_secs(5)),
-        keepalive_max: 3,
-        inactivity_timeout: None,
-        nodelay: true,
-        ..client::Config::default()
-    })
-}
-
 impl Session {
-    /// Connects, verifies the host key and authenticates, within the endpoint's
-    /// connect timeout. Resets from an overloaded sshd are retried with backoff.
-    ///
-    /// # Errors
-    /// A [`TransportError`] naming the phase that failed.
-    pub async fn connect(
-        endpoint: &Endpoint,
-        ctx: &Arc<TransportContext>,
-    ) -> Result<Session, TransportError> {
-        let deadline = Instant::now() + endpoint.connect_timeout;
-        let mut attempt = 0u32;
-        loop {
-            let phase = AtomicU8::new(0);
-            let permit =
-                ctx.handshakes
-                    .acquire()
-                    .await
-                    .map_err(|_| TransportError::ConnectionLost {
-                        reason: Some("shutting down".into()),
-                    })?;
-            let result =
-                tokio::time::timeout_at(deadline.into(), connect_once(endpoint, ctx, &phase)).await;
-            drop(permit);
-            let error = match result {
-                Ok(Ok(session)) => return Ok(session),
-                Ok(Err(e)) => e,
-                Err(_) => {
-                    return Err(TransportError::ConnectTimeout {
-                        address: endpoint.address.clone(),
-                        port: endpoint.port,
-                        phase: match phase.load(Ordering::Relaxed) {
-                            0 => Phase::Tcp,
-                            1 => Phase::Handshake,
-                            _ => Phase::Auth,
-                        },
-                        after: endpoint.connect_timeout,
-                    });
-                }
-            };
-            attempt += 1;
-            let backoff =
-                Duration::from_millis(100 * (1 << attempt.min(5)) + u64::from(jitter_ms()));
-            if !error.is_transient() || attempt >= 4 || Instant::now() + backoff >= deadline {
-                return Err(error);
-            }
-            tracing::debug!(host = %endpoint.name, %error, attempt, "retrying connect");
-            tokio::time::sleep(backoff).await;
-        }
-    }
-
     /// The host's name.
     #[must_use]
     pub fn name(&self) -> &str {
@@ -344,12 +143,9 @@ impl Session {
             out.timed_out = true;
         }
         if out.exit_status.is_none() && out.signal.is_none() && !out.timed_out {
-            let reason = self
-                .lost
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            return Err(TransportError::ConnectionLost { reason });
+            return Err(TransportError::ConnectionLost {
+                reason: self.lost_reason(),
+            });
         }
         Ok(out)
     }
@@ -369,18 +165,21 @@ impl Session {
                     tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
                 }
                 Err(e) if self.handle.is_closed() => {
-                    let reason = self
-                        .lost
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .clone();
                     return Err(TransportError::ConnectionLost {
-                        reason: reason.or(Some(e.to_string())),
+                        reason: self.lost_reason().or(Some(e.to_string())),
                     });
                 }
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Why the connection ended, as the handler heard it.
+    fn lost_reason(&self) -> Option<String> {
+        self.lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Says goodbye to the server; errors are irrelevant at this point.
@@ -390,116 +189,4 @@ impl Session {
             .disconnect(Disconnect::ByApplication, "", "en")
             .await;
     }
-}
-
-fn jitter_ms() -> u32 {
-    // Spread retries of many hosts that failed together; no need for a real RNG here.
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() % 200)
-}
-
-async fn connect_once(
-    endpoint: &Endpoint,
-    ctx: &Arc<TransportContext>,
-    phase: &AtomicU8,
-) -> Result<Session, TransportError> {
-    if let Some(jump) = &endpoint.jump {
-        let via = jump_session(jump, ctx)
-            .await
-            .map_err(|source| TransportError::Jump {
-                via: jump.name.clone(),
-                source: Box::new(source),
-            })?;
-        let channel = via
-            .handle
-            .channel_open_direct_tcpip(
-                endpoint.address.clone(),
-                u32::from(endpoint.port),
-                "127.0.0.1",
-                0,
-            )
-            .await
-            .map_err(|e| TransportError::Jump {
-                via: jump.name.clone(),
-                source: Box::new(TransportError::Connect {
-                    address: endpoint.address.clone(),
-                    port: endpoint.port,
-                    source: std::io::Error::other(format!(
-                        "the jump host could not open a tunnel: {e}"
-                    )),
-                }),
-            })?;
-        phase.store(1, Ordering::Relaxed);
-        handshake(endpoint, ctx, channel.into_stream(), phase, Some(via)).await
-    } else {
-        let stream = tokio::net::TcpStream::connect((endpoint.address.as_str(), endpoint.port))
-            .await
-            .map_err(|source| TransportError::Connect {
-                address: endpoint.address.clone(),
-                port: endpoint.port,
-                source,
-            })?;
-        phase.store(1, Ordering::Relaxed);
-        handshake(endpoint, ctx, stream, phase, None).await
-    }
-}
-
-async fn handshake<S>(
-    endpoint: &Endpoint,
-    ctx: &Arc<TransportContext>,
-    stream: S,
-    phase: &AtomicU8,
-    via: Option<Arc<Session>>,
-) -> Result<Session, TransportError>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let lost = Arc::new(Mutex::new(None));
-    let handler = ClientHandler {
-        ctx: Arc::clone(ctx),
-        address: endpoint.address.clone(),
-        port: endpoint.port,
-        lost: Arc::clone(&lost),
-    };
-    let mut handle = client::connect_stream(client_config(ctx, endpoint), stream, handler).await?;
-    phase.store(2, Ordering::Relaxed);
-    auth::authenticate(&mut handle, endpoint, &ctx.keys).await?;
-    Ok(Session {
-        handle,
-        name: endpoint.name.clone(),
-        channels: Semaphore::new(ctx.max_sessions.max(1)),
-        output_cap: ctx.output_cap,
-        lost,
-        _via: via,
-    })
-}
-
-/// The shared connection to a jump host, made once per run whatever the number of
-/// targets behind it.
-async fn jump_session(
-    jump: &Endpoint,
-    ctx: &Arc<TransportContext>,
-) -> Result<Arc<Session>, TransportError> {
-    let key = format!("{}@{}:{}", jump.user, jump.address, jump.port);
-    let cell = {
-        let mut jumps = ctx
-            .jumps
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(jumps.entry(key).or_default())
-    };
-    let result = cell
-        .get_or_init(|| async {
-            Box::pin(Session::connect(jump, ctx))
-                .await
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
-        })
-        .await;
-    result
-        .clone()
-        .map_err(|reason| TransportError::ConnectionLost {
-            reason: Some(reason),
-        })
 }

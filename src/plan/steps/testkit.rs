@@ -1,9 +1,13 @@
 //! Test helpers: run a step script locally the way a host would (`sh -c`, stdin piped).
 
 use std::io::Write as _;
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use super::{CHANGED_MARKER, StepScript};
+use super::{
+    CHANGED_MARKER, HealthProbe, Ownership, ServiceState, StepScript, StepSpec, UploadFile,
+};
 
 /// What a script did.
 #[derive(Debug)]
@@ -76,15 +80,30 @@ pub(super) fn hostile(pwned: &std::path::Path) -> String {
 }
 
 /// One spec of every kind (SC2089/SC2090 flag quotes inside values: that is the point; SC2034: `DRY` is set even where unused, it is the protocol), with hostile values where a value may be anything.
-pub(super) fn every_kind() -> Vec<super::StepSpec> {
-    use super::{HealthProbe, Ownership, ServiceState, StepSpec, UploadFile};
-    let evil = hostile(std::path::Path::new("/tmp/drover-pwned-never"));
+pub(super) fn every_kind() -> Vec<StepSpec> {
+    let evil = hostile(Path::new("/tmp/drover-pwned-never"));
+    let mut specs = user_and_files(&evil);
+    specs.extend(services());
+    specs.extend(health_checks(&evil));
+    specs.push(StepSpec::Run {
+        script: evil.clone(),
+        creates: Some(format!("/{evil}")),
+        unless: Some(evil.clone()),
+    });
+    specs.push(StepSpec::Dir {
+        path: "relative".into(),
+        ownership: Ownership::default(),
+    });
+    specs
+}
+
+/// A user, then a directory, an upload and files (one secret) named and owned by `evil`.
+fn user_and_files(evil: &str) -> Vec<StepSpec> {
     let own = Ownership {
-        owner: Some(evil.clone()),
+        owner: Some(evil.to_owned()),
         group: Some("nogroup".into()),
         mode: Some("0640".into()),
     };
-    let interval = std::time::Duration::from_millis(1500);
     vec![
         StepSpec::User {
             name: "drover-acme".into(),
@@ -97,8 +116,8 @@ pub(super) fn every_kind() -> Vec<super::StepSpec> {
         StepSpec::Upload {
             dest: format!("/opt/{evil}"),
             files: vec![UploadFile {
-                path: evil.clone(),
-                bytes: evil.clone().into_bytes(),
+                path: evil.to_owned(),
+                bytes: evil.as_bytes().to_vec(),
                 executable: true,
             }]
             .into(),
@@ -107,9 +126,9 @@ pub(super) fn every_kind() -> Vec<super::StepSpec> {
         StepSpec::File {
             dest: format!("/etc/{evil}"),
             content: vec![],
-            ownership: own.clone(),
+            ownership: own,
             secret: false,
-            on_change: Some(evil.clone()),
+            on_change: Some(evil.to_owned()),
         },
         StepSpec::File {
             dest: "/etc/drover/env".into(),
@@ -118,6 +137,12 @@ pub(super) fn every_kind() -> Vec<super::StepSpec> {
             secret: true,
             on_change: None,
         },
+    ]
+}
+
+/// A service in each state.
+fn services() -> Vec<StepSpec> {
+    vec![
         StepSpec::Service {
             name: "a@b.service".into(),
             state: ServiceState::Started,
@@ -133,11 +158,18 @@ pub(super) fn every_kind() -> Vec<super::StepSpec> {
             state: ServiceState::Reloaded,
             enabled: None,
         },
+    ]
+}
+
+/// An HTTP probe expecting the body `evil`, and a TCP probe.
+fn health_checks(evil: &str) -> Vec<StepSpec> {
+    let interval = Duration::from_millis(1500);
+    vec![
         StepSpec::Health {
             probe: HealthProbe::Http {
                 url: "http://127.0.0.1:8100/h?a=$(x)".into(),
                 status: 200,
-                body: Some(evil.clone()),
+                body: Some(evil.to_owned()),
             },
             retries: 3,
             interval,
@@ -149,15 +181,6 @@ pub(super) fn every_kind() -> Vec<super::StepSpec> {
             },
             retries: 3,
             interval,
-        },
-        StepSpec::Run {
-            script: evil.clone(),
-            creates: Some(format!("/{evil}")),
-            unless: Some(evil.clone()),
-        },
-        StepSpec::Dir {
-            path: "relative".into(),
-            ownership: Ownership::default(),
         },
     ]
 }
