@@ -77,6 +77,109 @@ pub struct TargetOutcome {
     pub error: Option<String>,
     /// wall time, ms
     pub duration_ms: u64,
+    /// the rollout batch it ran in (1-based; none when it never started)
+    pub batch: Option<usize>,
+    /// where its time went, phase by phase
+    pub phases: Phases,
+}
+
+/// Where a target's time went: named phases in the order they first ran, in ms. A
+/// blue-green target goes through `lock`, `state`, `upload`, `steps`, `healthy`,
+/// `arm`, `switch`, `verify`, `confirm`, `drain`, `record`; its steps are sorted into
+/// `upload` (release uploads), `healthy` (starting services, health checks) and
+/// `steps` (the rest). Serialized as a JSON object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Phases(Vec<(&'static str, u64)>);
+
+impl Phases {
+    /// Adds `ms` to phase `name` (a phase that runs twice counts both).
+    pub fn add(&mut self, name: &'static str, ms: u64) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, total)) => *total += ms,
+            None => self.0.push((name, ms)),
+        }
+    }
+
+    /// Adds the time since `since` to phase `name`.
+    pub fn since(&mut self, name: &'static str, since: std::time::Instant) {
+        self.add(name, millis(since.elapsed()));
+    }
+
+    /// The phases of a target's steps, by their kind, when they took `wall` on the
+    /// control node: what the host did not account for (round trips, `sudo`, the
+    /// login shell) counts as `steps`, so the phases add up to the wall time.
+    #[must_use]
+    pub fn of_steps_in(steps: &[StepOutcome], wall: Duration) -> Self {
+        let mut phases = Self::of_steps(steps);
+        let overhead = millis(wall).saturating_sub(phases.total());
+        phases.add("steps", overhead);
+        phases
+    }
+
+    /// The phases of a target's steps, by their kind (host-side times).
+    #[must_use]
+    pub fn of_steps(steps: &[StepOutcome]) -> Self {
+        let mut phases = Self::default();
+        for step in steps.iter().filter(|s| s.status != StepStatus::Skipped) {
+            let name = match step.kind {
+                "upload" => "upload",
+                "service" | "health" => "healthy",
+                _ => "steps",
+            };
+            phases.add(name, step.duration_ms);
+        }
+        phases
+    }
+
+    /// Adds every phase of `other`.
+    pub fn extend(&mut self, other: &Phases) {
+        for &(name, ms) in &other.0 {
+            self.add(name, ms);
+        }
+    }
+
+    /// The phases in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// The time of one phase (0 when it did not run).
+    #[must_use]
+    pub fn get(&self, name: &str) -> u64 {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, ms)| *ms)
+    }
+
+    /// All phases together, ms.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|(_, ms)| ms).sum()
+    }
+
+    /// Whether no phase was timed.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Phases {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, ms) in &self.0 {
+            map.serialize_entry(name, ms)?;
+        }
+        map.end()
+    }
+}
+
+/// Milliseconds of a duration, saturating.
+#[must_use]
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl TargetOutcome {
@@ -91,6 +194,8 @@ impl TargetOutcome {
             failed_step: None,
             error,
             duration_ms: 0,
+            batch: None,
+            phases: Phases::default(),
         }
     }
 
@@ -189,4 +294,48 @@ pub struct HostOutcome {
     pub duration: Duration,
     /// Why it did not run, for unreachable hosts (and transport failures).
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(kind: &'static str, ms: u64, status: StepStatus) -> StepOutcome {
+        StepOutcome {
+            name: kind.into(),
+            kind,
+            status,
+            attempts: 1,
+            duration_ms: ms,
+            exit_code: Some(0),
+            stdout: String::new(),
+            stderr: String::new(),
+            diff: None,
+        }
+    }
+
+    #[test]
+    fn steps_fall_into_upload_healthy_and_the_rest_and_phases_serialize_in_order() {
+        let steps = [
+            step("user", 10, StepStatus::Ok),
+            step("upload", 200, StepStatus::Changed),
+            step("unit", 30, StepStatus::Changed),
+            step("service", 400, StepStatus::Changed),
+            step("health", 150, StepStatus::Ok),
+            step("cron", 5, StepStatus::Skipped),
+        ];
+        let mut phases = Phases::default();
+        phases.add("lock", 12);
+        phases.extend(&Phases::of_steps(&steps));
+        phases.add("switch", 80);
+        phases.add("lock", 3);
+        assert_eq!(phases.get("steps"), 40);
+        assert_eq!(phases.get("healthy"), 550);
+        assert_eq!(phases.get("lock"), 15);
+        assert_eq!(phases.get("confirm"), 0);
+        assert_eq!(
+            serde_json::to_string(&phases).unwrap(),
+            r#"{"lock":15,"steps":40,"upload":200,"healthy":550,"switch":80}"#
+        );
+    }
 }

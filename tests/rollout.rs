@@ -1058,6 +1058,86 @@ fn a_host_lost_mid_rollout_exits_4_and_status_calls_the_lock_it_left_over_at_onc
     assert_exit(&healthy, EXIT_OK, "status once the lock is gone");
 }
 
+#[test]
+fn a_blue_green_targets_phase_breakdown_is_recorded_and_adds_up_to_its_time() {
+    let Some(fleet) = Fleet::up(1) else { return };
+    let tenant = "acme";
+    let first = drover(
+        &fleet,
+        &[
+            "deploy",
+            &agent_playbook(),
+            "--tenant",
+            tenant,
+            "--strategy",
+            "blue-green",
+            "--set",
+            "version=1.0.0",
+        ],
+        SMALL_LIMIT,
+    );
+    assert_exit(&first, EXIT_OK, "deploy 1.0.0");
+    let update = drover(
+        &fleet,
+        &[
+            "-v",
+            "deploy",
+            &agent_playbook(),
+            "--tenant",
+            tenant,
+            "--strategy",
+            "blue-green",
+            "--set",
+            "version=2.0.0",
+            "--json",
+        ],
+        SMALL_LIMIT,
+    );
+    assert_exit(&update, EXIT_OK, "update to 2.0.0");
+    let mut expected = vec![
+        "connect", "lock", "state", "steps", "upload", "healthy", "arm", "switch", "verify",
+        "confirm", "record",
+    ];
+    for line in update.json_lines() {
+        let phases = line["phases"]
+            .as_object()
+            .unwrap_or_else(|| panic!("phases: {line}"));
+        let names: Vec<&str> = phases.keys().map(String::as_str).collect();
+        expected.retain(|n| names.contains(n));
+        assert_eq!(expected.len(), 11, "{line}");
+        let sum: u64 = phases.values().filter_map(Value::as_u64).sum();
+        let took = line["duration_ms"].as_u64().expect("duration");
+        eprintln!(
+            "PHASES {}@{}: {took} ms = {phases:?}",
+            text(&line["tenant"]),
+            text(&line["host"])
+        );
+        // Each phase is timed on the control node except the steps' host-side split,
+        // whose remainder is counted too: only what lies between phases is left out.
+        assert!(
+            sum <= took && sum + 50 >= took,
+            "phases {sum} ms, target {took} ms: {line}"
+        );
+        assert_eq!(line["batch"], 1, "{line}");
+    }
+    // -v prints the table and each batch's critical path on stderr.
+    let verbose = update.stderr();
+    assert!(verbose.contains("median / p95 ms"), "{verbose}");
+    assert!(verbose.contains("critical path acme@host-1"), "{verbose}");
+    // The journal keeps them.
+    let runs = fleet.work_dir().join(".drover/runs");
+    let id = newest_run(&runs).expect("a run journal");
+    let events = journal(&runs.join(format!("{id}.jsonl")));
+    let recorded = events
+        .iter()
+        .find(|e| e["event"] == "target")
+        .expect("a target in the journal");
+    assert!(
+        recorded["phases"]["switch"].as_u64().is_some(),
+        "{recorded}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 6: the control node killed mid-rollout, then resumed
 

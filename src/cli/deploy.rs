@@ -158,7 +158,7 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
         },
     );
     let _ = std::fs::remove_file(halt_file);
-    print_result(&opts, &result, &run_id, started.elapsed());
+    print_result(&opts, &result, &run_id, started.elapsed(), cx.verbose > 0);
     let halted = result.halted.is_some() || interrupted;
     Ok(ExitCode::for_targets(&result.targets, halted))
 }
@@ -279,7 +279,11 @@ fn rollout_options(
     }
 }
 
-fn print_result(opts: &Opts, result: &RolloutOutcome, run_id: &str, took: Duration) {
+fn print_result(opts: &Opts, result: &RolloutOutcome, run_id: &str, took: Duration, verbose: bool) {
+    // Where the time went: on stderr, like the other -v output, so --json stays clean.
+    if verbose {
+        eprint!("{}", crate::report::phases::render(&result.targets));
+    }
     if opts.json {
         print!("{}", render_json(&result.targets));
         return;

@@ -90,6 +90,8 @@ impl Journal {
             json!({
                 "tenant": outcome.tenant, "host": outcome.host, "status": outcome.status,
                 "failed_step": outcome.failed_step, "error": outcome.error,
+                "batch": outcome.batch, "duration_ms": outcome.duration_ms,
+                "phases": outcome.phases,
             }),
         );
     }

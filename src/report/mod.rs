@@ -3,5 +3,6 @@
 pub mod deploy;
 pub mod group;
 pub mod live;
+pub mod phases;
 pub mod run;
 pub mod status;

@@ -21,7 +21,7 @@ use super::super::target::run_target;
 use super::Rollout;
 use super::confirm::{Unconfirmed, confirm_fresh};
 use super::context::{ScriptError, StateError, TargetTask};
-use crate::outcome::{TargetOutcome, TargetStatus};
+use crate::outcome::{Phases, TargetOutcome, TargetStatus};
 use crate::plan::bluegreen::{self, REVERT_FIRED, Switch, TenantState};
 use crate::plan::{Color, TenantLayout};
 use crate::transport::Connector;
@@ -128,7 +128,7 @@ impl std::fmt::Display for SwitchBack {
     }
 }
 
-/// One blue-green target under its lock: the phases in order.
+/// One blue-green target under its lock: the phases in order, each timed.
 pub(super) async fn deploy<C: Connector>(
     rollout: &Rollout<C>,
     task: &TargetTask<'_, C>,
@@ -136,24 +136,37 @@ pub(super) async fn deploy<C: Connector>(
 ) -> TargetOutcome {
     let (tenant, host) = (task.tenant, task.host.name.as_str());
     let version = rollout.options.version.as_str();
-    let before = match prepare(task, version).await {
-        Ok(Prepared::Live) => return TargetOutcome::new(tenant, host, TargetStatus::Ok, None),
+    let mut phases = Phases::default();
+    let started = Instant::now();
+    let prepared = prepare(task, version).await;
+    phases.since("state", started);
+    let before = match prepared {
+        Ok(Prepared::Live) => {
+            let mut live = TargetOutcome::new(tenant, host, TargetStatus::Ok, None);
+            live.phases = phases;
+            return live;
+        }
         Ok(Prepared::Deploy(before)) => before,
         Err(e) => return e.stop(TargetOutcome::new(tenant, host, TargetStatus::Failed, None)),
     };
     let idle = Color::idle(before.as_ref().map(|s| s.active));
     let target = &rollout.plans.of(idle).targets[index];
     let (options, secrets) = (&rollout.options.steps, &rollout.secrets);
-    let steps = run_target(&*task.conn, task.host, target, options, secrets).await;
+    let at = Instant::now();
+    let mut steps = run_target(&*task.conn, task.host, target, options, secrets).await;
+    phases.extend(&Phases::of_steps_in(&steps.steps, at.elapsed()));
     if !steps.succeeded() {
         // Before the switch: the live color was never touched.
+        steps.phases = phases;
         return steps;
     }
     let revert_after = rollout.options.revert_after;
-    let Some(switch) = task.switch(before, (idle, version), revert_after, "deploy") else {
-        return PhaseError::NoPort.stop(steps);
+    let result = match task.switch(before, (idle, version), revert_after, "deploy") {
+        None => Err(PhaseError::NoPort),
+        Some(switch) => switch_over(rollout, task, &switch, &mut phases).await,
     };
-    match switch_over(rollout, task, &switch).await {
+    steps.phases = phases;
+    match result {
         Ok(()) => TargetOutcome {
             status: TargetStatus::Changed,
             ..steps
@@ -162,22 +175,39 @@ pub(super) async fn deploy<C: Connector>(
     }
 }
 
-/// The phases from the timer to the drain, once the idle color is deployed and healthy.
+/// The phases from the timer to the drain, once the idle color is deployed and
+/// healthy, each timed into `phases`.
 async fn switch_over<C: Connector>(
     rollout: &Rollout<C>,
     task: &TargetTask<'_, C>,
     switch: &Switch,
+    phases: &mut Phases,
 ) -> Result<(), PhaseError> {
     // Taken before the timer is armed, so this side's deadline is never later than
     // the host's.
     let armed_at = Instant::now();
-    let armed = arm(task, switch).await?;
-    self::switch(task, switch).await?;
-    verify(task, switch, &rollout.options.version, armed).await?;
+    let armed = arm(task, switch).await;
+    phases.since("arm", armed_at);
+    let armed = armed?;
+    let at = Instant::now();
+    let switched = self::switch(task, switch).await;
+    phases.since("switch", at);
+    switched?;
+    let at = Instant::now();
+    let verified = verify(task, switch, &rollout.options.version, armed).await;
+    phases.since("verify", at);
+    verified?;
     if armed {
-        confirm(rollout, task, switch, armed_at).await?;
+        let at = Instant::now();
+        let confirmed = confirm(rollout, task, switch, armed_at).await;
+        phases.since("confirm", at);
+        confirmed?;
     }
+    let at = Instant::now();
     drain(rollout, task, switch.before.as_ref()).await;
+    if rollout.options.drain.is_some() {
+        phases.since("drain", at);
+    }
     Ok(())
 }
 

@@ -33,7 +33,7 @@ use super::journal::Journal;
 use super::target::{StepOptions, run_target};
 use crate::config::{FailureBudget, Host};
 use crate::events::{Event, EventSender};
-use crate::outcome::{TargetOutcome, TargetStatus};
+use crate::outcome::{Phases, TargetOutcome, TargetStatus, millis};
 use crate::plan::Color;
 use crate::plan::batch::Batches;
 use crate::plan::render::{Plan, TargetPlan};
@@ -224,7 +224,7 @@ impl<C: Connector> Rollout<C> {
                 .await;
             let done = fan_out(batch.iter().copied(), self.options.forks, |i, _slot| {
                 let rollout = Arc::clone(self);
-                async move { (i, rollout.target(i).await) }
+                async move { (i, rollout.target(i, number + 1).await) }
             })
             .await;
             for (i, outcome) in done {
@@ -248,16 +248,25 @@ impl<C: Connector> Rollout<C> {
         (outcomes, None)
     }
 
-    /// One target, start to end: connected, locked, deployed, reported.
-    async fn target(self: &Arc<Self>, index: usize) -> TargetOutcome {
+    /// One target of batch `batch`, start to end: connected, locked, deployed,
+    /// reported.
+    async fn target(self: &Arc<Self>, index: usize, batch: usize) -> TargetOutcome {
         let plan = &self.plans.targets()[index];
         let started = Instant::now();
         self.cx.started(plan).await;
-        let mut outcome = match self.cx.task(plan).await {
+        let connected = self.cx.task(plan).await;
+        let connect = millis(started.elapsed());
+        let mut outcome = match connected {
             Err(outcome) => outcome,
             Ok(task) => self.deploy(&task, index).await,
         };
         outcome.duration_ms = millis(started.elapsed());
+        outcome.batch = Some(batch);
+        // The first target of a host pays for the login; the others find it open.
+        let mut phases = Phases::default();
+        phases.add("connect", connect);
+        phases.extend(&outcome.phases);
+        outcome.phases = phases;
         self.cx.finished(&outcome).await;
         self.cx.pool.done(&plan.host).await;
         outcome
@@ -266,7 +275,8 @@ impl<C: Connector> Rollout<C> {
     /// The work of a target on its connection, by strategy.
     async fn deploy(&self, task: &TargetTask<'_, C>, index: usize) -> TargetOutcome {
         let (steps, secrets) = (&self.options.steps, &self.secrets);
-        match &self.plans {
+        let at = Instant::now();
+        let mut outcome = match &self.plans {
             Plans::InPlace(plan) if steps.dry_run => {
                 run_target(&*task.conn, task.host, &plan.targets[index], steps, secrets).await
             }
@@ -277,15 +287,28 @@ impl<C: Connector> Rollout<C> {
             Plans::BlueGreen { blue, .. } if steps.dry_run => {
                 run_target(&*task.conn, task.host, &blue.targets[index], steps, secrets).await
             }
-            Plans::BlueGreen { .. } => match lock::take(task).await {
-                Err(refused) => refused,
-                Ok(guard) => {
-                    let outcome = bluegreen::deploy(self, task, index).await;
-                    lock::release(task, guard).await;
-                    outcome
-                }
-            },
-        }
+            Plans::BlueGreen { .. } => return self.locked_switch(task, index).await,
+        };
+        outcome.phases = Phases::of_steps_in(&outcome.steps, at.elapsed());
+        outcome
+    }
+
+    /// A blue-green target under its lock, the lock's time counted as phases too.
+    async fn locked_switch(&self, task: &TargetTask<'_, C>, index: usize) -> TargetOutcome {
+        let at = Instant::now();
+        let guard = match lock::take(task).await {
+            Err(refused) => return refused,
+            Ok(guard) => guard,
+        };
+        let mut phases = Phases::default();
+        phases.since("lock", at);
+        let mut outcome = bluegreen::deploy(self, task, index).await;
+        let at = Instant::now();
+        lock::release(task, guard).await;
+        phases.extend(&outcome.phases);
+        phases.since("record", at);
+        outcome.phases = phases;
+        outcome
     }
 
     /// After a halt: switch back what this run switched (`--rollback-on-halt`); then
@@ -342,10 +365,6 @@ impl<C: Connector> Rollout<C> {
             rolled_back,
         }
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Current UTC time as RFC 3339 (seconds).

@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::context::{Actor, Ctx, ScriptError, StateError, TargetTask};
-use super::{lock, millis};
+use super::lock;
 use crate::config::Host;
 use crate::engine::fan_out::fan_out;
 use crate::events::{Event, EventSender};
+use crate::outcome::millis;
 use crate::outcome::{StepOutcome, StepStatus, TargetOutcome, TargetStatus};
 use crate::plan::bluegreen;
 use crate::plan::render::{Plan, TargetPlan};
