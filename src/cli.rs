@@ -6,6 +6,7 @@ mod deploy;
 mod diagnose;
 mod error;
 mod logs;
+mod manpages;
 mod reach;
 mod rollback;
 mod rollout;
@@ -95,6 +96,8 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Write a man page per command (drover.1, drover-deploy.1, …) into a directory.
+    Manpages(manpages::Opts),
 }
 
 /// Which hosts to act on. `--host`, `--group` and `--tenant` add hosts; `--all` adds
@@ -301,6 +304,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             clap_complete::generate(shell, &mut Cli::command(), "drover", &mut std::io::stdout());
             Ok(ExitCode::Ok)
         }
+        Command::Manpages(opts) => manpages::run(&opts, Cli::command()),
     };
     match result {
         Ok(code) => code.code(),

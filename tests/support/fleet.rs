@@ -268,7 +268,9 @@ impl Fleet {
     pub(crate) fn up(n: usize) -> Option<Fleet> {
         if let Err(reason) = docker_ready() {
             if e2e_required() {
-                panic!("fleet e2e is required (DROVER_E2E is set) but cannot run: {reason}");
+                super::missing_prerequisite(&format!(
+                    "fleet e2e is required (DROVER_E2E is set) but cannot run: {reason}"
+                ));
             }
             println!("skipping: fleet e2e needs Docker (set DROVER_E2E=1 to require) — {reason}");
             return None;
@@ -515,7 +517,11 @@ fn docker_ready() -> Result<(), String> {
             Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]),
             Duration::from_secs(30),
         ),
-        Err(e) => return Err(format!("no docker CLI ({e})")),
+        Err(e) => {
+            return Err(format!(
+                "no docker CLI ({e}); install Docker (apt-get install docker.io) and start it"
+            ));
+        }
     };
     if timed_out || !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -524,12 +530,14 @@ fn docker_ready() -> Result<(), String> {
             .find(|l| !l.trim().is_empty())
             .unwrap_or("no answer");
         return Err(format!(
-            "no Docker engine answers (docker info: {})",
+            "no Docker engine answers (docker info: {}); start it (dockerd)",
             first.trim()
         ));
     }
     if Command::new("ssh-keygen").arg("-?").output().is_err() {
-        return Err("no ssh-keygen (install openssh-client)".to_owned());
+        return Err(
+            "no ssh-keygen; run scripts/test, or apt-get install openssh-client".to_owned(),
+        );
     }
     let have_image = || {
         Command::new("docker")

@@ -21,3 +21,13 @@ pub mod sshd;
 pub mod tenants;
 /// Bounded polling.
 pub mod wait;
+
+/// Fails the calling test with `line` alone: no panic location, no backtrace. For a
+/// missing prerequisite (sshd, a Docker engine), where the fix is an install, not a
+/// debugging session; `line` names what is missing and how to get it.
+pub fn missing_prerequisite(line: &str) -> ! {
+    eprintln!("{line}");
+    // resume_unwind skips the panic hook (its "panicked at" line and backtrace) and
+    // still fails the test like a panic does.
+    std::panic::resume_unwind(Box::new(line.to_owned()))
+}

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::missing_prerequisite;
+
 /// Login user the harness creates when run as root.
 const TEST_USER: &str = "drover-test";
 /// Its home (sshd wants one that exists).
@@ -16,12 +18,18 @@ const TEST_HOME: &str = "/var/lib/drover-test";
 /// sshd accepts at most 16 `ListenAddress` lines; more hosts get more sshd processes.
 const ADDRESSES_PER_SSHD: usize = 16;
 
-/// Path to the OpenSSH server, or `None` when it is not installed.
-pub fn sshd_binary() -> Option<PathBuf> {
+/// Path to the OpenSSH server; fails the test with one line naming the fix when it is
+/// not installed.
+pub fn sshd_binary() -> PathBuf {
     ["/usr/sbin/sshd", "/usr/bin/sshd"]
         .iter()
         .map(PathBuf::from)
         .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            missing_prerequisite(
+                "sshd not found: run scripts/test, or apt-get install openssh-server",
+            )
+        })
 }
 
 /// Generates a key pair with ssh-keygen; returns the private key path.
@@ -33,7 +41,13 @@ pub fn keygen(dir: &Path, name: &str, kind: &str, passphrase: &str) -> PathBuf {
     if kind == "rsa" {
         cmd.args(["-b", "2048"]);
     }
-    let status = cmd.status().expect("ssh-keygen runs");
+    let status = match cmd.status() {
+        Ok(status) => status,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing_prerequisite(
+            "ssh-keygen not found: run scripts/test, or apt-get install openssh-client",
+        ),
+        Err(e) => panic!("cannot run ssh-keygen: {e}"),
+    };
     assert!(status.success(), "ssh-keygen failed");
     path
 }
@@ -69,6 +83,8 @@ impl SshdFleet {
     /// Starts sshds answering on `hosts` loopback addresses. The second octet is derived
     /// from the port so fleets of parallel tests never share addresses.
     pub fn start(hosts: usize) -> Self {
+        // First: a missing sshd fails the test with its one line, before any work.
+        let sshd = sshd_binary();
         let dir = tempfile::Builder::new()
             .prefix("drover-sshd-")
             .tempdir()
@@ -100,7 +116,7 @@ impl SshdFleet {
             .map(<[String]>::to_vec)
             .collect();
         for (n, chunk) in chunks.iter().enumerate() {
-            let child = fleet.spawn_sshd(n, chunk, &host_key);
+            let child = fleet.spawn_sshd(&sshd, n, chunk, &host_key);
             fleet.children.push(child);
         }
         for address in fleet.addresses.clone() {
@@ -109,7 +125,7 @@ impl SshdFleet {
         fleet
     }
 
-    fn spawn_sshd(&self, n: usize, addresses: &[String], host_key: &Path) -> Child {
+    fn spawn_sshd(&self, sshd: &Path, n: usize, addresses: &[String], host_key: &Path) -> Child {
         let d = self.dir.path();
         let mut config = format!("Port {}\n", self.port);
         for a in addresses {
@@ -127,7 +143,7 @@ impl SshdFleet {
         );
         let path = d.join(format!("sshd-{n}.config"));
         std::fs::write(&path, config).unwrap();
-        Command::new(sshd_binary().expect("sshd installed"))
+        Command::new(sshd)
             .arg("-D")
             .arg("-f")
             .arg(&path)
