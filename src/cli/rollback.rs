@@ -58,6 +58,7 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
             run: journal::new_run_id(),
             operator: super::operator(),
             force_unlock: opts.force_unlock,
+            lock_wait: None,
         },
         script_timeout: super::SCRIPT_TIMEOUT,
     };
