@@ -142,7 +142,7 @@ fn secrets_from_a_command_land_in_the_env_file_0600_and_nowhere_else() {
             "stat -c '%a %U' /etc/drover/acme.env; cat /etc/drover/acme.env",
         );
         assert!(env.starts_with("600 root\n"), "{h}: {env}");
-        assert!(env.contains(&format!("API_KEY={secret}")), "{h}: {env}");
+        assert!(env.contains(&format!("API_KEY=\"{secret}\"")), "{h}: {env}");
         let files = host_files_with(&fleet, h, secret);
         assert_eq!(
             files,
