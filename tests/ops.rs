@@ -332,10 +332,11 @@ fn each_hook_fires_once_with_the_run_environment_and_a_failing_pre_deploy_change
     );
     for h in &acme.hosts {
         assert_eq!(audit_text(&fleet, h), "", "{h}: nothing deployed");
+        let probe = "for p in /etc/drover/acme.env /opt/drover/acme /var/lib/drover/acme; do test -e $p && echo $p; done; true";
         assert_eq!(
-            sh_out(&fleet, h, "ls /opt/drover /etc/drover 2>/dev/null | wc -l").trim(),
-            "0",
-            "{h}"
+            sh_out(&fleet, h, probe).trim(),
+            "",
+            "{h}: acme's files exist"
         );
     }
 
@@ -394,6 +395,54 @@ fn each_hook_fires_once_with_the_run_environment_and_a_failing_pre_deploy_change
             "{audit_line:?}"
         );
     }
+
+    // A halted rollout that switches back: post-switch (which asks for the halt, as
+    // `drover halt` from another terminal would), on-rollback, on-halt, post-deploy.
+    std::fs::remove_dir_all(&dir).expect("clear hook dir");
+    std::fs::create_dir_all(&dir).expect("hook dir");
+    let halting = recording_hooks(&dir, "true").replace(
+        "\npost-switch = \"",
+        &format!(
+            "\npost-switch = \"{} halt $DROVER_RUN_ID >/dev/null; sleep 1; ",
+            env!("CARGO_BIN_EXE_drover")
+        ),
+    );
+    let halting = playbook(&fleet, "halting", "", &halting);
+    let run = Drover::on(&fleet).run(
+        &deploy_args(
+            &halting,
+            "acme",
+            "2.0.0",
+            &["--batch", "1", "--rollback-on-halt"],
+        ),
+        LIMIT,
+    );
+    eprintln!("HOOKS: a halted deploy:\n{}", run.stderr());
+    assert_exit(&run, 3, "a halted deploy");
+    let got = fired(&dir);
+    let switched: Vec<&String> = got
+        .keys()
+        .filter(|k| k.starts_with("post-switch."))
+        .collect();
+    assert_eq!(switched.len(), 1, "{got:?}");
+    let first = var(&got[switched[0]], "DROVER_TARGETS").to_owned();
+    for point in ["pre-deploy", "on-rollback", "on-halt", "post-deploy"] {
+        assert!(
+            got.contains_key(&format!("{point}.run.all")),
+            "{point}: {got:?}"
+        );
+    }
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert_eq!(
+        var(&got["on-rollback.run.all"], "DROVER_ROLLED_BACK"),
+        first
+    );
+    assert_eq!(var(&got["on-halt.run.all"], "DROVER_RESULT"), "halted");
+    assert_eq!(
+        var(&got["on-halt.run.all"], "DROVER_HALT_REASON"),
+        "halt requested"
+    );
+    assert_eq!(var(&got["post-deploy.run.all"], "DROVER_RESULT"), "halted");
 }
 
 // ---------------------------------------------------------------------------
