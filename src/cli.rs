@@ -81,7 +81,8 @@ enum Command {
     /// Run an ad-hoc shell command on the selected hosts.
     Run(run::Opts),
     /// Apply a playbook to the selected targets (tenant × host).
-    Deploy(deploy::Opts),
+    // Boxed: the largest variant by far (clippy::large_enum_variant).
+    Deploy(Box<deploy::Opts>),
     /// Switch the selected targets back to their previous color (blue-green).
     Rollback(rollback::Opts),
     /// Stop a running rollout at its next boundary (from another terminal).
@@ -281,7 +282,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let result = match cli.command {
         Command::Check(opts) => check::run(&cx, &opts),
         Command::Run(opts) => run::run(&cx, opts),
-        Command::Deploy(opts) => deploy::run(&cx, opts),
+        Command::Deploy(opts) => deploy::run(&cx, *opts),
         Command::Rollback(opts) => rollback::run(&cx, opts),
         Command::Halt(opts) => rollout::halt_run(&opts),
         Command::Resume(opts) => rollout::resume_run(&opts),

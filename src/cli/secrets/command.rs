@@ -106,10 +106,10 @@ fn is_key(key: &str) -> bool {
 /// has its escapes (`\"`, `\n`) read as TOML reads them.
 fn unquote(value: &str) -> String {
     let quoted = |q: char| value.len() >= 2 && value.starts_with(q) && value.ends_with(q);
-    if quoted('"') {
-        if let Ok(toml::Value::String(s)) = value.parse::<toml::Value>() {
-            return s;
-        }
+    if quoted('"')
+        && let Ok(toml::Value::String(s)) = value.parse::<toml::Value>()
+    {
+        return s;
     }
     if quoted('"') || quoted('\'') {
         return value[1..value.len() - 1].to_string();
