@@ -69,3 +69,25 @@ fn from_file(path: &Path) -> Result<HashMap<String, String>, CliError> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SourceFile;
+
+    #[test]
+    fn the_flag_wins_over_the_playbook_which_wins_over_the_inventory() {
+        let steps = "[[steps]]\nname = \"s\"\nrun = { script = \"true\" }\n";
+        let with = |cmd: &str| {
+            let text = format!("name = \"p\"\n{cmd}\n{steps}");
+            Playbook::from_source(SourceFile::new("p.toml", text)).unwrap()
+        };
+        let inv = "[defaults]\nsecrets_command = \"inv\"\n[hosts.a]\naddress = \"x\"\n";
+        let inventory = Inventory::from_sources(vec![SourceFile::new("i.toml", inv)]).unwrap();
+        let (named, bare) = (with("secrets_command = \"book\""), with(""));
+        let pick = |flag, p: &Playbook| command_for(flag, p, &inventory).map(|c| c.command);
+        assert_eq!(pick(Some("flag"), &named).as_deref(), Some("flag"));
+        assert_eq!(pick(None, &named).as_deref(), Some("book"));
+        assert_eq!(pick(None, &bare).as_deref(), Some("inv"));
+    }
+}

@@ -410,4 +410,20 @@ mod tests {
                 .contains("blue-green")
         );
     }
+
+    #[test]
+    fn a_lock_wait_is_a_duration_pointed_at_when_it_is_not() {
+        use crate::config::{Playbook, SourceFile};
+        let load = |v: &str| {
+            let text = format!(
+                "name = \"p\"\n[[steps]]\nname = \"s\"\nrun = {{ script = \"true\" }}\n[rollout]\nlock_wait = \"{v}\"\n"
+            );
+            Playbook::from_source(SourceFile::new("p.toml", text))
+        };
+        let err = load("soon").unwrap_err().render(false);
+        assert!(err.contains("`lock_wait` is not a valid duration"), "{err}");
+        assert!(err.contains("p.toml:6:13"), "{err}");
+        let lock_wait = load("2m").unwrap().rollout.lock_wait;
+        assert_eq!(lock_wait, Some(Duration::from_secs(120)));
+    }
 }

@@ -42,3 +42,34 @@ pub(crate) fn validate_secrets_command(
         dir: source.dir().to_path_buf(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Inventory, Playbook, SourceFile};
+
+    const STEPS: &str = "[[steps]]\nname = \"s\"\nrun = { script = \"true\" }\n";
+
+    #[test]
+    fn a_playbooks_secrets_command_runs_beside_it() {
+        let text = format!("name = \"p\"\nsecrets_command = \"sops -d s.env\"\n{STEPS}");
+        let p = Playbook::from_source(SourceFile::new("conf/p.toml", text)).unwrap();
+        let cmd = p.secrets_command.expect("a command");
+        assert_eq!(cmd.command, "sops -d s.env");
+        assert_eq!(cmd.dir, std::path::Path::new("conf"));
+    }
+
+    #[test]
+    fn a_blank_secrets_command_is_pointed_at_in_playbook_and_inventory() {
+        let text = format!("name = \"p\"\nsecrets_command = \" \"\n{STEPS}");
+        let err = Playbook::from_source(SourceFile::new("p.toml", text))
+            .unwrap_err()
+            .render(false);
+        assert!(err.contains("`secrets_command` is empty"), "{err}");
+        assert!(err.contains("p.toml:2:19"), "{err}");
+        let inv = "[defaults]\nsecrets_command = \"\"\n[hosts.a]\naddress = \"x\"\n";
+        let err = Inventory::from_sources(vec![SourceFile::new("i.toml", inv)])
+            .unwrap_err()
+            .render(false);
+        assert!(err.contains("i.toml:2:19"), "{err}");
+    }
+}
