@@ -162,6 +162,42 @@ fn secrets_from_a_command_land_in_the_env_file_0600_and_nowhere_else() {
         );
     }
 
+    // The store rotates the key: a dry run with --diff shows neither value.
+    let rotated = "cmd-secret-rotated-55e0c1";
+    let rotating = script(&fleet, "rotated.sh", &format!("echo API_KEY={rotated}\n"));
+    let args = deploy_args(
+        &repo::agent_playbook(),
+        "acme",
+        "1.0.0",
+        &[
+            "--secrets-cmd",
+            &path_str(&rotating),
+            "--dry-run",
+            "--diff",
+            "--json",
+        ],
+    );
+    let mut cmd = Drover::on(&fleet).command(&args);
+    cmd.env_remove("DROVER_SECRET_API_KEY");
+    let dry = Running::start(&mut cmd).wait(LIMIT);
+    let env_steps: Vec<serde_json::Value> = dry
+        .json_lines()
+        .iter()
+        .flat_map(|t| t["steps"].as_array().cloned().unwrap_or_default())
+        .filter(|step| step["name"] == "environment")
+        .collect();
+    assert_eq!(env_steps.len(), 2, "{}", dry.describe());
+    assert!(
+        env_steps.iter().all(|s| s["status"] == "changed"),
+        "{env_steps:?}"
+    );
+    let shown = dry.stdout() + &dry.stderr();
+    assert!(
+        !shown.contains(rotated) && !shown.contains(secret),
+        "{}",
+        dry.describe()
+    );
+
     // A failing store: named, its output unseen, nothing changed on any host.
     let leaked = "must-not-show-41c0";
     let failing = script(
@@ -232,7 +268,12 @@ fn two_deploys_of_one_tenant_started_together_both_finish_one_after_the_other() 
         first.describe(),
         second.describe()
     );
-    eprintln!("LOCK WAIT: {}", waited[0].stderr());
+    eprintln!(
+        "LOCK WAIT: first run {:?}, second {:?}\n{}",
+        first.elapsed,
+        second.elapsed,
+        waited[0].stderr()
+    );
     for h in &acme.hosts {
         let log = audit(&fleet, h);
         let switches: Vec<&BTreeMap<String, String>> = log
@@ -502,6 +543,10 @@ fn a_deploy_user_that_needs_a_sudo_password_deploys_with_it_and_a_wrong_one_fail
         .env("DROVER_BECOME_PASS", password)
         .run(&args, LIMIT);
     assert_exit(&right, EXIT_OK, "deploy with DROVER_BECOME_PASS");
+    eprintln!(
+        "BECOME: wrong password refused in {:?}; deploy with the password {:?}",
+        wrong.elapsed, right.elapsed
+    );
     for h in &acme.hosts {
         assert_eq!(state(&fleet, h, "acme").expect("state")["version"], "1.0.0");
     }
