@@ -400,6 +400,11 @@ fn each_hook_fires_once_with_the_run_environment_and_a_failing_pre_deploy_change
         assert_eq!(var(env, "DROVER_PLAYBOOK"), open, "{key}");
         assert_eq!(var(env, "DROVER_OPERATOR"), "release-bot@ci", "{key}");
         assert_eq!(var(env, "DROVER_VERSION"), "1.0.0", "{key}");
+        // The test secret drover was given (DROVER_SECRET_API_KEY) is not passed on.
+        assert!(
+            !env.iter().any(|l| l.starts_with("DROVER_SECRET_")),
+            "{key}: {env:?}"
+        );
     }
     assert_eq!(
         var(&got["pre-deploy.run.all"], "DROVER_TARGETS"),

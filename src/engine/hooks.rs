@@ -96,7 +96,15 @@ async fn run(
     env: &[(String, String)],
     timeout: Duration,
 ) -> (Option<i32>, bool, String) {
-    let spawned = tokio::process::Command::new("sh")
+    let mut cmd = tokio::process::Command::new("sh");
+    // Secrets drover was given are not the hook's to see (a hook dumping its
+    // environment to a chat must not post them).
+    for (name, _) in std::env::vars_os() {
+        if is_secret_var(&name.to_string_lossy()) {
+            cmd.env_remove(&name);
+        }
+    }
+    let spawned = cmd
         .arg("-c")
         .arg(command)
         .current_dir(if dir.as_os_str().is_empty() {
@@ -142,6 +150,12 @@ async fn run(
             (None, true, String::new())
         }
     }
+}
+
+/// Variables carrying secrets drover reads: kept from hooks.
+fn is_secret_var(name: &str) -> bool {
+    name.starts_with("DROVER_SECRET_")
+        || matches!(name, "DROVER_BECOME_PASS" | "DROVER_KEY_PASSPHRASE")
 }
 
 /// Ends the hook and everything it started (a `curl` left behind would hold the run).
@@ -204,6 +218,13 @@ mod tests {
         assert!(ran.succeeded());
         assert_eq!(ran.output, "r1 pre-deploy extra\nerr\n");
         assert!(r.fire(HookPoint::OnHalt, None, &[]).await.is_none());
+    }
+
+    #[test]
+    fn secrets_in_the_environment_are_kept_from_hooks() {
+        assert!(is_secret_var("DROVER_SECRET_API_KEY"));
+        assert!(is_secret_var("DROVER_BECOME_PASS"));
+        assert!(!is_secret_var("DROVER_RUN_ID"));
     }
 
     #[tokio::test]
