@@ -5,10 +5,12 @@
 
 pub mod diagnostic;
 pub mod duration;
+pub mod hooks;
 pub mod inventory;
 mod parse;
 pub mod playbook;
 pub mod rollout;
+pub mod secrets;
 pub mod select;
 pub mod source;
 pub mod validate;

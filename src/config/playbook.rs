@@ -11,7 +11,9 @@ use toml::Spanned;
 
 use crate::config::diagnostic::{Diagnostic, Diagnostics};
 use crate::config::duration;
+use crate::config::hooks::{Hooks, RawHooks, validate_hooks};
 use crate::config::rollout::{RawRollout, RolloutSettings, validate_rollout};
+use crate::config::secrets::{SecretsCommand, validate_secrets_command};
 use crate::config::source::SourceFile;
 
 /// A templated string from the playbook, with its place in the file.
@@ -171,6 +173,8 @@ struct RawPlaybook {
     #[serde(default)]
     steps: Vec<RawStep>,
     rollout: Option<RawRollout>,
+    secrets_command: Option<Spanned<String>>,
+    hooks: Option<RawHooks>,
 }
 
 /// What a service should be.
@@ -269,6 +273,10 @@ pub struct Playbook {
     pub steps: Vec<Step>,
     /// rollout defaults (`[rollout]`)
     pub rollout: RolloutSettings,
+    /// `secrets_command`: where this playbook's secret values come from
+    pub secrets_command: Option<SecretsCommand>,
+    /// `[hooks]`: local commands at points of a deploy
+    pub hooks: Hooks,
 }
 
 impl Playbook {
@@ -298,6 +306,16 @@ impl Playbook {
             .rollout
             .map(|r| validate_rollout(&source, r, &mut problems))
             .unwrap_or_default();
+        let secrets_command = validate_secrets_command(
+            &source,
+            raw.secrets_command.as_ref(),
+            "playbook::empty-secrets-command",
+            &mut problems,
+        );
+        let hooks = raw
+            .hooks
+            .map(|h| validate_hooks(&source, h, &mut problems))
+            .unwrap_or_default();
         let mut steps = Vec::with_capacity(raw.steps.len());
         for raw_step in raw.steps {
             if let Some(step) = validate_step(&source, raw_step, &mut problems) {
@@ -323,6 +341,8 @@ impl Playbook {
             vars: raw.vars,
             steps,
             rollout,
+            secrets_command,
+            hooks,
             source,
         })
     }

@@ -2,6 +2,7 @@
 
 pub mod deploy;
 pub mod group;
+pub mod hooks;
 pub mod live;
 pub mod phases;
 pub mod run;
