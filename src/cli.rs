@@ -1,6 +1,7 @@
 //! The command line: parses arguments, loads configuration, picks reporters, and maps
 //! results to the documented exit codes. Each verb lives in `cli/<verb>.rs`.
 
+mod batches;
 mod check;
 mod deploy;
 mod diagnose;
@@ -8,6 +9,7 @@ mod error;
 mod logs;
 mod manpages;
 mod reach;
+mod rerun;
 mod rollback;
 mod rollout;
 mod run;

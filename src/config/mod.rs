@@ -5,6 +5,7 @@
 
 pub mod diagnostic;
 pub mod duration;
+pub mod group_cap;
 pub mod inventory;
 mod parse;
 pub mod playbook;

@@ -16,6 +16,7 @@ mod bluegreen;
 mod confirm;
 mod context;
 mod lock;
+mod prune;
 mod rollback;
 mod soak;
 
@@ -113,6 +114,9 @@ pub struct RolloutOptions {
     pub drain: Option<Duration>,
     /// per-attempt time limit of drover's own host scripts
     pub script_timeout: Duration,
+    /// after a successful switch or deploy, keep this many releases of the tenant
+    /// (live ones always); `None` prunes nothing
+    pub keep_releases: Option<u32>,
 }
 
 /// Why a rollout stopped early.
@@ -290,6 +294,7 @@ impl<C: Connector> Rollout<C> {
             Plans::BlueGreen { .. } => return self.locked_switch(task, index).await,
         };
         outcome.phases = Phases::of_steps_in(&outcome.steps, at.elapsed());
+        self.prune(task, &mut outcome).await;
         outcome
     }
 
@@ -303,6 +308,7 @@ impl<C: Connector> Rollout<C> {
         let mut phases = Phases::default();
         phases.since("lock", at);
         let mut outcome = bluegreen::deploy(self, task, index).await;
+        self.prune(task, &mut outcome).await;
         let at = Instant::now();
         lock::release(task, guard).await;
         phases.extend(&outcome.phases);
