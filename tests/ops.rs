@@ -22,7 +22,8 @@ const LIMIT: Duration = Duration::from_secs(120);
 // A worker gated by a command health check
 
 /// A worker without HTTP: its unit writes its release into a heartbeat file every
-/// second; it is healthy when the beat is fresh and the release is not a `broken` one.
+/// second; it is healthy when the beat is fresh, from this release (not the process it
+/// replaced), and the release is not a `broken` one.
 const WORKER: &str = r#"name = "worker"
 [vars]
 version = "1.0.0"
@@ -52,7 +53,7 @@ service = { name = "{{ service }}", state = "restarted", enabled = true }
 
 [[steps]]
 name = "worker healthy"
-health = { command = "[ $(( $(date +%s) - $(stat -c %Y {{ beat }}) )) -lt 4 ] && ! grep -q broken {{ beat }} && id -un", user = "{{ user }}", retries = 10, interval = "500ms" }
+health = { command = "grep -qx {{ version }} {{ beat }} && [ $(( $(date +%s) - $(stat -c %Y {{ beat }}) )) -lt 4 ] && ! grep -q broken {{ beat }}", user = "{{ user }}", retries = 10, interval = "500ms" }
 "#;
 
 fn worker_playbook(fleet: &Fleet) -> String {
@@ -103,8 +104,14 @@ fn a_command_health_check_gates_a_worker_that_serves_no_http() {
     let line = &by_target(&broken)["acme@host-1"];
     assert_eq!(text(&line["status"]), "failed", "{line}");
     assert_eq!(text(&line["failed_step"]), "worker healthy", "{line}");
+    let health = line["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "worker healthy"))
+        .unwrap_or_else(|| panic!("no health step: {line}"));
     assert!(
-        text(&line["error"]).contains("health check of command"),
+        text(&health["stderr"]).contains("health check of command")
+            && text(&health["stderr"])
+                .contains("as agent-acme failed after 10 attempt(s): exited 1"),
         "{line}"
     );
     assert_eq!(
