@@ -359,7 +359,7 @@ fn a_group_cap_keeps_each_batch_to_one_host_per_zone() {
     let printed: Vec<String> = dry
         .stderr()
         .lines()
-        .filter(|l| l.starts_with("batch "))
+        .filter(|l| l.starts_with("batch ") && l.contains('@'))
         .map(str::to_owned)
         .collect();
     assert_eq!(printed.len(), 2, "{}", dry.describe());

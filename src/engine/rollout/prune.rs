@@ -2,7 +2,8 @@
 //! still under the tenant's lock when blue-green, its old releases are pruned. The
 //! result is one more step of the target, `prune releases`, listing each release
 //! removed (in dry-run: each that would be). A failed prune is reported on that step;
-//! it never fails a target whose release is live.
+//! it never fails a target whose release is live. A tenant without a releases folder
+//! (a playbook that keeps none there) gets no such step.
 
 use std::time::Instant;
 
@@ -46,6 +47,9 @@ impl<C: Connector> Rollout<C> {
             }
             Err(e) => (StepStatus::Failed, None, String::new(), e.to_string()),
         };
+        if status == StepStatus::Ok && stdout.is_empty() {
+            return; // no releases folder: a playbook that keeps none there
+        }
         if status == StepStatus::Changed && outcome.status == TargetStatus::Ok {
             outcome.status = TargetStatus::Changed;
         }
