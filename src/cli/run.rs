@@ -92,7 +92,14 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
         timeout: opts.timeout,
     };
     let run_id = journal::new_run_id();
-    let journal = Journal::start_kind(&run_id, KIND_RUN, &cx.argv, hosts.len())
+    // A re-run may take its command from the journal: record it, so a re-run of the
+    // re-run has it too.
+    let mut args = cx.argv.clone();
+    if !args.iter().any(|a| a == "--") {
+        args.push("--".into());
+        args.extend(command.iter().cloned());
+    }
+    let journal = Journal::start_kind(&run_id, KIND_RUN, &args, hosts.len())
         .map_err(|e| {
             eprintln!("warning: no run journal ({e}); --rerun-failed will not know this run")
         })
