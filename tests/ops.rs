@@ -62,19 +62,19 @@ fn worker_playbook(fleet: &Fleet) -> String {
     path_str(&path)
 }
 
-fn deploy_worker(fleet: &Fleet, playbook: &str, version: &str) -> Finished {
-    let version = format!("version={version}");
-    let args = [
+/// `deploy PLAYBOOK --tenant acme --strategy blue-green EXTRA… --set version=V --json`.
+fn blue_green(fleet: &Fleet, playbook: &str, version: &str, extra: &[&str]) -> Finished {
+    let set = format!("version={version}");
+    let mut args = vec![
         "deploy",
         playbook,
         "--tenant",
         "acme",
         "--strategy",
         "blue-green",
-        "--set",
-        &version,
-        "--json",
     ];
+    args.extend(extra);
+    args.extend(["--set", &set, "--json"]);
     drover(fleet, &args, LIMIT)
 }
 
@@ -84,7 +84,7 @@ fn a_command_health_check_gates_a_worker_that_serves_no_http() {
     let playbook = worker_playbook(&fleet);
     let host = "host-1";
     for (version, color) in [("1.0.0", "blue"), ("2.0.0", "green")] {
-        let run = deploy_worker(&fleet, &playbook, version);
+        let run = blue_green(&fleet, &playbook, version, &[]);
         assert_exit(&run, EXIT_OK, &format!("worker {version}"));
         // Nothing listens behind nginx: the switch was verified by the command.
         assert_eq!(
@@ -99,7 +99,7 @@ fn a_command_health_check_gates_a_worker_that_serves_no_http() {
     );
     assert_eq!(recorded.trim(), "root 644", "the recorded check is root's");
 
-    let broken = deploy_worker(&fleet, &playbook, "3.0.0-broken");
+    let broken = blue_green(&fleet, &playbook, "3.0.0-broken", &[]);
     assert_ne!(broken.code(), Some(EXIT_OK), "{}", broken.describe());
     let line = &by_target(&broken)["acme@host-1"];
     assert_eq!(text(&line["status"]), "failed", "{line}");
@@ -187,21 +187,6 @@ fn pruning_playbook(fleet: &Fleet, name: &str, keep: u32, versions: &[&str]) -> 
 fn releases_on(fleet: &Fleet, host: &str) -> Vec<String> {
     let out = sh_out(fleet, host, "ls -1 /opt/drover/acme/releases");
     out.lines().map(str::to_owned).collect()
-}
-
-fn blue_green(fleet: &Fleet, playbook: &str, version: &str, extra: &[&str]) -> Finished {
-    let set = format!("version={version}");
-    let mut args = vec![
-        "deploy",
-        playbook,
-        "--tenant",
-        "acme",
-        "--strategy",
-        "blue-green",
-    ];
-    args.extend(extra);
-    args.extend(["--set", &set, "--json"]);
-    drover(fleet, &args, LIMIT)
 }
 
 /// The `prune releases` step of the one target of a `--json` deploy.

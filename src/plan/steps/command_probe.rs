@@ -58,7 +58,7 @@ pub(super) fn attempt(t: &str) -> String {
         "body=$(timeout -k 1 {t} sh -c \"$runner\" 2>&1); rc=$?\n\
          if [ \"$rc\" = 0 ]; then ok=1\n\
          elif [ \"$rc\" = 124 ]; then ok=0; why=\"timed out after {t}s: $(snippet)\"\n\
-         else ok=0; why=\"exited $rc: $(snippet)\"; fi\n"
+         else ok=0; why=\"exited $rc${{body:+: $(snippet)}}\"; fi\n"
     )
 }
 
