@@ -2,6 +2,7 @@
 //! results to the documented exit codes. Each verb lives in `cli/<verb>.rs`.
 
 mod r#become;
+mod batches;
 mod check;
 mod deploy;
 mod diagnose;
@@ -11,6 +12,7 @@ mod logs;
 mod manpages;
 mod operator;
 mod reach;
+mod rerun;
 mod rollback;
 mod rollout;
 mod run;

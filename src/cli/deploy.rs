@@ -11,20 +11,19 @@ use clap::Args;
 use super::hooks::HookContext;
 use super::reach::{fit_forks, live_mode};
 use super::{CliError, ConnectOpts, Context, SelectOpts};
+use crate::config::group_cap::GroupCap;
 use crate::config::rollout::{Resolved, RolloutSettings};
-use crate::config::{
-    BatchSize, FailureBudget, Host, Playbook, Selection, Strategy, Tenant, duration,
-};
+use crate::config::{BatchSize, FailureBudget, Host, Playbook, Strategy, Tenant, duration};
 use crate::engine::journal::{self, Journal};
 use crate::engine::{
     Actor, BecomePassword, Plans, RolloutOptions, RolloutOutcome, StepOptions, rollout,
 };
 use crate::error::ExitCode;
 use crate::plan::Color;
-use crate::plan::batch::{Batches, plan_batches};
+use crate::plan::batch::{Batches, plan_batches, plan_capped_batches};
 use crate::plan::bluegreen::is_safe_version;
+use crate::plan::group_limits::GroupLimits;
 use crate::plan::render::{Plan, PlanOptions, plan};
-use crate::plan::targets::targets;
 use crate::report::deploy::{render_json, render_text};
 
 #[derive(Debug, Args)]
@@ -70,6 +69,15 @@ pub(crate) struct Opts {
     /// Default: the playbook's [rollout] max_per_host, else 16.
     #[arg(long, value_name = "N")]
     max_per_host: Option<usize>,
+    /// No batch takes more than N hosts sharing a group that matches PATTERN (a glob
+    /// with `*`, else a prefix), e.g. zone-*=1 or rack=1; repeatable.
+    /// Default: the playbook's [rollout] max_per_group.
+    #[arg(long, value_name = "PATTERN=N")]
+    max_per_group: Vec<GroupCap>,
+    /// Deploy only the targets that failed or were unreachable in RUN (default: the
+    /// newest deploy); selectors, when given, narrow them further.
+    #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = super::rerun::LATEST)]
+    only_failed: Option<String>,
     /// Batch sizes: a count, a percentage, or a growing list like 1,10%,50% (the last
     /// size repeats). Default: one batch.
     #[arg(long, value_delimiter = ',', value_parser = BatchSize::parse, value_name = "SIZES")]
@@ -123,6 +131,7 @@ impl Opts {
             pause: self.pause,
             max_failures: self.max_failures,
             max_per_host: self.max_per_host,
+            max_per_group: self.max_per_group.clone(),
             revert_after: self.revert_after,
             drain: self.drain,
             lock_wait: self.lock_wait,
@@ -146,7 +155,14 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
     let reach = cx.reach(&opts.connect)?;
     let playbook = Playbook::load(&opts.playbook).map_err(CliError::Diagnostics)?;
     let settings = opts.rollout_flags().or(&playbook.rollout).resolve();
-    let selected = targets(&reach.inventory, &Selection::from(opts.select.clone()))?;
+    let selected = super::rerun::only_failed_targets(
+        &reach.inventory,
+        &opts.select,
+        opts.only_failed.as_deref(),
+    )?;
+    if selected.is_empty() {
+        return Ok(ExitCode::Ok);
+    }
     let version = release_version(&opts.set, &playbook, settings.strategy)?;
     let plans = plans(&reach, &opts, &playbook, &selected, settings.strategy)?;
     let batches = batches(&selected, &settings);
@@ -160,6 +176,9 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
             "run {run_id}: {} target(s) in {count} batch(es)",
             selected.len()
         );
+        if opts.dry_run {
+            eprint!("{}", super::batches::render(&selected, &batches, &settings));
+        }
     }
     let hook_cx = HookContext {
         playbook_path: &opts.playbook,
@@ -174,6 +193,7 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
     super::hooks::pre_deploy(&reach, hooks.as_deref(), journal.as_deref(), cx.quiet)?;
     let mut options = rollout_options(&opts, &settings, version, &run_id);
     options.hooks = hooks.clone();
+    options.keep_releases = Some(playbook.keep_releases);
     let started = Instant::now();
     let password = super::r#become::password(opts.ask_become_pass)?;
     let connector = Arc::new(BecomePassword::new(Arc::clone(&reach.connector), password));
@@ -256,11 +276,13 @@ fn plans(
 fn batches(selected: &[(&Tenant, &Host)], settings: &Resolved) -> Batches {
     let hosts: Vec<&str> = selected.iter().map(|(_, h)| h.name.as_str()).collect();
     if settings.strategy.batched() {
-        plan_batches(
+        let groups = super::batches::capped_groups(selected, &settings.max_per_group);
+        plan_capped_batches(
             &hosts,
             &settings.batch,
             settings.canary,
             settings.max_per_host,
+            &GroupLimits::new(&groups, &settings.max_per_group),
         )
     } else {
         plan_batches(&hosts, &[], 0, 0)
@@ -313,6 +335,7 @@ fn rollout_options(
         drain: settings.drain,
         script_timeout: super::SCRIPT_TIMEOUT,
         hooks: None,
+        keep_releases: None,
     }
 }
 

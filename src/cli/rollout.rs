@@ -10,7 +10,7 @@ use crate::error::ExitCode;
 
 #[derive(Debug, Args)]
 pub(crate) struct HaltOpts {
-    /// The run to halt (default: the newest run in the journal).
+    /// The run to halt (default: the newest deploy in the journal).
     run: Option<String>,
 }
 
@@ -20,7 +20,7 @@ pub(crate) fn halt_run(opts: &HaltOpts) -> Result<ExitCode, CliError> {
     let run = opts
         .run
         .clone()
-        .or_else(journal::latest_run)
+        .or_else(|| journal::latest_run_of(journal::KIND_DEPLOY))
         .ok_or_else(|| {
             CliError::Input(format!(
                 "no run to halt: {} holds no journal",

@@ -6,6 +6,7 @@
 pub mod diagnostic;
 pub mod duration;
 pub mod hooks;
+pub mod group_cap;
 pub mod inventory;
 mod parse;
 pub mod playbook;

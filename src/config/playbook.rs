@@ -84,10 +84,12 @@ step_struct!(
     state: Option<Spanned<String>>, /// enabled at boot
     enabled: Option<bool> });
 step_struct!(
-    /// `health = { url | tcp, status, body, retries, interval }`, run on the host.
+    /// `health = { url | tcp | command, status, body, user, retries, interval }`, run on the host.
     HealthSpec { /// HTTP URL to GET
     url: Option<Text>, /// "host:port" to connect to
-    tcp: Option<Text>, /// expected HTTP status (default 200)
+    tcp: Option<Text>, /// a command (sh) run as `user`: exit 0 = healthy (workers without HTTP)
+    command: Option<Text>, /// the user `command` runs as (required with `command`)
+    user: Option<Text>, /// expected HTTP status (default 200)
     status: Option<u16>, /// substring the body must contain
     body: Option<Text>, /// attempts (default 10)
     retries: Option<u32>, /// pause between attempts (default 1s)
@@ -175,6 +177,7 @@ struct RawPlaybook {
     rollout: Option<RawRollout>,
     secrets_command: Option<Spanned<String>>,
     hooks: Option<RawHooks>,
+    keep_releases: Option<Spanned<i64>>,
 }
 
 /// What a service should be.
@@ -277,6 +280,9 @@ pub struct Playbook {
     pub secrets_command: Option<SecretsCommand>,
     /// `[hooks]`: local commands at points of a deploy
     pub hooks: Hooks,
+    /// releases kept per tenant after a successful deploy (`keep_releases`, default 5;
+    /// live ones are always kept)
+    pub keep_releases: u32,
 }
 
 impl Playbook {
@@ -316,6 +322,7 @@ impl Playbook {
             .hooks
             .map(|h| validate_hooks(&source, h, &mut problems))
             .unwrap_or_default();
+        let keep_releases = keep_releases(&source, raw.keep_releases.as_ref(), &mut problems);
         let mut steps = Vec::with_capacity(raw.steps.len());
         for raw_step in raw.steps {
             if let Some(step) = validate_step(&source, raw_step, &mut problems) {
@@ -343,6 +350,7 @@ impl Playbook {
             rollout,
             secrets_command,
             hooks,
+            keep_releases,
             source,
         })
     }
@@ -351,6 +359,33 @@ impl Playbook {
     #[must_use]
     pub fn dir(&self) -> PathBuf {
         self.source.dir().to_path_buf()
+    }
+}
+
+/// Releases kept per tenant when the playbook does not say (`keep_releases`).
+pub const DEFAULT_KEEP_RELEASES: u32 = 5;
+
+/// `keep_releases = N`: at least 1 (the release just deployed), default 5.
+fn keep_releases(
+    source: &SourceFile,
+    raw: Option<&Spanned<i64>>,
+    problems: &mut Diagnostics,
+) -> u32 {
+    let Some(n) = raw else {
+        return DEFAULT_KEEP_RELEASES;
+    };
+    match u32::try_from(*n.get_ref()) {
+        Ok(n) if n >= 1 => n,
+        _ => {
+            problems.push(Diagnostic::at(
+                "playbook::keep-releases",
+                source,
+                n.span(),
+                format!("keep_releases = {} keeps nothing", n.get_ref()),
+                "expected a whole number of releases, at least 1",
+            ));
+            DEFAULT_KEEP_RELEASES
+        }
     }
 }
 
@@ -452,13 +487,22 @@ fn validate_step(source: &SourceFile, raw: RawStep, problems: &mut Diagnostics) 
             Duration::from_secs(1),
             problems,
         );
-        if a.url.is_some() == a.tcp.is_some() {
+        let probes = [a.url.is_some(), a.tcp.is_some(), a.command.is_some()];
+        if probes.iter().filter(|&&p| p).count() != 1 {
             problems.push(Diagnostic::at(
                 "playbook::health-probe",
                 source,
                 name_span.clone(),
-                "a health step needs exactly one of `url` or `tcp`",
-                "expected `url = \"http://…\"` or `tcp = \"127.0.0.1:PORT\"`",
+                "a health step needs exactly one of `url`, `tcp` or `command`",
+                "expected `url = \"http://…\"`, `tcp = \"127.0.0.1:PORT\"` or `command = \"…\", user = \"…\"`",
+            ));
+        } else if let Some(c) = a.command.as_ref().filter(|_| a.user.is_none()) {
+            problems.push(Diagnostic::at(
+                "playbook::health-user",
+                source,
+                c.span(),
+                "a health command needs the `user` it runs as",
+                "expected `user = \"{{ user }}\"` beside this command (the tenant's user, not root)",
             ));
         }
         actions.push(Action::Health(a, interval));
@@ -608,6 +652,48 @@ health = { url = "http://127.0.0.1:{{ port }}/health", interval = "200ms" }
         assert!(
             text.contains("unknown key `pth`") && text.contains("did you mean `path`"),
             "{text}"
+        );
+    }
+    #[test]
+    fn keep_releases_defaults_to_5_and_below_1_points_at_its_place() {
+        let run = "[[steps]]\nname = \"r\"\nrun = { script = \"true\" }\n";
+        assert_eq!(
+            load(&format!("name = \"x\"\n{run}")).unwrap().keep_releases,
+            5
+        );
+        let p = load(&format!("name = \"x\"\nkeep_releases = 2\n{run}")).unwrap();
+        assert_eq!(p.keep_releases, 2);
+        for bad in ["0", "-3"] {
+            let err = load(&format!("name = \"x\"\nkeep_releases = {bad}\n{run}"))
+                .unwrap_err()
+                .render(false);
+            assert!(
+                err.contains("playbooks/p.toml:2:17") && err.contains("at least 1"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_health_command_needs_its_user_and_excludes_url_and_tcp() {
+        let step = |h: &str| format!("name = \"x\"\n[[steps]]\nname = \"h\"\nhealth = {h}\n");
+        let ok = load(&step("{ command = \"true\", user = \"{{ user }}\" }")).unwrap();
+        assert!(matches!(&ok.steps[0].action, Action::Health(h, _) if h.command.is_some()));
+        let err = load(&step("{ command = \"true\" }"))
+            .unwrap_err()
+            .render(false);
+        assert!(
+            err.contains("playbooks/p.toml:4:22") && err.contains("needs the `user`"),
+            "{err}"
+        );
+        let err = load(&step(
+            "{ command = \"true\", url = \"http://x\", user = \"u\" }",
+        ))
+        .unwrap_err()
+        .render(false);
+        assert!(
+            err.contains("exactly one of `url`, `tcp` or `command`"),
+            "{err}"
         );
     }
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::diagnostic::{Diagnostic, Diagnostics};
+use crate::config::group_cap::{GroupCap, RawGroupCaps, validate_group_caps};
 use crate::config::playbook::parse_duration_field;
 use crate::config::source::SourceFile;
 
@@ -156,6 +157,7 @@ pub(crate) struct RawRollout {
     pause: Option<Spanned<String>>,
     max_failures: Option<Spanned<toml::Value>>,
     max_per_host: Option<usize>,
+    max_per_group: Option<RawGroupCaps>,
     revert_after: Option<Spanned<String>>,
     drain: Option<Spanned<String>>,
     lock_wait: Option<Spanned<String>>,
@@ -176,6 +178,8 @@ pub struct RolloutSettings {
     pub max_failures: Option<FailureBudget>,
     /// targets of one host per batch
     pub max_per_host: Option<usize>,
+    /// hosts per matching group per batch; empty: not set
+    pub max_per_group: Vec<GroupCap>,
     /// deadline of the self-reverting switch
     pub revert_after: Option<Duration>,
     /// stop the old color after this drain period
@@ -200,6 +204,11 @@ impl RolloutSettings {
             pause: self.pause.or(fallback.pause),
             max_failures: self.max_failures.or(fallback.max_failures),
             max_per_host: self.max_per_host.or(fallback.max_per_host),
+            max_per_group: if self.max_per_group.is_empty() {
+                fallback.max_per_group.clone()
+            } else {
+                self.max_per_group
+            },
             revert_after: self.revert_after.or(fallback.revert_after),
             drain: self.drain.or(fallback.drain),
             lock_wait: self.lock_wait.or(fallback.lock_wait),
@@ -216,6 +225,7 @@ impl RolloutSettings {
             pause: self.pause.unwrap_or_default(),
             max_failures: self.max_failures.unwrap_or(FailureBudget::Count(0)),
             max_per_host: self.max_per_host.unwrap_or(DEFAULT_MAX_PER_HOST),
+            max_per_group: self.max_per_group,
             revert_after: self.revert_after.unwrap_or(DEFAULT_REVERT_AFTER),
             drain: self.drain,
             lock_wait: self.lock_wait.filter(|d| !d.is_zero()),
@@ -244,6 +254,8 @@ pub struct Resolved {
     pub max_failures: FailureBudget,
     /// targets of one host per batch
     pub max_per_host: usize,
+    /// hosts per matching group per batch (none: no cap)
+    pub max_per_group: Vec<GroupCap>,
     /// deadline of the self-reverting switch
     pub revert_after: Duration,
     /// stop the old color after this drain period; `None` keeps it warm
@@ -267,6 +279,10 @@ pub(crate) fn validate_rollout(
     let mut out = RolloutSettings {
         canary: raw.canary,
         max_per_host: raw.max_per_host,
+        max_per_group: raw
+            .max_per_group
+            .map(|caps| validate_group_caps(source, caps, problems))
+            .unwrap_or_default(),
         ..RolloutSettings::default()
     };
     if let Some(s) = &raw.strategy {
@@ -384,6 +400,25 @@ mod tests {
         assert_eq!(defaults.max_failures, FailureBudget::Count(0));
         assert_eq!(defaults.max_per_host, DEFAULT_MAX_PER_HOST);
         assert!(defaults.batch.is_empty() && defaults.canary == 0 && defaults.pause.is_zero());
+    }
+
+    #[test]
+    fn group_caps_from_flags_replace_the_playbooks_whole() {
+        let cap = |t: &str| t.parse::<GroupCap>().unwrap();
+        let playbook = RolloutSettings {
+            max_per_group: vec![cap("zone-*=1"), cap("rack=2")],
+            ..RolloutSettings::default()
+        };
+        let none = RolloutSettings::default().or(&playbook).resolve();
+        assert_eq!(none.max_per_group.len(), 2, "no flag: the playbook's");
+        let flags = RolloutSettings {
+            max_per_group: vec![cap("zone-*=2")],
+            ..RolloutSettings::default()
+        };
+        assert_eq!(
+            flags.or(&playbook).resolve().max_per_group,
+            [cap("zone-*=2")]
+        );
     }
 
     #[test]

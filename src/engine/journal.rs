@@ -8,7 +8,12 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
-use crate::outcome::TargetOutcome;
+use crate::outcome::{HostOutcome, TargetOutcome};
+
+/// The kind of a `drover deploy` run (and of journals written before kinds were).
+pub const KIND_DEPLOY: &str = "deploy";
+/// The kind of a `drover run` run.
+pub const KIND_RUN: &str = "run";
 
 /// Where journals live: `$DROVER_STATE_DIR/runs`, default `.drover/runs`.
 #[must_use]
@@ -65,6 +70,19 @@ impl Journal {
     /// # Errors
     /// The I/O error.
     pub fn start(run: &str, args: &[String], targets: usize) -> std::io::Result<Self> {
+        Self::start_kind(run, KIND_DEPLOY, args, targets)
+    }
+
+    /// Like [`Journal::start`], for a run of another kind ([`KIND_RUN`]: `drover run`).
+    ///
+    /// # Errors
+    /// The I/O error.
+    pub fn start_kind(
+        run: &str,
+        kind: &str,
+        args: &[String],
+        targets: usize,
+    ) -> std::io::Result<Self> {
         std::fs::create_dir_all(runs_dir())?;
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -76,7 +94,7 @@ impl Journal {
         journal.record(
             "start",
             json!({
-                "run": run, "args": replayable(args), "targets": targets,
+                "run": run, "kind": kind, "args": replayable(args), "targets": targets,
                 "pid": std::process::id(),
             }),
         );
@@ -92,6 +110,17 @@ impl Journal {
                 "failed_step": outcome.failed_step, "error": outcome.error,
                 "batch": outcome.batch, "duration_ms": outcome.duration_ms,
                 "phases": outcome.phases,
+            }),
+        );
+    }
+
+    /// A host of `drover run` is done: its status and exit code (never its output).
+    pub fn host(&self, outcome: &HostOutcome) {
+        self.record(
+            "host",
+            json!({
+                "host": outcome.host, "status": outcome.status,
+                "exit_code": outcome.exit_code, "error": outcome.error,
             }),
         );
     }
@@ -143,8 +172,12 @@ pub struct RunRecord {
     pub finished: bool,
     /// whether it halted
     pub halted: bool,
+    /// [`KIND_DEPLOY`] or [`KIND_RUN`]
+    pub kind: String,
     /// targets recorded as done (`tenant@host` → status)
     pub targets: Vec<(String, String)>,
+    /// hosts of a `drover run` (host → status)
+    pub hosts: Vec<(String, String)>,
     /// the process of its latest start (a resumed run has a pid of its own)
     pub pid: Option<u32>,
 }
@@ -173,6 +206,7 @@ fn read_path(path: &std::path::Path) -> Result<RunRecord, String> {
                 record.finished = false;
                 record.halted = false;
                 record.pid = value["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
+                record.kind = value["kind"].as_str().unwrap_or(KIND_DEPLOY).to_string();
                 record.args = value["args"]
                     .as_array()
                     .into_iter()
@@ -186,6 +220,10 @@ fn read_path(path: &std::path::Path) -> Result<RunRecord, String> {
                     value["tenant"].as_str().unwrap_or(""),
                     value["host"].as_str().unwrap_or("")
                 ),
+                value["status"].as_str().unwrap_or("").to_string(),
+            )),
+            Some("host") => record.hosts.push((
+                value["host"].as_str().unwrap_or("").to_string(),
                 value["status"].as_str().unwrap_or("").to_string(),
             )),
             Some("halted") => record.halted = true,
@@ -271,9 +309,23 @@ fn process_is_drover(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|cmd| cmd.contains("drover"))
 }
 
+/// The newest run of `kind` that has a journal, if any.
+#[must_use]
+pub fn latest_run_of(kind: &str) -> Option<String> {
+    let mut runs = run_ids()?;
+    runs.reverse();
+    runs.into_iter()
+        .find(|run| read(run).is_ok_and(|r| r.kind == kind))
+}
+
 /// The newest run that has a journal, if any.
 #[must_use]
 pub fn latest_run() -> Option<String> {
+    run_ids()?.pop()
+}
+
+/// Every run with a journal, oldest first.
+fn run_ids() -> Option<Vec<String>> {
     let mut runs: Vec<String> = std::fs::read_dir(runs_dir())
         .ok()?
         .flatten()
@@ -285,7 +337,7 @@ pub fn latest_run() -> Option<String> {
         })
         .collect();
     runs.sort();
-    runs.pop()
+    Some(runs)
 }
 
 #[cfg(test)]

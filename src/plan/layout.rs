@@ -7,6 +7,7 @@
 //! /var/lib/drover/<tenant>/state.json          live color, versions, last run
 //! /var/lib/drover/<tenant>/lock.d/             deploy lock (owner file inside)
 //! /var/lib/drover/<tenant>/revert.{sh,pending} the self-reverting switch
+//! /var/lib/drover/.health/<tenant>.<color>.sh  a command health check (root-owned)
 //! /var/log/drover/<tenant>/<color>.log         the agent's own output
 //! /var/log/drover/audit.log                    one line per change
 //! ```
@@ -21,6 +22,10 @@ pub const STATE_ROOT: &str = "/var/lib/drover";
 
 /// Where tenants' code lives.
 pub const CODE_ROOT: &str = "/opt/drover";
+
+/// Recorded command health checks: root-owned, outside the tenant's own (tenant-owned)
+/// state folder, since drover runs them as root. `.` keeps it clear of tenant names.
+pub const HEALTH_ROOT: &str = "/var/lib/drover/.health";
 
 /// The host-side names of one tenant. Fields rather than methods, so a test can point
 /// a tenant's state at a scratch directory.
@@ -74,6 +79,13 @@ impl TenantLayout {
         format!("/var/log/drover/{}/{color}.log", self.tenant)
     }
 
+    /// `/var/lib/drover/.health/<tenant>.<color>.sh`: the color's command health check,
+    /// recorded by its health step.
+    #[must_use]
+    pub fn health_command(&self, color: Color) -> String {
+        format!("{HEALTH_ROOT}/{}.{color}.sh", self.tenant)
+    }
+
     /// `/opt/drover/<tenant>/releases`
     #[must_use]
     pub fn releases_dir(&self) -> String {
@@ -101,5 +113,9 @@ mod tests {
         assert_eq!(l.log_file(Color::Blue), "/var/log/drover/acme/blue.log");
         assert_eq!(l.revert_unit, "drover-revert-acme");
         assert_eq!(l.releases_dir(), "/opt/drover/acme/releases");
+        assert_eq!(
+            l.health_command(Color::Green),
+            "/var/lib/drover/.health/acme.green.sh"
+        );
     }
 }

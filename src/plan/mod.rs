@@ -5,7 +5,10 @@
 pub mod batch;
 pub mod bluegreen;
 pub mod color;
+pub mod group_limits;
 pub mod layout;
+pub mod live;
+pub mod prune;
 pub mod render;
 pub mod steps;
 pub mod targets;

@@ -781,8 +781,18 @@ impl Renderer<'_> {
                         status: h.status.unwrap_or(200),
                         body: self.render_opt(h.body.as_ref(), ctx, target)?,
                     }
+                } else if let Some(command) = &h.command {
+                    let tenant = target.split('@').next().unwrap_or(target);
+                    let user = self.checked_name(h.user.as_ref(), ctx, target)?;
+                    HealthProbe::Command {
+                        command: self.render(command, ctx, target)?,
+                        user: user.unwrap_or_default(),
+                        record: Some(
+                            super::TenantLayout::of(tenant).health_command(self.options.color),
+                        ),
+                    }
                 } else {
-                    let field = h.tcp.as_ref().expect("validated: url or tcp");
+                    let field = h.tcp.as_ref().expect("validated: url, tcp or command");
                     let text = self.render(field, ctx, target)?;
                     let parsed = text
                         .rsplit_once(':')

@@ -42,6 +42,10 @@
 //!   release directories.
 //! - [`StepSpec::Health`] is skipped in dry-run (it prints a line saying so): on a bare
 //!   host the service a dry run would have started does not exist yet.
+//! - [`HealthProbe::Command`] runs `sh -c COMMAND` as the user (`runuser`, else `su`,
+//!   when root; directly when already that user), each attempt bounded by `timeout`.
+//!   A real run first records the runner script (root, `0644`) where `drover status`
+//!   and the blue-green verification find it.
 //! - [`StepSpec::Run`]: `unless` also runs in dry-run, so it must only read; `script`
 //!   and `unless` get `/dev/null` as stdin.
 //!
@@ -55,6 +59,7 @@ use std::time::Duration;
 pub use crate::config::playbook::ServiceState;
 
 mod check;
+mod command_probe;
 mod files;
 mod probe;
 mod shell;
@@ -108,6 +113,17 @@ pub enum HealthProbe {
         host: String,
         /// port
         port: u16,
+    },
+    /// A command run as `user` (from `/`, stdin closed): exit 0 = healthy. For workers
+    /// that serve no HTTP.
+    Command {
+        /// the command (`sh -c`)
+        command: String,
+        /// the user it runs as (through `runuser` when the step runs as root)
+        user: String,
+        /// where a real run records the command for `drover status` and the
+        /// blue-green verification (root-owned, see [`crate::plan::layout`])
+        record: Option<String>,
     },
 }
 

@@ -1,5 +1,6 @@
 //! Reporters: everything drover prints about a run. Only this module knows terminals.
 
+pub mod batches;
 pub mod deploy;
 pub mod group;
 pub mod hooks;

@@ -23,7 +23,7 @@ use super::confirm::{Unconfirmed, confirm_fresh};
 use super::context::{ScriptError, StateError, TargetTask};
 use crate::outcome::{Phases, TargetOutcome, TargetStatus};
 use crate::plan::bluegreen::{self, REVERT_FIRED, Switch, TenantState};
-use crate::plan::{Color, TenantLayout};
+use crate::plan::{Color, TenantLayout, live};
 use crate::transport::Connector;
 
 /// Why a blue-green target did not complete, by phase.
@@ -227,7 +227,11 @@ async fn prepare<C: Connector>(
 ) -> Result<Prepared, PhaseError> {
     let before = task.state().await.map_err(PhaseError::ReadState)?;
     let live = before.as_ref().is_some_and(|s| s.version == version);
-    if !live || !serves(task, version, 2).await {
+    let serving = match &before {
+        Some(state) if live => serves(task, state.active, version, 2).await,
+        _ => false,
+    };
+    if !serving {
         return Ok(Prepared::Deploy(before));
     }
     // A run killed between its switch and the confirmation left the revert timer
@@ -248,9 +252,15 @@ async fn prepare<C: Connector>(
     }
 }
 
-/// Whether the tenant answers healthy with `version` through nginx.
-async fn serves<C: Connector>(task: &TargetTask<'_, C>, version: &str, attempts: u32) -> bool {
-    let check = bluegreen::verify_through_proxy(task.tenant, version, attempts);
+/// Whether the tenant answers healthy with `version` through nginx (a worker: its
+/// color's health command passes).
+async fn serves<C: Connector>(
+    task: &TargetTask<'_, C>,
+    color: Color,
+    version: &str,
+    attempts: u32,
+) -> bool {
+    let check = live::verify_live(task.tenant, color, version, attempts);
     task.run(check).await.is_ok()
 }
 
@@ -276,14 +286,15 @@ async fn switch<C: Connector>(task: &TargetTask<'_, C>, switch: &Switch) -> Resu
     Ok(())
 }
 
-/// Checks the new color through the proxy; when it does not answer, switches back.
+/// Checks the new color through the proxy (a worker: its health command); when it
+/// does not answer, switches back.
 async fn verify<C: Connector>(
     task: &TargetTask<'_, C>,
     switch: &Switch,
     version: &str,
     armed: bool,
 ) -> Result<(), PhaseError> {
-    let check = bluegreen::verify_through_proxy(task.tenant, version, 20);
+    let check = live::verify_live(task.tenant, switch.after.active, version, 20);
     let Err(cause) = task.run(check).await else {
         return Ok(());
     };

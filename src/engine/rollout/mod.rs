@@ -17,6 +17,7 @@ mod confirm;
 mod context;
 mod lock;
 mod lock_wait;
+mod prune;
 mod rollback;
 mod soak;
 
@@ -118,6 +119,9 @@ pub struct RolloutOptions {
     pub script_timeout: Duration,
     /// the playbook's hooks (`post-switch` runs here, per target)
     pub hooks: Option<Arc<HookRunner>>,
+    /// after a successful switch or deploy, keep this many releases of the tenant
+    /// (live ones always); `None` prunes nothing
+    pub keep_releases: Option<u32>,
 }
 
 /// Why a rollout stopped early.
@@ -316,6 +320,7 @@ impl<C: Connector> Rollout<C> {
             Plans::BlueGreen { .. } => return self.locked_switch(task, index).await,
         };
         outcome.phases = Phases::of_steps_in(&outcome.steps, at.elapsed());
+        self.prune(task, &mut outcome).await;
         outcome
     }
 
@@ -329,6 +334,7 @@ impl<C: Connector> Rollout<C> {
         let mut phases = Phases::default();
         phases.since("lock", at);
         let mut outcome = bluegreen::deploy(self, task, index).await;
+        self.prune(task, &mut outcome).await;
         let at = Instant::now();
         lock::release(task, guard).await;
         phases.extend(&outcome.phases);

@@ -15,9 +15,8 @@ use crate::engine::fan_out::fan_out;
 use crate::events::{Event, EventSender};
 use crate::outcome::millis;
 use crate::outcome::{StepOutcome, StepStatus, TargetOutcome, TargetStatus};
-use crate::plan::bluegreen;
 use crate::plan::render::{Plan, TargetPlan};
-use crate::plan::{Color, TenantLayout};
+use crate::plan::{Color, TenantLayout, live};
 use crate::shell::quote;
 use crate::transport::Connector;
 
@@ -117,22 +116,25 @@ async fn back<C: Connector>(task: &TargetTask<'_, C>) -> Result<String, Rollback
     task.run(switch.switch())
         .await
         .map_err(RollbackError::Switch)?;
-    let verify = bluegreen::verify_through_proxy(task.tenant, &version, 20);
+    let verify = live::verify_live(task.tenant, previous, &version, 20);
     task.run(verify).await.map_err(RollbackError::Verify)?;
     Ok(format!("{previous}@{version}"))
 }
 
 /// Starts the color's unit if it is not running and waits (15 s at most) until it
-/// answers healthy on its port.
+/// answers healthy on its port (a worker: until its health command passes).
 fn warm_up(tenant: &str, color: Color, base_port: u16) -> String {
     let port = color.port(base_port);
-    format!(
-        "systemctl is-active --quiet {svc} || systemctl start {svc}\n\
-         i=0\n\
+    let http = format!(
+        "i=0\n\
          while [ $i -lt 30 ]; do curl -fsS -m 2 http://127.0.0.1:{port}/health >/dev/null 2>&1 && exit 0; i=$((i+1)); sleep 0.5; done\n\
          echo 'previous color {color} does not answer healthy on port {port}' >&2\n\
-         exit 1\n",
+         exit 1\n"
+    );
+    format!(
+        "systemctl is-active --quiet {svc} || systemctl start {svc}\n{check}",
         svc = quote(&TenantLayout::of(tenant).unit(color)),
+        check = live::command_health_or(tenant, color, 30, &http),
     )
 }
 

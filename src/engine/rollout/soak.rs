@@ -10,8 +10,8 @@ use super::context::{ScriptError, StateError, TargetTask};
 use super::{Plans, Rollout, rollback};
 use crate::events::Event;
 use crate::outcome::{TargetOutcome, TargetStatus};
-use crate::plan::bluegreen;
 use crate::plan::render::TargetPlan;
+use crate::plan::{bluegreen, live};
 use crate::transport::Connector;
 
 /// Why a canary failed its re-check.
@@ -99,12 +99,15 @@ impl<C: Connector> Rollout<C> {
     }
 
     async fn recheck_live_color(&self, task: &TargetTask<'_, C>) -> Result<(), SoakError> {
-        if let Some(state) = task.state().await.map_err(SoakError::State)? {
-            let check = bluegreen::soak_check(task.tenant, state.active);
-            task.run(check).await.map_err(SoakError::Unhealthy)?;
-        }
         let version = &self.options.version;
-        let script = bluegreen::verify_through_proxy(task.tenant, version, 4);
+        let script = match task.state().await.map_err(SoakError::State)? {
+            Some(state) => {
+                let check = bluegreen::soak_check(task.tenant, state.active);
+                task.run(check).await.map_err(SoakError::Unhealthy)?;
+                live::verify_live(task.tenant, state.active, version, 4)
+            }
+            None => bluegreen::verify_through_proxy(task.tenant, version, 4),
+        };
         task.run(script).await.map_err(SoakError::Unhealthy)?;
         Ok(())
     }

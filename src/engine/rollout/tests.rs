@@ -208,6 +208,7 @@ fn options(version: &str) -> RolloutOptions {
         drain: None,
         script_timeout: Duration::from_secs(5),
         hooks: None,
+        keep_releases: None,
     }
 }
 

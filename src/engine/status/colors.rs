@@ -14,6 +14,9 @@ pub(super) fn health_of(raw: &RawTenant, color: Color) -> Health {
             ..Health::default()
         };
     };
+    if raw.probes.get(color).is_some_and(|p| p == "command") {
+        return command_health(raw, color, rc, secs);
+    }
     let body: Option<serde_json::Value> = raw
         .bodies
         .get(color)
@@ -53,6 +56,23 @@ pub(super) fn health_of(raw: &RawTenant, color: Color) -> Health {
         status,
         version,
         error,
+    }
+}
+
+/// A worker's health: its recorded health command exited 0.
+fn command_health(raw: &RawTenant, color: &str, rc: i32, secs: f64) -> Health {
+    let output = raw.errors.get(color).filter(|e| !e.is_empty());
+    let error = match (rc, output) {
+        (0, _) => None,
+        (124, _) => Some("health command timed out after 5 s".to_string()),
+        (_, Some(out)) => Some(format!("health command exited {rc}: {out}")),
+        (_, None) => Some(format!("health command exited {rc}")),
+    };
+    Health {
+        healthy: rc == 0,
+        latency_ms: Some((secs * 1000.0 * 100.0).round() / 100.0),
+        error,
+        ..Health::default()
     }
 }
 
@@ -99,5 +119,30 @@ pub(super) fn color_report(
             .and_then(|v| v.parse().ok())
             .filter(|p| *p > 0),
         health: health_of(raw, color),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::script::parse_status;
+    use super::*;
+
+    #[test]
+    fn a_workers_health_is_its_recorded_commands_exit_status() {
+        let raw = parse_status(
+            "@drover-status 1\nT w port.blue 8200\nT w probe.blue command\nT w health.blue 0 000 0.042\n\
+             T w error.blue \nT w port.green 8201\nT w probe.green command\n\
+             T w health.green 3 000 0.010\nT w error.green queue lag 912 s\nT w done\n@end\n",
+        );
+        let w = &raw.tenants["w"];
+        let blue = health_of(w, Color::Blue);
+        assert!(blue.healthy && blue.error.is_none() && blue.http_status.is_none());
+        assert_eq!(blue.latency_ms, Some(42.0));
+        let green = health_of(w, Color::Green);
+        assert!(!green.healthy);
+        assert_eq!(
+            green.error.as_deref(),
+            Some("health command exited 3: queue lag 912 s")
+        );
     }
 }

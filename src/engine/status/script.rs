@@ -19,7 +19,9 @@
 //! T TENANT port.COLOR PORT
 //! T TENANT health.COLOR CURL_EXIT HTTP_CODE SECONDS
 //! T TENANT body.COLOR BODY                  /health body, newlines removed
-//! T TENANT error.COLOR TEXT                 curl's error text
+//! T TENANT error.COLOR TEXT                 curl's error text (a command: its output)
+//! T TENANT probe.COLOR command              health is the recorded health command
+//!                                           (its exit status in health.COLOR)
 //! T TENANT state JSON                       /var/lib/drover/TENANT/state.json, one line
 //! T TENANT lock.age SECONDS                 lock.d exists (deploy lock held)
 //! T TENANT lock key=value                   lock.d/owner lines
@@ -108,7 +110,13 @@ drover_tenant() {
     [ "$base" = - ] && continue
     if [ "$c" = blue ]; then port=$base; else port=$((base + 1)); fi
     echo "T $n port.$c $port"
-    if command -v curl >/dev/null 2>&1; then
+    hc=/var/lib/drover/.health/$n.$c.sh
+    if [ -f "$hc" ] && [ "$(stat -c %u "$hc" 2>/dev/null)" = 0 ]; then
+      t0=$(date +%s%N); out=$(timeout -k 1 5 sh "$hc" 2>&1); rc=$?; ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+      echo "T $n probe.$c command"
+      echo "T $n health.$c $rc 000 $((ms / 1000)).$(printf %03d $((ms % 1000)))"
+      printf 'T %s error.%s %s\n' "$n" "$c" "$(printf '%s' "$out" | head -c 512 | tr '\r\n' '  ')"
+    elif command -v curl >/dev/null 2>&1; then
       r=$(curl -sS -m 2 -o "$w.$c.body" -w '%{http_code} %{time_total}' "http://127.0.0.1:$port/health" 2>"$w.$c.err"); rc=$?
       echo "T $n health.$c $rc $r"
       printf 'T %s body.%s %s\n' "$n" "$c" "$(head -c 2048 "$w.$c.body" 2>/dev/null | tr -d '\r\n')"
@@ -207,6 +215,8 @@ pub struct RawTenant {
     pub bodies: BTreeMap<String, String>,
     /// curl error per color
     pub errors: BTreeMap<String, String>,
+    /// how health was checked per color, when not over HTTP (`command`)
+    pub probes: BTreeMap<String, String>,
     /// state.json text
     pub state: Option<String>,
     /// lock age, when the lock is held
@@ -347,6 +357,9 @@ fn parse_tenant_line(t: &mut RawTenant, key: &str, value: &str) {
         }
         "error" => {
             t.errors.insert(color.to_string(), value.trim().to_string());
+        }
+        "probe" => {
+            t.probes.insert(color.to_string(), value.trim().to_string());
         }
         "state" if !value.trim().is_empty() => t.state = Some(value.to_string()),
         "lock" if color == "age" => t.lock_age = value.trim().parse().ok(),

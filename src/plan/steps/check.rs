@@ -55,6 +55,18 @@ pub(super) fn spec(spec: &StepSpec) -> Checked {
                     }
                     host_name("host", host)
                 }
+                HealthProbe::Command {
+                    command,
+                    user,
+                    record,
+                } => {
+                    if command.trim().is_empty() {
+                        return err("command", "is empty".into());
+                    }
+                    no_nul("command", command)?;
+                    user_name("user", user)?;
+                    record.as_deref().map_or(Ok(()), |r| abs_path("record", r))
+                }
             }
         }
         StepSpec::Run {

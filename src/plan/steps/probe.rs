@@ -1,4 +1,4 @@
-//! `health` (HTTP or TCP probe from the host, with retries) and `run` (a guarded script).
+//! `health` (HTTP, TCP or command probe from the host, with retries) and `run` (a guarded script).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -97,6 +97,14 @@ pub(super) fn health(
             );
             (format!("host={}\nurl=\"$host:{port}\"\n", q(host)), check)
         }
+        HealthProbe::Command {
+            command,
+            user,
+            record,
+        } => (
+            super::command_probe::setup(user, command, record.as_deref()),
+            super::command_probe::attempt(&t),
+        ),
     };
     let _ = write!(
         s,

@@ -182,6 +182,15 @@ fn health_checks(evil: &str) -> Vec<StepSpec> {
             retries: 3,
             interval,
         },
+        StepSpec::Health {
+            probe: HealthProbe::Command {
+                command: evil.to_owned(),
+                user: "agent-acme".into(),
+                record: Some("/var/lib/drover/.health/acme.blue.sh".into()),
+            },
+            retries: 3,
+            interval,
+        },
     ]
 }
 

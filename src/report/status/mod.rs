@@ -133,6 +133,15 @@ pub fn color_text(c: &ColorReport) -> String {
             "up, {}",
             match c.health.http_status {
                 Some(code) => format!("HTTP {code}"),
+                // A worker's recorded health command said no.
+                None if c
+                    .health
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("health command")) =>
+                {
+                    "unhealthy".into()
+                }
                 None => "no answer".into(),
             }
         ),
