@@ -1,8 +1,8 @@
 //! The command line: parses arguments, loads configuration, picks reporters, and maps
 //! results to the documented exit codes. Each verb lives in `cli/<verb>.rs`.
 
-mod r#become;
 mod batches;
+mod r#become;
 mod check;
 mod deploy;
 mod diagnose;

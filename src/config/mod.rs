@@ -5,8 +5,8 @@
 
 pub mod diagnostic;
 pub mod duration;
-pub mod hooks;
 pub mod group_cap;
+pub mod hooks;
 pub mod inventory;
 mod parse;
 pub mod playbook;
