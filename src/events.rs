@@ -35,6 +35,11 @@ pub enum Event {
         /// soak time
         seconds: u64,
     },
+    /// A canary moved to its next weighted step, or was judged: one line of news.
+    Canary {
+        /// what happened, in words (`acme@web-1: 5% of traffic for 10s`)
+        message: String,
+    },
     /// A halt was requested; no new host will start.
     Halting,
     /// Every host is done.

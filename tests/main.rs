@@ -5,6 +5,7 @@ mod support;
 mod check;
 mod deploy;
 mod fleet;
+mod progressive;
 mod rollout;
 mod run;
 mod status;

@@ -10,6 +10,7 @@ use clap::Args;
 
 use super::reach::{fit_forks, live_mode};
 use super::{CliError, ConnectOpts, Context, SelectOpts};
+use crate::config::progressive::{Progressive, parse_weights};
 use crate::config::rollout::{Resolved, RolloutSettings};
 use crate::config::{
     BatchSize, FailureBudget, Host, Playbook, Selection, Strategy, Tenant, duration,
@@ -92,6 +93,11 @@ pub(crate) struct Opts {
     /// Stop the old color after this drain period instead of keeping it warm.
     #[arg(long, value_parser = duration::parse, value_name = "DURATION")]
     drain: Option<Duration>,
+    /// Weighted canary steps (blue-green): the canary's share of its tenant's traffic,
+    /// each step held for --pause and judged, then 100% (e.g. 5%,25%,50%).
+    /// Default: the playbook's [rollout] canary_weights.
+    #[arg(long, value_delimiter = ',', value_name = "P%,…")]
+    canary_weights: Vec<String>,
     /// Run id (normally generated; `drover resume` passes the halted run's).
     #[arg(long, hide = true)]
     run_id: Option<String>,
@@ -144,7 +150,8 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
             selected.len()
         );
     }
-    let options = rollout_options(&opts, &settings, version, &run_id);
+    let mut options = rollout_options(&opts, &settings, version, &run_id);
+    options.progressive = progressive(&opts, &playbook)?;
     let started = Instant::now();
     let (hosts, connector) = (reach.hosts_by_name(), Arc::clone(&reach.connector));
     let halt_file = journal::halt_path(&run_id);
@@ -161,6 +168,16 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
     print_result(&opts, &result, &run_id, started.elapsed(), cx.verbose > 0);
     let halted = result.halted.is_some() || interrupted;
     Ok(ExitCode::for_targets(&result.targets, halted))
+}
+
+/// The playbook's progressive delivery, with `--canary-weights` over its own.
+fn progressive(opts: &Opts, playbook: &Playbook) -> Result<Progressive, CliError> {
+    let mut progressive = playbook.progressive.clone();
+    if !opts.canary_weights.is_empty() {
+        progressive.canary_weights = parse_weights(opts.canary_weights.iter().map(String::as_str))
+            .map_err(|e| CliError::Input(format!("--canary-weights: {e}")))?;
+    }
+    Ok(progressive)
 }
 
 /// The release a blue-green rollout deploys and verifies through the proxy: the last
@@ -276,6 +293,7 @@ fn rollout_options(
         rollback_on_halt: opts.rollback_on_halt,
         drain: settings.drain,
         script_timeout: super::SCRIPT_TIMEOUT,
+        progressive: Progressive::default(),
     }
 }
 

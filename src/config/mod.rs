@@ -8,6 +8,7 @@ pub mod duration;
 pub mod inventory;
 mod parse;
 pub mod playbook;
+pub mod progressive;
 pub mod rollout;
 pub mod select;
 pub mod source;

@@ -11,6 +11,7 @@ use toml::Spanned;
 
 use crate::config::diagnostic::{Diagnostic, Diagnostics};
 use crate::config::duration;
+use crate::config::progressive::{self, Progressive, RawAnalysis};
 use crate::config::rollout::{RawRollout, RolloutSettings, validate_rollout};
 use crate::config::source::SourceFile;
 
@@ -171,6 +172,7 @@ struct RawPlaybook {
     #[serde(default)]
     steps: Vec<RawStep>,
     rollout: Option<RawRollout>,
+    analysis: Option<RawAnalysis>,
 }
 
 /// What a service should be.
@@ -269,6 +271,8 @@ pub struct Playbook {
     pub steps: Vec<Step>,
     /// rollout defaults (`[rollout]`)
     pub rollout: RolloutSettings,
+    /// weighted canary steps and traffic analysis (`[rollout]`, `[analysis]`)
+    pub progressive: Progressive,
 }
 
 impl Playbook {
@@ -294,6 +298,12 @@ impl Playbook {
         let raw: RawPlaybook =
             toml::from_str(&source.text).map_err(|e| Diagnostics::from(toml_error(&source, &e)))?;
         let mut problems = Diagnostics::default();
+        let canary = raw
+            .rollout
+            .as_ref()
+            .map(RawRollout::canary)
+            .unwrap_or_default();
+        let progressive = progressive::validate(&source, &canary, raw.analysis, &mut problems);
         let rollout = raw
             .rollout
             .map(|r| validate_rollout(&source, r, &mut problems))
@@ -323,6 +333,7 @@ impl Playbook {
             vars: raw.vars,
             steps,
             rollout,
+            progressive,
             source,
         })
     }

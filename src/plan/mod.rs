@@ -9,6 +9,7 @@ pub mod layout;
 pub mod render;
 pub mod steps;
 pub mod targets;
+pub mod upstream;
 
 pub use color::Color;
 pub use layout::TenantLayout;

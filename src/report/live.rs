@@ -75,6 +75,7 @@ pub async fn report(mut events: Receiver<Event>, mode: LiveMode) {
             Event::Soaking { seconds } => progress.note(format!(
                 "canary soak: {seconds}s, then the canaries are checked again"
             )),
+            Event::Canary { message } => progress.note(format!("canary {message}")),
             Event::Halting => progress.note(match mode {
                 LiveMode::Bar => "halting: no new host will start (Ctrl-C again to abort)".into(),
                 _ => "halting: no new host will start".into(),

@@ -243,6 +243,8 @@ impl<C: Connector> TargetTask<'_, C> {
             operator: actor.operator.clone(),
             revert_after,
             action: action.to_owned(),
+            traffic: None,
+            result: None,
         })
     }
 }

@@ -206,6 +206,7 @@ fn options(version: &str) -> RolloutOptions {
         rollback_on_halt: false,
         drain: None,
         script_timeout: Duration::from_secs(5),
+        progressive: crate::config::progressive::Progressive::default(),
     }
 }
 

@@ -1,0 +1,241 @@
+//! Progressive delivery end to end on the Docker fleet (issue 13's "must be shown"),
+//! with the load generator sending GET and POST to every target through nginx the
+//! whole time: a crashing canary costs no GET request and is aborted at once; a flaky
+//! release is aborted at its first 5 % step on its measured error rate; a slow one on
+//! its latency against the old color; a good one goes through every weight to 100 %.
+//!
+//! One fleet for all of it (fleets are expensive on a small machine): each scenario
+//! starts from every tenant on 1.0.0 and leaves it so.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::rollout::variant;
+use crate::support::drover::{EXIT_HALTED, EXIT_OK, assert_exit, by_target, drover, text};
+use crate::support::fleet::{Finished, Fleet};
+use crate::support::host::{active, audit, nginx_port, sh_out};
+use crate::support::load::{Load, LoadPlan, Method, Requests};
+use crate::support::tenants::{Tenant, fleet_tenants, targets};
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// `[analysis]` of the test playbook: judged every second, 1 % errors at most, p95 at
+/// most twice the old color's.
+const ANALYSIS: &str = "[analysis]\ninterval = \"1s\"\nmin_requests = 10\n\
+                        max_error_rate = \"1%\"\nmax_p95_ratio = 2.0\ninconclusive = \"fail\"\n";
+
+fn deploy(fleet: &Fleet, playbook: &str, version: &str, flags: &[&str]) -> Finished {
+    let mut args = vec![
+        "deploy",
+        playbook,
+        "--all",
+        "--strategy",
+        "blue-green",
+        "--json",
+    ];
+    args.extend(flags);
+    let set = format!("version={version}");
+    args.extend(["--set", &set]);
+    drover(fleet, &args, LIMIT)
+}
+
+/// The canary's JSON line and `(tenant, host)`: the first target in plan order.
+fn canary(run: &Finished, tenants: &[Tenant]) -> (Value, String, String) {
+    let (tenant, host) = targets(tenants)[0].clone();
+    let line = by_target(run)
+        .remove(&format!("{tenant}@{host}"))
+        .unwrap_or_else(|| panic!("no line for the canary:\n{}", run.describe()));
+    (line, tenant, host)
+}
+
+/// The abort's audit line on the canary's host.
+fn abort_line(fleet: &Fleet, tenant: &str, host: &str) -> String {
+    audit(fleet, host)
+        .into_iter()
+        .rev()
+        .find(|l| l["tenant"] == tenant && l.get("action").map(String::as_str) == Some("abort"))
+        .map(|l| l["line"].clone())
+        .unwrap_or_else(|| panic!("no abort audit line for {tenant}@{host}"))
+}
+
+/// Every target back on 1.0.0 (blue), nginx at blue's port.
+#[track_caller]
+fn assert_back_on_old(fleet: &Fleet, tenants: &[Tenant], what: &str) {
+    for t in tenants {
+        for h in &t.hosts {
+            assert_eq!(
+                active(fleet, h, &t.name),
+                ("blue".into(), "1.0.0".into()),
+                "{what}: {}@{h}",
+                t.name
+            );
+            assert_eq!(
+                nginx_port(fleet, h, &t.name),
+                Some(t.port),
+                "{what}: {}@{h}",
+                t.name
+            );
+        }
+    }
+}
+
+/// Seconds since the epoch (ms precision) of the first exit of the canary's new unit,
+/// and of the last write of its nginx config (the abort), both by the host's clock.
+fn crash_and_abort_times(fleet: &Fleet, tenant: &str, host: &str) -> (f64, f64) {
+    let crashed = sh_out(
+        fleet,
+        host,
+        &format!(
+            "journalctl -u drover-{tenant}-green.service -o short-unix --no-pager | grep -m1 -E 'Main process exited|Failed with result' | cut -d' ' -f1"
+        ),
+    );
+    let aborted = sh_out(
+        fleet,
+        host,
+        &format!("stat -c %.3Y /etc/nginx/conf.d/drover-{tenant}.conf"),
+    );
+    let parse = |s: &str, what: &str| -> f64 {
+        s.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{what}: not a time: {s:?}"))
+    };
+    (parse(&crashed, "first exit"), parse(&aborted, "abort"))
+}
+
+#[test]
+fn canaries_are_judged_on_real_traffic_and_a_crashing_one_costs_no_get_request() {
+    let Some(fleet) = Fleet::up(4) else { return };
+    let tenants = fleet_tenants(&fleet);
+    let playbook = variant(&fleet, "progressive", ANALYSIS);
+    let first = deploy(&fleet, &playbook, "1.0.0", &[]);
+    assert_exit(&first, EXIT_OK, "first deploy of 1.0.0");
+    let plan = LoadPlan::steady(Duration::from_secs(600));
+    let per_second = u64::from(plan.gets_per_second + plan.posts_per_second);
+    let load = Load::start(&fleet, &tenants, &plan);
+
+    // 1. A crashing canary at 100 %: the old color behind it answers every GET.
+    let run = deploy(
+        &fleet,
+        &playbook,
+        "4.0.0-crash",
+        &["--canary", "1", "--pause", "10s"],
+    );
+    assert_exit(&run, EXIT_HALTED, "4.0.0-crash canary");
+    let (line, tenant, host) = canary(&run, &tenants);
+    assert_eq!(line["status"], "failed", "{line}");
+    assert_eq!(line["failed_step"], "canary analysis", "{line}");
+    let (crashed, aborted) = crash_and_abort_times(&fleet, &tenant, &host);
+    eprintln!(
+        "CRASH {tenant}@{host}: first exit {crashed:.3}, abort {aborted:.3} ({:.2}s later); {}; audit: {}",
+        aborted - crashed,
+        text(&line["error"]),
+        abort_line(&fleet, &tenant, &host)
+    );
+    assert!(
+        aborted - crashed < 2.0,
+        "aborted {:.2}s after the first crash",
+        aborted - crashed
+    );
+    assert_back_on_old(&fleet, &tenants, "after the crashing canary");
+
+    // 2. A flaky release (30 % of requests answer 500) at 5 %, then 25 %: aborted at
+    // the first step, on its measured error rate.
+    let run = deploy(
+        &fleet,
+        &playbook,
+        "5.0.0-flaky",
+        &[
+            "--canary",
+            "1",
+            "--pause",
+            "15s",
+            "--canary-weights",
+            "5%,25%",
+        ],
+    );
+    assert_exit(&run, EXIT_HALTED, "5.0.0-flaky canary");
+    let (line, tenant, host) = canary(&run, &tenants);
+    let report = &line["canary"];
+    assert_eq!(report["verdict"], "fail", "{line}");
+    assert_eq!(report["weight"], 5, "aborted at the first step: {line}");
+    let rate = report["new"]["error_rate"].as_f64().expect("error rate");
+    assert!(rate > 0.01, "{line}");
+    let reason = text(&report["reason"]).to_owned();
+    assert!(reason.starts_with("error rate "), "{reason}");
+    let audit_line = abort_line(&fleet, &tenant, &host);
+    assert!(audit_line.contains(&reason), "{audit_line}");
+    eprintln!("FLAKY {tenant}@{host}: {reason}; {report}; audit: {audit_line}");
+    assert_back_on_old(&fleet, &tenants, "after the flaky canary");
+
+    // 3. A slow release (+300 ms) at 5 %: aborted on its p95 against the old color's.
+    let run = deploy(
+        &fleet,
+        &playbook,
+        "6.0.0-slow",
+        &[
+            "--canary",
+            "1",
+            "--pause",
+            "15s",
+            "--canary-weights",
+            "5%,25%",
+        ],
+    );
+    assert_exit(&run, EXIT_HALTED, "6.0.0-slow canary");
+    let (line, tenant, host) = canary(&run, &tenants);
+    let reason = text(&line["canary"]["reason"]).to_owned();
+    assert!(reason.contains("the old color's"), "{line}");
+    eprintln!("SLOW {tenant}@{host}: {reason}; {}", line["canary"]);
+    assert_back_on_old(&fleet, &tenants, "after the slow canary");
+
+    // 4. A good release through 5 %, 25 %, 50 %, then 100 % and every other target.
+    let run = deploy(
+        &fleet,
+        &playbook,
+        "2.0.0",
+        &[
+            "--canary",
+            "1",
+            "--pause",
+            "6s",
+            "--canary-weights",
+            "5%,25%,50%",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let seen = load.stop();
+    assert_exit(&run, EXIT_OK, "2.0.0 through every weight");
+    let (line, tenant, host) = canary(&run, &tenants);
+    assert_eq!(line["canary"]["verdict"], "pass", "{line}");
+    assert_eq!(line["canary"]["weight"], 100, "{line}");
+    let weights: Vec<String> = audit(&fleet, &host)
+        .into_iter()
+        .filter(|l| l["tenant"] == tenant && l.get("action").map(String::as_str) == Some("weight"))
+        .map(|l| l["result"].clone())
+        .collect();
+    assert!(
+        weights.ends_with(&["25%".into(), "50%".into(), "100%".into()]),
+        "{weights:?}"
+    );
+    for (key, line) in by_target(&run) {
+        assert_eq!(line["status"], "changed", "{key}: {line}");
+    }
+
+    let phase = "crash, flaky, slow and good canaries";
+    seen.print(phase);
+    seen.assert_none_failed(phase, Requests::to(&tenant).at(&host).using(Method::Get));
+    for (t, h) in targets(&tenants).into_iter().skip(1) {
+        seen.assert_none_failed(phase, Requests::to(&t).at(&h));
+    }
+    // The canary's only failures: 500s of the flaky release in its 5 % step (15 s at
+    // most), and POSTs in flight when the crash release died.
+    let bound = per_second * 15 * 5 / 100 + 10;
+    seen.assert_failed_at_most(phase, Requests::to(&tenant).at(&host), bound);
+    eprintln!(
+        "PROGRESSIVE canary {tenant}@{host}: {} failed of {} (bound {bound}); GET failed {}",
+        seen.failed(Requests::to(&tenant).at(&host)),
+        seen.requests(Requests::to(&tenant).at(&host)),
+        seen.failed(Requests::to(&tenant).at(&host).using(Method::Get)),
+    );
+}
