@@ -407,9 +407,12 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(
-            matches!(judge(&analysis(), &up(), &window(&lines), false), Decision::Fail(w) if w.starts_with("p95 310 ms > 500"))
-        );
+        let strict = Analysis {
+            max_p95: Some(Duration::from_millis(300)),
+            ..analysis()
+        };
+        let d = judge(&strict, &up(), &window(&lines), false);
+        assert_eq!(d, Decision::Fail("p95 310 ms > 300 ms".into()));
     }
 
     #[test]
