@@ -73,16 +73,36 @@ impl<C: Connector> Rollout<C> {
         outcomes: &mut [Option<TargetOutcome>],
     ) -> usize {
         let mut watching = Vec::new();
+        let mut failed = 0;
         for &i in batch {
-            if outcomes[i].as_ref().is_some_and(TargetOutcome::succeeded)
-                && let Some(watch) = self.start_watch(i).await
-            {
+            if !outcomes[i].as_ref().is_some_and(TargetOutcome::succeeded) {
+                continue;
+            }
+            let Some((watch, decision)) = self.start_watch(i).await else {
+                continue;
+            };
+            if let Decision::Fail(why) = &decision {
+                // It died between its switch and the soak.
+                let analysis = &self.options.progressive.analysis;
+                let first = self.options.progressive.canary_weights.first();
+                let weight = first.copied().unwrap_or(100);
+                let colors = watch.colors();
+                let report = analysis::report(
+                    analysis,
+                    &decision,
+                    &watch.window,
+                    (colors.0.as_str(), colors.1.as_str()),
+                    (weight, watch.checks, 0),
+                );
+                self.abort(&watch, report, &format!("analysis: {why}"), outcomes)
+                    .await;
+                failed += 1;
+            } else {
                 watching.push(watch);
             }
         }
         let weights = self.options.progressive.canary_weights.clone();
         let steps = weights.iter().copied().chain([100]);
-        let mut failed = 0;
         for (n, weight) in steps.enumerate() {
             if watching.is_empty() || self.halt.load(Ordering::Relaxed) {
                 break;
@@ -115,8 +135,9 @@ impl<C: Connector> Rollout<C> {
         failed
     }
 
-    /// Reads the canary's state and where its access log ends now.
-    async fn start_watch(&self, index: usize) -> Option<Watch> {
+    /// Reads the canary's state and where its access log ends now; the unit's state
+    /// judged at once.
+    async fn start_watch(&self, index: usize) -> Option<(Watch, Decision)> {
         let target = &self.plans.targets()[index];
         let task = self.cx.task(target).await.ok()?;
         let after = task.state().await.ok()??;
@@ -136,8 +157,8 @@ impl<C: Connector> Rollout<C> {
             offset: None,
             checks: 0,
         };
-        let _ = self.check(&task, &mut watch).await;
-        Some(watch)
+        let decision = self.check(&task, &mut watch).await;
+        Some((watch, decision))
     }
 
     /// Moves every canary to `weight` (100: all traffic, the old color as backup).
