@@ -205,6 +205,9 @@ fn canaries_are_judged_on_real_traffic_and_a_crashing_one_costs_no_get_request()
     assert_others_untouched(&seen, &tenants, phase);
 
     // 3. A slow release (+300 ms) at 5 %: aborted on its p95 against the old color's.
+    // (Without traffic it would be `inconclusive`, which this playbook counts as a
+    // failure.)
+    let load = Load::start(&fleet, &tenants, &plan);
     let run = deploy(
         &fleet,
         &playbook,
@@ -218,7 +221,9 @@ fn canaries_are_judged_on_real_traffic_and_a_crashing_one_costs_no_get_request()
             "5%,25%",
         ],
     );
+    let seen = load.stop();
     assert_exit(&run, EXIT_HALTED, "6.0.0-slow canary");
+    assert_others_untouched(&seen, &tenants, "slow canary");
     let (line, tenant, host) = canary(&run, &tenants);
     let reason = text(&line["canary"]["reason"]).to_owned();
     assert!(reason.contains("the old color's"), "{line}");

@@ -437,15 +437,27 @@ impl Switch {
 
 /// A canary caught between two weights by a killed run goes back to its old color at
 /// once (its armed revert script runs now rather than at its deadline), so a resumed
-/// run starts it over from a known weight. Prints `reverted` when it did.
+/// run starts it over from a known weight. Says so on stderr; prints nothing on stdout.
 #[must_use]
 pub fn settle_weighted(tenant: &str) -> String {
     let p = TenantLayout::of(tenant);
     format!(
-        "if [ -e {pending} ] && [ -f {revert} ] && grep -q ' weight=' {conf} 2>/dev/null; then /bin/sh {revert} && echo reverted; fi\n",
+        "if [ -e {pending} ] && [ -f {revert} ] && grep -q ' weight=' {conf} 2>/dev/null; then /bin/sh {revert} >&2 && echo 'a canary left between two weights went back to its old color' >&2; fi\n",
         pending = q(&p.revert_pending),
         revert = q(&p.revert),
         conf = q(&p.nginx),
+    )
+}
+
+/// A confirmed switch whose nginx config still has the old color behind the new one
+/// (a run killed before it finalized) gets the final config: `port` alone.
+#[must_use]
+pub fn settle_final(tenant: &str, port: u16) -> String {
+    let p = TenantLayout::of(tenant);
+    format!(
+        "if grep -q ' backup;\\| weight=' {conf} 2>/dev/null; then\n{body}fi\n",
+        conf = q(&p.nginx),
+        body = switch_body(&Route::only(tenant, port)),
     )
 }
 

@@ -238,14 +238,32 @@ async fn prepare<C: Connector>(
     task: &TargetTask<'_, C>,
     version: &str,
 ) -> Result<Prepared, PhaseError> {
-    let before = task.state().await.map_err(PhaseError::ReadState)?;
+    // A canary a killed run left between two weights goes back to its old color
+    // first: the rollout starts it over from a known weight.
+    let settle = bluegreen::settle_weighted(task.tenant);
+    let before = task
+        .state_after(settle)
+        .await
+        .map_err(PhaseError::ReadState)?;
     let live = before.as_ref().is_some_and(|s| s.version == version);
     if !live || !serves(task, version, 2).await {
         return Ok(Prepared::Deploy(before));
     }
     // A run killed between its switch and the confirmation left the revert timer
-    // armed: the switch is live and verified now, so disarm it.
-    match task.run(bluegreen::disarm(task.tenant)).await {
+    // armed, and the old color behind the new one: the switch is live and verified
+    // now, so disarm it and make it final.
+    let port = before
+        .as_ref()
+        .zip(task.cx.base_port(task.tenant))
+        .map(|(s, base)| s.active.port(base));
+    let mut script = bluegreen::disarm(task.tenant);
+    if let Some(port) = port {
+        script = format!(
+            "(\n{script}\n) || exit $?\n{}",
+            bluegreen::settle_final(task.tenant, port)
+        );
+    }
+    match task.run(script).await {
         Ok(_) => Ok(Prepared::Live),
         // The timer won the race: the host is back on the old color, so this target
         // is deployed like any other, from the state it is in now.
