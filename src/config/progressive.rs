@@ -293,6 +293,64 @@ mod tests {
         assert!(parse_weights(["x"]).unwrap_err().contains("\"x\""));
     }
 
+    fn load(text: &str) -> Result<crate::config::Playbook, Diagnostics> {
+        let steps = "[[steps]]\nname = \"r\"\nrun = { script = \"true\" }\n";
+        let source = SourceFile::new("playbooks/p.toml", format!("name = \"x\"\n{text}{steps}"));
+        crate::config::Playbook::from_source(source)
+    }
+
+    #[test]
+    fn progressive_keys_parse_from_rollout_and_analysis() {
+        let p = load(
+            "[rollout]\ncanary_weights = [\"5%\", 25, \"50%\"]\nsticky = \"ip\"\nretry_non_idempotent = true\n\
+             [analysis]\ninterval = \"2s\"\nmin_requests = 50\nmax_error_rate = \"0.5%\"\nmax_p95 = \"300ms\"\nmax_p95_ratio = 1.5\ninconclusive = \"pass\"\n",
+        )
+        .expect("valid");
+        let g = &p.progressive;
+        assert_eq!(g.canary_weights, [5, 25, 50]);
+        assert_eq!(g.sticky, Some(Sticky::Ip));
+        assert!(g.retry_non_idempotent);
+        assert_eq!(g.analysis.interval, Duration::from_secs(2));
+        assert_eq!(g.analysis.min_requests, 50);
+        assert_eq!(g.analysis.max_error_rate, Some(0.005));
+        assert_eq!(g.analysis.max_p95, Some(Duration::from_millis(300)));
+        assert_eq!(g.analysis.max_p95_ratio, Some(1.5));
+        assert_eq!(g.analysis.inconclusive, Inconclusive::Pass);
+        let none = load("").expect("valid");
+        assert!(!none.progressive.analysis.judges_traffic());
+        assert!(none.progressive.canary_weights.is_empty());
+    }
+
+    #[test]
+    fn bad_progressive_values_point_at_their_place() {
+        let err = load(
+            "[rollout]\ncanary_weights = [\"50%\", \"5%\"]\nsticky = \"session\"\n\
+             [analysis]\nmax_error_rate = \"0.01\"\nmax_p95_ratio = 0.5\ninconclusive = \"maybe\"\nmax_p95 = \"fast\"\n",
+        )
+        .unwrap_err()
+        .render(false);
+        for (at, what) in [
+            ("playbooks/p.toml:3:26", "not a canary weight"),
+            ("playbooks/p.toml:4:10", "unknown stickiness"),
+            ("playbooks/p.toml:6:18", "not an error rate"),
+            ("playbooks/p.toml:7:17", "not a latency ratio"),
+            ("playbooks/p.toml:8:16", "not a verdict"),
+            ("playbooks/p.toml:9:11", "duration"),
+        ] {
+            assert!(
+                err.contains(at) && err.contains(what),
+                "{at} {what}:\n{err}"
+            );
+        }
+        let unknown = load("[analysis]\nmax_error = \"1%\"\n")
+            .unwrap_err()
+            .render(false);
+        assert!(
+            unknown.contains("did you mean `max_error_rate`"),
+            "{unknown}"
+        );
+    }
+
     #[test]
     fn error_rates_are_written_as_percentages() {
         assert_eq!(parse_rate("1%"), Ok(0.01));

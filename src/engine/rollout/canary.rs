@@ -28,6 +28,9 @@ struct Watch {
     window: Window,
     offset: Option<u64>,
     checks: u32,
+    /// the unit's automatic restarts at the first check: a color redeployed after a
+    /// crash loop keeps systemd's count, so only restarts since then count
+    restarts_base: Option<u32>,
 }
 
 impl<C: Connector> Rollout<C> {
@@ -156,6 +159,7 @@ impl<C: Connector> Rollout<C> {
             window,
             offset: None,
             checks: 0,
+            restarts_base: None,
         };
         let decision = self.check(&task, &mut watch).await;
         Some((watch, decision))
@@ -296,9 +300,10 @@ impl<C: Connector> Rollout<C> {
         watch.offset = Some(seen.next_offset);
         watch.window.add_lines(&seen.lines);
         watch.checks += 1;
+        let base = *watch.restarts_base.get_or_insert(seen.restarts);
         let state = UnitState {
             active: seen.active,
-            restarts: seen.restarts,
+            restarts: seen.restarts.saturating_sub(base),
         };
         analysis::judge(
             &self.options.progressive.analysis,
