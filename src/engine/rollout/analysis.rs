@@ -222,6 +222,9 @@ pub(super) fn judge(
             pct(max)
         ));
     }
+    if window.new.requests() < LATENCY_SAMPLES {
+        return Decision::Pass;
+    }
     let p95 = window.new.percentile(95).unwrap_or(0);
     if let Some(max) = analysis.max_p95
         && u128::from(p95) > max.as_millis()
@@ -229,7 +232,7 @@ pub(super) fn judge(
         return Decision::Fail(format!("p95 {p95} ms > {} ms", max.as_millis()));
     }
     if let (Some(ratio), Some(old)) = (analysis.max_p95_ratio, window.old.percentile(95))
-        && window.old.requests() >= analysis.min_requests.max(1)
+        && window.old.requests() >= analysis.min_requests.max(LATENCY_SAMPLES)
         && p95 > old + RATIO_NOISE_MS
     {
         #[allow(clippy::cast_precision_loss)] // milliseconds
@@ -245,7 +248,11 @@ pub(super) fn judge(
 
 /// A new p95 within this many ms of the old color's is never too slow by ratio: a
 /// fast service's 2 ms against 4 ms is jitter, not a regression.
-const RATIO_NOISE_MS: u64 = 25;
+const RATIO_NOISE_MS: u64 = 50;
+
+/// Latency is judged from this many requests on: the p95 of fewer is their slowest
+/// one, and one cold request is not a slow release.
+const LATENCY_SAMPLES: u64 = 20;
 
 /// Whether a decision lets the step go on (or end well).
 pub(super) fn passes(analysis: &Analysis, decision: &Decision) -> bool {
@@ -395,8 +402,8 @@ mod tests {
 
     #[test]
     fn a_slow_new_color_fails_on_its_ratio_to_the_old_one() {
-        let mut lines = vec![line(200, "127.0.0.1:8101", "200", "0.310"); 10];
-        lines.extend(vec![line(200, "127.0.0.1:8100", "200", "0.010"); 10]);
+        let mut lines = vec![line(200, "127.0.0.1:8101", "200", "0.310"); 20];
+        lines.extend(vec![line(200, "127.0.0.1:8100", "200", "0.010"); 20]);
         let a = Analysis {
             max_p95: None,
             ..analysis()
