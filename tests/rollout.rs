@@ -477,7 +477,7 @@ fn a_crashing_release_is_caught_by_the_canary_soak() {
     assert_eq!(report.len(), 12, "{}", run.describe());
     let line = &report[&canary];
     assert_eq!(line["status"], "failed", "{canary}: {line}");
-    assert_eq!(line["failed_step"], "canary re-check", "{canary}: {line}");
+    assert_eq!(line["failed_step"], "canary analysis", "{canary}: {line}");
     for (key, line) in &report {
         if *key != canary {
             assert_eq!(
