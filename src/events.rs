@@ -44,6 +44,11 @@ pub enum Event {
     },
     /// A per-target hook ran (`post-switch`).
     HookRan(Arc<HookRun>),
+    /// A canary moved to its next weighted step, or was judged: one line of news.
+    Canary {
+        /// what happened, in words (`acme@web-1: 5% of traffic for 10s`)
+        message: String,
+    },
     /// A halt was requested; no new host will start.
     Halting,
     /// Every host is done.

@@ -85,6 +85,52 @@ pub struct TargetOutcome {
     pub batch: Option<usize>,
     /// where its time went, phase by phase
     pub phases: Phases,
+    /// how a canary's traffic was judged (blue-green canaries only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryReport>,
+}
+
+/// The last judgement of a canary's step: the numbers that decided it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct CanaryReport {
+    /// `pass`, `fail` or `inconclusive`
+    pub verdict: String,
+    /// the failed check, in words (`error rate 21.0% > 1.0%`)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// share of the traffic the new color had in the step that decided, percent
+    pub weight: u8,
+    /// checks made in that step
+    pub checks: u32,
+    /// from the step's start to the decision, ms
+    pub elapsed_ms: u64,
+    /// requests that failed for the user (5xx through nginx) in that step
+    pub failed_requests: u64,
+    /// requests the old color answered after the new one failed them
+    pub saved_by_fallback: u64,
+    /// the new color's traffic
+    pub new: ColorStats,
+    /// the old color's traffic
+    pub old: ColorStats,
+}
+
+/// Attempts nginx made on one color, as its access log tells.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ColorStats {
+    /// `blue` or `green`
+    pub color: String,
+    /// attempts (a request retried on the other color counts on both)
+    pub requests: u64,
+    /// attempts that failed: 5xx, refused, reset, timed out
+    pub errors: u64,
+    /// errors / requests (0 without requests)
+    pub error_rate: f64,
+    /// latency percentiles, ms (none without requests)
+    pub p50_ms: Option<u64>,
+    /// 95th percentile, ms
+    pub p95_ms: Option<u64>,
+    /// 99th percentile, ms
+    pub p99_ms: Option<u64>,
 }
 
 /// Where a target's time went: named phases in the order they first ran, in ms. A
@@ -200,6 +246,7 @@ impl TargetOutcome {
             duration_ms: 0,
             batch: None,
             phases: Phases::default(),
+            canary: None,
         }
     }
 

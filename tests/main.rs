@@ -7,7 +7,7 @@ mod day2;
 mod deploy;
 mod fleet;
 mod ops;
-
+mod progressive;
 mod rollout;
 mod run;
 mod status;

@@ -48,7 +48,7 @@ const SMALL_LIMIT: Duration = Duration::from_secs(90);
 /// A variant of the reference playbook in the fleet's scratch dir: the same steps (plus
 /// `extra_steps`, TOML appended at the end), releases read from `<scratch>/releases/`,
 /// which links the example releases and the fixture releases of these tests.
-fn variant(fleet: &Fleet, name: &str, extra_steps: &str) -> String {
+pub(crate) fn variant(fleet: &Fleet, name: &str, extra_steps: &str) -> String {
     let releases = fleet.work_dir().join("releases");
     if !releases.exists() {
         std::fs::create_dir_all(&releases).expect("releases dir");
@@ -477,7 +477,7 @@ fn a_crashing_release_is_caught_by_the_canary_soak() {
     assert_eq!(report.len(), 12, "{}", run.describe());
     let line = &report[&canary];
     assert_eq!(line["status"], "failed", "{canary}: {line}");
-    assert_eq!(line["failed_step"], "canary re-check", "{canary}: {line}");
+    assert_eq!(line["failed_step"], "canary analysis", "{canary}: {line}");
     for (key, line) in &report {
         if *key != canary {
             assert_eq!(
@@ -1285,7 +1285,8 @@ fn assert_each_target_switched_once(fleet: &Fleet, tenants: &[Tenant], id: &str)
                 .filter(|l| {
                     l["tenant"] == t.name
                         && l.get("to").is_some_and(|to| to.ends_with("@2.0.0"))
-                        && l.get("result").map(String::as_str) == Some("ok")
+                        && l.get("result").map(String::as_str)
+                            == Some("switched,awaiting-confirmation")
                 })
                 .collect();
             if switches.len() != 1 || switches[0].get("run").map(String::as_str) != Some(id) {

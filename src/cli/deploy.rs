@@ -12,6 +12,7 @@ use super::hooks::HookContext;
 use super::reach::{fit_forks, live_mode};
 use super::{CliError, ConnectOpts, Context, SelectOpts};
 use crate::config::group_cap::GroupCap;
+use crate::config::progressive::{Progressive, parse_weights};
 use crate::config::rollout::{Resolved, RolloutSettings};
 use crate::config::{BatchSize, FailureBudget, Host, Playbook, Strategy, Tenant, duration};
 use crate::engine::journal::{self, Journal};
@@ -116,6 +117,11 @@ pub(crate) struct Opts {
     /// Stop the old color after this drain period instead of keeping it warm.
     #[arg(long, value_parser = duration::parse, value_name = "DURATION")]
     drain: Option<Duration>,
+    /// Weighted canary steps (blue-green): the canary's share of its tenant's traffic,
+    /// each step held for --pause and judged, then 100% (e.g. 5%,25%,50%).
+    /// Default: the playbook's [rollout] canary_weights.
+    #[arg(long, value_delimiter = ',', value_name = "P%,…")]
+    canary_weights: Vec<String>,
     /// Run id (normally generated; `drover resume` passes the halted run's).
     #[arg(long, hide = true)]
     run_id: Option<String>,
@@ -194,6 +200,7 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
     let mut options = rollout_options(&opts, &settings, version, &run_id);
     options.hooks = hooks.clone();
     options.keep_releases = Some(playbook.keep_releases);
+    options.progressive = progressive(&opts, &playbook)?;
     let started = Instant::now();
     let password = super::r#become::password(opts.ask_become_pass)?;
     let connector = Arc::new(BecomePassword::new(Arc::clone(&reach.connector), password));
@@ -214,6 +221,16 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
     let code = ExitCode::for_targets(&result.targets, halted);
     super::hooks::after(&reach, hooks.as_deref(), &result, halted, code, cx.quiet);
     Ok(code)
+}
+
+/// The playbook's progressive delivery, with `--canary-weights` over its own.
+fn progressive(opts: &Opts, playbook: &Playbook) -> Result<Progressive, CliError> {
+    let mut progressive = playbook.progressive.clone();
+    if !opts.canary_weights.is_empty() {
+        progressive.canary_weights = parse_weights(opts.canary_weights.iter().map(String::as_str))
+            .map_err(|e| CliError::Input(format!("--canary-weights: {e}")))?;
+    }
+    Ok(progressive)
 }
 
 /// The release a blue-green rollout deploys and verifies through the proxy: the last
@@ -336,6 +353,7 @@ fn rollout_options(
         script_timeout: super::SCRIPT_TIMEOUT,
         hooks: None,
         keep_releases: None,
+        progressive: Progressive::default(),
     }
 }
 

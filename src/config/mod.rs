@@ -10,6 +10,7 @@ pub mod hooks;
 pub mod inventory;
 mod parse;
 pub mod playbook;
+pub mod progressive;
 pub mod rollout;
 pub mod secrets;
 pub mod select;

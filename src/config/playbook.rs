@@ -12,6 +12,7 @@ use toml::Spanned;
 use crate::config::diagnostic::{Diagnostic, Diagnostics};
 use crate::config::duration;
 use crate::config::hooks::{Hooks, RawHooks, validate_hooks};
+use crate::config::progressive::{self, Progressive, RawAnalysis};
 use crate::config::rollout::{RawRollout, RolloutSettings, validate_rollout};
 use crate::config::secrets::{SecretsCommand, validate_secrets_command};
 use crate::config::source::SourceFile;
@@ -178,6 +179,7 @@ struct RawPlaybook {
     secrets_command: Option<Spanned<String>>,
     hooks: Option<RawHooks>,
     keep_releases: Option<Spanned<i64>>,
+    analysis: Option<RawAnalysis>,
 }
 
 /// What a service should be.
@@ -283,6 +285,8 @@ pub struct Playbook {
     /// releases kept per tenant after a successful deploy (`keep_releases`, default 5;
     /// live ones are always kept)
     pub keep_releases: u32,
+    /// weighted canary steps and traffic analysis (`[rollout]`, `[analysis]`)
+    pub progressive: Progressive,
 }
 
 impl Playbook {
@@ -308,6 +312,12 @@ impl Playbook {
         let raw: RawPlaybook =
             toml::from_str(&source.text).map_err(|e| Diagnostics::from(toml_error(&source, &e)))?;
         let mut problems = Diagnostics::default();
+        let canary = raw
+            .rollout
+            .as_ref()
+            .map(RawRollout::canary)
+            .unwrap_or_default();
+        let progressive = progressive::validate(&source, &canary, raw.analysis, &mut problems);
         let rollout = raw
             .rollout
             .map(|r| validate_rollout(&source, r, &mut problems))
@@ -351,6 +361,7 @@ impl Playbook {
             secrets_command,
             hooks,
             keep_releases,
+            progressive,
             source,
         })
     }

@@ -161,6 +161,22 @@ pub(crate) struct RawRollout {
     revert_after: Option<Spanned<String>>,
     drain: Option<Spanned<String>>,
     lock_wait: Option<Spanned<String>>,
+    // progressive delivery: validated in `config/progressive.rs`
+    #[serde(default)]
+    canary_weights: Vec<Spanned<toml::Value>>,
+    sticky: Option<Spanned<String>>,
+    retry_non_idempotent: Option<bool>,
+}
+
+impl RawRollout {
+    /// The progressive-delivery keys, for `config/progressive.rs`.
+    pub(crate) fn canary(&self) -> crate::config::progressive::RawCanary<'_> {
+        crate::config::progressive::RawCanary {
+            canary_weights: &self.canary_weights,
+            sticky: self.sticky.as_ref(),
+            retry_non_idempotent: self.retry_non_idempotent,
+        }
+    }
 }
 
 /// Rollout defaults from the playbook's `[rollout]` table (all optional).

@@ -109,7 +109,7 @@ impl Journal {
                 "tenant": outcome.tenant, "host": outcome.host, "status": outcome.status,
                 "failed_step": outcome.failed_step, "error": outcome.error,
                 "batch": outcome.batch, "duration_ms": outcome.duration_ms,
-                "phases": outcome.phases,
+                "phases": outcome.phases, "canary": outcome.canary,
             }),
         );
     }
@@ -122,6 +122,16 @@ impl Journal {
                 "host": outcome.host, "status": outcome.status,
                 "exit_code": outcome.exit_code, "error": outcome.error,
             }),
+        );
+    }
+
+    /// A canary's traffic moved to a new weight (percent to the new color; 0: back on
+    /// the old color), or was judged: where its traffic stands, for a reader of the
+    /// journal after a halt or a kill.
+    pub fn canary(&self, target: &str, weight: u8, note: &str) {
+        self.record(
+            "canary",
+            json!({ "target": target, "weight": weight, "note": note }),
         );
     }
 

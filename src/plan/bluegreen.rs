@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::color::Color;
 use super::layout::{AUDIT_LOG, TenantLayout};
+use super::upstream::{self, Route, Traffic};
 use crate::shell::quote;
 
 fn q(value: &str) -> String {
@@ -164,27 +165,20 @@ fn unlock_in(p: &TenantLayout, run: &str) -> String {
     )
 }
 
-/// The nginx server block routing `Host: <tenant>` to the color's port.
+/// The nginx config routing `Host: <tenant>` to the color's port alone (final).
 #[must_use]
-pub fn nginx_conf(tenant: &str, color: Color, port: u16) -> String {
-    format!(
-        "# Managed by drover: tenant {tenant}, active color {color}.\n\
-         upstream drover_{u} {{\n    server 127.0.0.1:{port};\n    keepalive 16;\n}}\n\
-         server {{\n    listen 80;\n    server_name {tenant};\n    location / {{\n        \
-         proxy_pass http://drover_{u};\n        proxy_http_version 1.1;\n        \
-         proxy_set_header Connection \"\";\n        proxy_set_header Host $host;\n        \
-         proxy_next_upstream error timeout http_502 http_503;\n    }}\n}}\n",
-        u = tenant.replace('-', "_")
-    )
+pub fn nginx_conf(tenant: &str, port: u16) -> String {
+    upstream::nginx_conf(&Route::only(tenant, port))
 }
 
-/// Script body that points nginx at a color: write the config aside, `nginx -t`, and
-/// only then move it in and reload gracefully (in-flight requests finish on the old
-/// workers). On a failed test the old config stays.
-fn switch_body(tenant: &str, color: Color, base_port: u16) -> String {
-    let p = TenantLayout::of(tenant);
+/// Script body that writes the tenant's nginx config for `route`: write it aside,
+/// `nginx -t`, and only then keep it and reload gracefully (in-flight requests finish
+/// on the old workers). On a failed test the old config stays.
+pub(crate) fn switch_body(route: &Route) -> String {
+    let p = TenantLayout::of(&route.tenant);
     format!(
         "conf={conf}\n\
+         mkdir -p {logdir}\n\
          cp -p \"$conf\" \"$conf.bak\" 2>/dev/null || rm -f \"$conf.bak\"\n\
          printf '%s' {content} > \"$conf.new\"\n\
          mv -f \"$conf.new\" \"$conf\"\n\
@@ -195,7 +189,8 @@ fn switch_body(tenant: &str, color: Color, base_port: u16) -> String {
          rm -f /tmp/drover-nginx-test.$$\n\
          systemctl reload nginx 2>/dev/null || nginx -s reload\n",
         conf = q(&p.nginx),
-        content = q(&nginx_conf(tenant, color, color.port(base_port))),
+        logdir = q(&format!("/var/log/drover/{}", route.tenant)),
+        content = q(&upstream::nginx_conf(route)),
     )
 }
 
@@ -253,6 +248,12 @@ pub struct Switch {
     pub revert_after: Option<Duration>,
     /// audit action word: deploy or rollback
     pub action: String,
+    /// while the switch is not final, the old color stays behind the new one, routed
+    /// as this says; `None`: the switch is final at once
+    pub traffic: Option<Traffic>,
+    /// the audit result of a final switch (`ok` when `None`), e.g. why a canary was
+    /// aborted
+    pub result: Option<String>,
 }
 
 impl Switch {
@@ -282,7 +283,10 @@ impl Switch {
         let before = self.before.as_ref()?;
         let p = TenantLayout::of(&self.tenant);
         let mut s = String::from("set -eu\n");
-        s.push_str(&switch_body(&self.tenant, before.active, self.base_port));
+        s.push_str(&switch_body(&Route::only(
+            &self.tenant,
+            before.active.port(self.base_port),
+        )));
         s.push_str(&write_state(&p, before));
         s.push_str(&audit(
             &self.run,
@@ -292,6 +296,37 @@ impl Switch {
             &self.after_label(),
             &self.before_label(),
             "reverted",
+        ));
+        Some(s)
+    }
+
+    /// Aborts a canary: back to the previous color alone (its revert timer disarmed
+    /// first, so it does not switch again later), state and audit
+    /// (`result=aborted reason="…"`). `None` on a first deploy.
+    #[must_use]
+    pub fn abort_script(&self, reason: &str) -> Option<String> {
+        let before = self.before.as_ref()?;
+        let p = TenantLayout::of(&self.tenant);
+        let mut s = format!(
+            "set -eu\nmv -f {pending} {pending}.fired 2>/dev/null || true\n\
+             systemctl stop {unit}.timer 2>/dev/null || true\n",
+            pending = q(&p.revert_pending),
+            unit = q(&p.revert_unit),
+        );
+        let old = before.active.port(self.base_port);
+        s.push_str(&switch_body(&Route::only(&self.tenant, old)));
+        s.push_str(&write_state(&p, before));
+        // No `=` in the reason: an audit line is read as `key=value` words.
+        let reason = reason.replace('=', ":");
+        let result = format!("aborted reason=\"{reason}\"");
+        s.push_str(&audit(
+            &self.run,
+            &self.operator,
+            &self.tenant,
+            "abort",
+            &self.after_label(),
+            &self.before_label(),
+            &result,
         ));
         Some(s)
     }
@@ -336,23 +371,94 @@ impl Switch {
         // A timer of this run that fired before the switch reverted nothing; one of an
         // earlier switch is history. Either way this switch is the one in force.
         let _ = writeln!(s, "rm -f {}.fired", q(&p.revert_pending));
-        s.push_str(&switch_body(
-            &self.tenant,
-            self.after.active,
-            self.base_port,
-        ));
+        let (route, result) = match self.pending_route(self.traffic.and_then(|t| t.weight)) {
+            Some(route) => (route, "switched,awaiting-confirmation"),
+            None => (
+                Route::only(&self.tenant, self.after.active.port(self.base_port)),
+                self.result.as_deref().unwrap_or("ok"),
+            ),
+        };
+        s.push_str(&switch_body(&route));
         s.push_str(&write_state(&p, &self.after));
-        s.push_str(&audit(
+        s.push_str(&self.audit_line(&self.action, result));
+        s
+    }
+
+    /// The route while the switch is not final: the new color first, the old one behind
+    /// it, `weight` % to the new one (`None`: all). `None` when the switch is final at
+    /// once (no fallback asked for, or a first deploy).
+    #[must_use]
+    pub fn pending_route(&self, weight: Option<u8>) -> Option<Route> {
+        let (traffic, before) = (self.traffic?, self.before.as_ref()?);
+        Some(Route::pending(
+            &self.tenant,
+            self.after.active.port(self.base_port),
+            before.active.port(self.base_port),
+            Traffic { weight, ..traffic },
+        ))
+    }
+
+    fn audit_line(&self, action: &str, result: &str) -> String {
+        audit(
             &self.run,
             &self.operator,
             &self.tenant,
-            &self.action,
+            action,
             &self.before_label(),
             &self.after_label(),
-            "ok",
-        ));
-        s
+            result,
+        )
     }
+
+    /// Makes the switch final: the new color alone in the upstream, the old one no
+    /// longer behind it; audited `confirmed`. Nothing when the switch was final at once.
+    #[must_use]
+    pub fn finalize(&self) -> Option<String> {
+        self.pending_route(None)?;
+        let mut s = String::from("set -eu\n");
+        let live = self.after.active.port(self.base_port);
+        s.push_str(&switch_body(&Route::only(&self.tenant, live)));
+        s.push_str(&self.audit_line("confirm", "confirmed"));
+        Some(s)
+    }
+
+    /// Moves a weighted canary to its next step: `weight` % of the traffic to the new
+    /// color (100: all of it, the old one as backup), audited.
+    #[must_use]
+    pub fn reweigh(&self, weight: u8) -> Option<String> {
+        let w = (weight < 100).then_some(weight);
+        let route = self.pending_route(w)?;
+        let mut s = String::from("set -eu\n");
+        s.push_str(&switch_body(&route));
+        s.push_str(&self.audit_line("weight", &format!("{}%", route.live_percent())));
+        Some(s)
+    }
+}
+
+/// A canary caught between two weights by a killed run goes back to its old color at
+/// once (its armed revert script runs now rather than at its deadline), so a resumed
+/// run starts it over from a known weight. Says so on stderr; prints nothing on stdout.
+#[must_use]
+pub fn settle_weighted(tenant: &str) -> String {
+    let p = TenantLayout::of(tenant);
+    format!(
+        "if [ -e {pending} ] && [ -f {revert} ] && grep -q ' weight=' {conf} 2>/dev/null; then /bin/sh {revert} >&2 && echo 'a canary left between two weights went back to its old color' >&2; fi\n",
+        pending = q(&p.revert_pending),
+        revert = q(&p.revert),
+        conf = q(&p.nginx),
+    )
+}
+
+/// A confirmed switch whose nginx config still has the old color behind the new one
+/// (a run killed before it finalized) gets the final config: `port` alone.
+#[must_use]
+pub fn settle_final(tenant: &str, port: u16) -> String {
+    let p = TenantLayout::of(tenant);
+    format!(
+        "if grep -q ' backup;\\| weight=' {conf} 2>/dev/null; then\n{body}fi\n",
+        conf = q(&p.nginx),
+        body = switch_body(&Route::only(tenant, port)),
+    )
 }
 
 /// Exit status of [`disarm`] when the revert timer fired first.
@@ -457,7 +563,7 @@ mod tests {
 
     #[test]
     fn the_nginx_config_routes_the_tenant_host_header_to_the_color_port() {
-        let conf = nginx_conf("acme-eu", Color::Green, 8101);
+        let conf = nginx_conf("acme-eu", 8101);
         assert!(conf.contains("server 127.0.0.1:8101;"));
         assert!(conf.contains("server_name acme-eu;"));
         assert!(conf.contains("upstream drover_acme_eu"));
@@ -624,6 +730,8 @@ mod tests {
             operator: "o".into(),
             revert_after: Some(Duration::from_secs(30)),
             action: "deploy".into(),
+            traffic: None,
+            result: None,
         };
         assert!(sw.revert_script("x").is_none());
         assert!(sw.arm().is_none());
@@ -637,5 +745,70 @@ mod tests {
         assert!(revert.contains("green@2.0.0") && revert.contains("blue@1.0.0"));
         assert!(sw.arm().unwrap().contains("--on-active=30"));
         assert!(sw.switch().contains("127.0.0.1:8101"));
+        assert!(
+            sw.finalize().is_none(),
+            "final at once: nothing to finalize"
+        );
+    }
+
+    fn pending(weight: Option<u8>) -> Switch {
+        Switch {
+            tenant: "acme".into(),
+            base_port: 8100,
+            before: Some(state(Color::Blue, "1.0.0")),
+            after: state(Color::Green, "2.0.0"),
+            run: "r".into(),
+            operator: "o".into(),
+            revert_after: Some(Duration::from_secs(30)),
+            action: "deploy".into(),
+            traffic: Some(Traffic {
+                weight,
+                ..Traffic::default()
+            }),
+            result: None,
+        }
+    }
+
+    #[test]
+    fn a_switch_awaits_confirmation_with_the_old_color_behind_the_new_one() {
+        let sw = pending(None);
+        let script = sw.switch();
+        assert!(script.contains("server 127.0.0.1:8100 backup;"), "{script}");
+        assert!(script.contains("result=%s"));
+        assert!(
+            script.contains("switched,awaiting-confirmation"),
+            "{script}"
+        );
+        assert!(!script.contains(" ok"), "never ok before confirmation");
+        let fin = sw.finalize().expect("a pending switch is finalized");
+        assert!(!fin.contains("backup"), "{fin}");
+        assert!(fin.contains("confirmed"));
+    }
+
+    #[test]
+    fn a_weighted_canary_starts_at_its_first_weight_and_moves_step_by_step() {
+        let sw = pending(Some(5));
+        assert!(sw.switch().contains("server 127.0.0.1:8101 weight=5;"));
+        let step = sw.reweigh(25).expect("weighted");
+        assert!(
+            step.contains("weight=25;") && step.contains("weight=75;"),
+            "{step}"
+        );
+        let full = sw.reweigh(100).expect("to 100");
+        assert!(full.contains("server 127.0.0.1:8100 backup;"), "{full}");
+    }
+
+    #[test]
+    fn an_aborted_canary_is_audited_with_the_numbers_that_decided() {
+        let script = pending(Some(5))
+            .abort_script("analysis: error rate 21.0% > 1.0%")
+            .expect("there is an old color");
+        assert!(
+            script.contains("aborted reason=\"analysis: error rate 21.0% > 1.0%\""),
+            "{script}"
+        );
+        assert!(script.contains("action=%s") && script.contains("abort"));
+        assert!(script.contains("server 127.0.0.1:8100;"), "{script}");
+        assert!(!script.contains("8101"), "the new color is out: {script}");
     }
 }

@@ -12,6 +12,7 @@ pub mod prune;
 pub mod render;
 pub mod steps;
 pub mod targets;
+pub mod upstream;
 
 pub use color::Color;
 pub use layout::TenantLayout;

@@ -77,6 +77,7 @@ pub async fn report(mut events: Receiver<Event>, mode: LiveMode) {
             )),
             Event::HookRan(ran) => progress.note(super::hooks::render(&ran).trim_end().to_string()),
             Event::LockWait { target, text } => progress.note(format!("{target}: {text}")),
+            Event::Canary { message } => progress.note(format!("canary {message}")),
             Event::Halting => progress.note(match mode {
                 LiveMode::Bar => "halting: no new host will start (Ctrl-C again to abort)".into(),
                 _ => "halting: no new host will start".into(),

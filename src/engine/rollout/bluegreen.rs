@@ -160,10 +160,10 @@ pub(super) async fn deploy<C: Connector>(
         steps.phases = phases;
         return steps;
     }
-    let revert_after = rollout.options.revert_after;
-    let result = match task.switch(before, (idle, version), revert_after, "deploy") {
+    let soaking = rollout.soaking.contains(&index);
+    let result = match rollout.pending_switch(task, before, (idle, version), soaking) {
         None => Err(PhaseError::NoPort),
-        Some(switch) => switch_over(rollout, task, &switch, &mut phases).await,
+        Some(switch) => switch_over(rollout, task, &switch, soaking, &mut phases).await,
     };
     steps.phases = phases;
     match result {
@@ -176,11 +176,13 @@ pub(super) async fn deploy<C: Connector>(
 }
 
 /// The phases from the timer to the drain, once the idle color is deployed and
-/// healthy, each timed into `phases`.
+/// healthy, each timed into `phases`. A `soaking` canary stops after the switch (its
+/// first weighted step) or its verification: the soak confirms or aborts it.
 async fn switch_over<C: Connector>(
     rollout: &Rollout<C>,
     task: &TargetTask<'_, C>,
     switch: &Switch,
+    soaking: bool,
     phases: &mut Phases,
 ) -> Result<(), PhaseError> {
     // Taken before the timer is armed, so this side's deadline is never later than
@@ -193,16 +195,27 @@ async fn switch_over<C: Connector>(
     let switched = self::switch(task, switch).await;
     phases.since("switch", at);
     switched?;
+    let weighted = switch.traffic.is_some_and(|t| t.weight.is_some());
+    if soaking && weighted {
+        // At 5 % the new release answers few requests through nginx: the canary's
+        // steps judge it, and its last step (100 %) verifies it through the proxy.
+        return Ok(());
+    }
     let at = Instant::now();
     let verified = verify(task, switch, &rollout.options.version, armed).await;
     phases.since("verify", at);
     verified?;
-    if armed {
-        let at = Instant::now();
-        let confirmed = confirm(rollout, task, switch, armed_at).await;
-        phases.since("confirm", at);
-        confirmed?;
+    if soaking {
+        return Ok(());
     }
+    let at = Instant::now();
+    let confirmed = if armed {
+        confirm(rollout, task, switch, armed_at).await
+    } else {
+        finalize(task, switch).await
+    };
+    phases.since("confirm", at);
+    confirmed?;
     let at = Instant::now();
     drain(rollout, task, switch.before.as_ref()).await;
     if rollout.options.drain.is_some() {
@@ -225,7 +238,13 @@ async fn prepare<C: Connector>(
     task: &TargetTask<'_, C>,
     version: &str,
 ) -> Result<Prepared, PhaseError> {
-    let before = task.state().await.map_err(PhaseError::ReadState)?;
+    // A canary a killed run left between two weights goes back to its old color
+    // first: the rollout starts it over from a known weight.
+    let settle = bluegreen::settle_weighted(task.tenant);
+    let before = task
+        .state_after(settle)
+        .await
+        .map_err(PhaseError::ReadState)?;
     let live = before.as_ref().is_some_and(|s| s.version == version);
     let serving = match &before {
         Some(state) if live => serves(task, state.active, version, 2).await,
@@ -235,8 +254,20 @@ async fn prepare<C: Connector>(
         return Ok(Prepared::Deploy(before));
     }
     // A run killed between its switch and the confirmation left the revert timer
-    // armed: the switch is live and verified now, so disarm it.
-    match task.run(bluegreen::disarm(task.tenant)).await {
+    // armed, and the old color behind the new one: the switch is live and verified
+    // now, so disarm it and make it final.
+    let port = before
+        .as_ref()
+        .zip(task.cx.base_port(task.tenant))
+        .map(|(s, base)| s.active.port(base));
+    let mut script = bluegreen::disarm(task.tenant);
+    if let Some(port) = port {
+        script = format!(
+            "(\n{script}\n) || exit $?\n{}",
+            bluegreen::settle_final(task.tenant, port)
+        );
+    }
+    match task.run(script).await {
         Ok(_) => Ok(Prepared::Live),
         // The timer won the race: the host is back on the old color, so this target
         // is deployed like any other, from the state it is in now.
@@ -325,15 +356,38 @@ async fn confirm<C: Connector>(
     };
     let within = deadline.saturating_sub(armed_at.elapsed());
     let connector = task.cx.pool.connector();
-    let (script, limit) = (switch.confirm(), task.cx.script_timeout);
+    let (script, limit) = (confirm_script(switch), task.cx.script_timeout);
     confirm_fresh(connector, task.host, &script, limit, within)
         .await
         .map_err(PhaseError::Confirm)
 }
 
+/// Disarms the timer and, once it is disarmed, makes the switch final (the old color
+/// no longer behind the new one).
+pub(super) fn confirm_script(switch: &Switch) -> String {
+    match switch.finalize() {
+        None => switch.confirm(),
+        Some(finalize) => format!("(\n{}\n) || exit $?\n{finalize}", switch.confirm()),
+    }
+}
+
+/// Without a revert timer there is nothing to disarm: the switch is made final.
+async fn finalize<C: Connector>(
+    task: &TargetTask<'_, C>,
+    switch: &Switch,
+) -> Result<(), PhaseError> {
+    let Some(script) = switch.finalize() else {
+        return Ok(());
+    };
+    task.run(script)
+        .await
+        .map(|_| ())
+        .map_err(PhaseError::Switch)
+}
+
 /// With `--drain`, stops the old color once in-flight requests had time to finish;
 /// otherwise it stays warm for an instant rollback.
-async fn drain<C: Connector>(
+pub(super) async fn drain<C: Connector>(
     rollout: &Rollout<C>,
     task: &TargetTask<'_, C>,
     before: Option<&TenantState>,

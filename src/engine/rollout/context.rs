@@ -208,7 +208,17 @@ pub(super) enum StateError {
 impl<C: Connector> TargetTask<'_, C> {
     /// What the tenant's `state.json` says; `None` before its first blue-green deploy.
     pub(super) async fn state(&self) -> Result<Option<TenantState>, StateError> {
-        let out = self.run(bluegreen::read_state(self.tenant)).await?;
+        self.state_after(String::new()).await
+    }
+
+    /// [`Self::state`], once `script` (which prints nothing on stdout) has run.
+    pub(super) async fn state_after(
+        &self,
+        script: String,
+    ) -> Result<Option<TenantState>, StateError> {
+        let out = self
+            .run(script + &bluegreen::read_state(self.tenant))
+            .await?;
         let text = out.stdout.text();
         if text.trim().is_empty() {
             return Ok(None);
@@ -245,6 +255,8 @@ impl<C: Connector> TargetTask<'_, C> {
             operator: actor.operator.clone(),
             revert_after,
             action: action.to_owned(),
+            traffic: None,
+            result: None,
         })
     }
 }

@@ -12,7 +12,9 @@
 //! | a blue-green target, phase by phase | [`bluegreen`], [`confirm`] |
 //! | switching back (`drover rollback`, soak failures, `--rollback-on-halt`) | [`rollback`] |
 
+mod analysis;
 mod bluegreen;
+mod canary;
 mod confirm;
 mod context;
 mod lock;
@@ -21,7 +23,7 @@ mod prune;
 mod rollback;
 mod soak;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -35,6 +37,7 @@ use super::hooks::HookRunner;
 use super::journal::Journal;
 use super::target::{StepOptions, run_target};
 use crate::config::hooks::HookPoint;
+use crate::config::progressive::Progressive;
 use crate::config::{FailureBudget, Host};
 use crate::events::{Event, EventSender};
 use crate::outcome::{Phases, TargetOutcome, TargetStatus, millis};
@@ -122,6 +125,8 @@ pub struct RolloutOptions {
     /// after a successful switch or deploy, keep this many releases of the tenant
     /// (live ones always); `None` prunes nothing
     pub keep_releases: Option<u32>,
+    /// weighted canary steps, fallback and traffic analysis
+    pub progressive: Progressive,
 }
 
 /// Why a rollout stopped early.
@@ -168,6 +173,9 @@ struct Rollout<C: Connector> {
     options: RolloutOptions,
     secrets: Vec<String>,
     halt: Arc<AtomicBool>,
+    /// targets of the canary batch that soak afterwards: their switch stays pending
+    /// (the old color behind the new one) until the soak passes
+    soaking: HashSet<usize>,
 }
 
 /// Runs a rollout, batch after batch, and records it in `journal` (when given).
@@ -196,8 +204,14 @@ pub async fn rollout<C: Connector>(
     for t in plans.targets() {
         cx.pool.expect(&t.host, 1).await;
     }
+    let soaks = batches.iter().count() > 1 && !options.steps.dry_run && !options.pause.is_zero();
+    let soaking = match &batches.canary {
+        Some(canary) if soaks => canary.iter().copied().collect(),
+        _ => HashSet::new(),
+    };
     let rollout = Arc::new(Rollout {
         cx,
+        soaking,
         secrets: plans.secrets(),
         plans,
         options,

@@ -1,17 +1,16 @@
-//! The canary soak: after the canary batch, the rollout waits `--pause`, then checks
-//! the canaries again. A release that passes its first health check and dies later (a
-//! crash loop restarted by systemd) is caught here and, blue-green, switched back.
+//! The canary soak in place: after the canary batch, the rollout waits `--pause`, then
+//! checks the canaries again (their health steps). Blue-green canaries are watched
+//! continuously instead ([`super::canary`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::super::target::run_target;
-use super::context::{ScriptError, StateError, TargetTask};
-use super::{Plans, Rollout, rollback};
+use super::context::TargetTask;
+use super::{Plans, Rollout};
 use crate::events::Event;
 use crate::outcome::{TargetOutcome, TargetStatus};
 use crate::plan::render::TargetPlan;
-use crate::plan::{bluegreen, live};
 use crate::transport::Connector;
 
 /// Why a canary failed its re-check.
@@ -20,12 +19,6 @@ pub(super) enum SoakError {
     /// Its host could not be reached again.
     #[error("{0}")]
     Unreachable(String),
-    /// Its state could not be read.
-    #[error("{0}")]
-    State(StateError),
-    /// Its live color is down, restarted, or does not answer through nginx.
-    #[error("unhealthy after the soak: {0}")]
-    Unhealthy(ScriptError),
     /// In place: the playbook's health step failed again.
     #[error("unhealthy after the soak: {0}")]
     HealthStep(String),
@@ -39,6 +32,9 @@ impl<C: Connector> Rollout<C> {
         batch: &[usize],
         outcomes: &mut [Option<TargetOutcome>],
     ) -> usize {
+        if matches!(self.plans, Plans::BlueGreen { .. }) {
+            return self.watch_canaries(batch, outcomes).await;
+        }
         let pause = self.options.pause;
         let _ = self
             .cx
@@ -63,7 +59,7 @@ impl<C: Connector> Rollout<C> {
             if let Err(why) = self.recheck(target).await {
                 outcome.status = TargetStatus::Failed;
                 outcome.failed_step = Some("canary re-check".into());
-                outcome.error = Some(self.after_failed_soak(target, why).await);
+                outcome.error = Some(why.to_string());
                 failed += 1;
                 self.cx.finished(outcome).await;
             }
@@ -71,45 +67,14 @@ impl<C: Connector> Rollout<C> {
         failed
     }
 
-    /// The canary's new color died after passing its first check: blue-green goes
-    /// back to the previous color (kept warm) so the tenant stays live.
-    async fn after_failed_soak(&self, target: &TargetPlan, why: SoakError) -> String {
-        if !matches!(self.plans, Plans::BlueGreen { .. }) {
-            return why.to_string();
-        }
-        match rollback::switch_back(&self.cx, &target.tenant, &target.host).await {
-            Ok(now) => format!("{why}; switched back to {now}"),
-            Err(e) => format!("{why}; switching back failed: {e}"),
-        }
-    }
-
-    /// The canary re-check: the live color's unit is still up with no restart and
-    /// answers healthy through nginx (blue-green), or the playbook's health steps pass
-    /// again (in place).
+    /// The canary re-check: the playbook's health steps pass again.
     async fn recheck(&self, target: &TargetPlan) -> Result<(), SoakError> {
         let task = self
             .cx
             .task(target)
             .await
             .map_err(|o| SoakError::Unreachable(o.error.unwrap_or_default()))?;
-        match &self.plans {
-            Plans::BlueGreen { .. } => self.recheck_live_color(&task).await,
-            Plans::InPlace(_) => self.recheck_health_steps(&task, target).await,
-        }
-    }
-
-    async fn recheck_live_color(&self, task: &TargetTask<'_, C>) -> Result<(), SoakError> {
-        let version = &self.options.version;
-        let script = match task.state().await.map_err(SoakError::State)? {
-            Some(state) => {
-                let check = bluegreen::soak_check(task.tenant, state.active);
-                task.run(check).await.map_err(SoakError::Unhealthy)?;
-                live::verify_live(task.tenant, state.active, version, 4)
-            }
-            None => bluegreen::verify_through_proxy(task.tenant, version, 4),
-        };
-        task.run(script).await.map_err(SoakError::Unhealthy)?;
-        Ok(())
+        self.recheck_health_steps(&task, target).await
     }
 
     async fn recheck_health_steps(

@@ -35,10 +35,12 @@ fn op_of(script: &str) -> Op {
         Op::Arm
     } else if script.contains("revert-after-failed-verify") {
         Op::Revert
+    } else if script.contains(".confirmed") {
+        // A confirmation also makes the switch final (rewrites nginx without the
+        // old color): still one disarm.
+        Op::Disarm
     } else if script.contains("nginx -t") {
         Op::Switch
-    } else if script.contains(".confirmed") {
-        Op::Disarm
     } else if script.contains("lock.d.new") {
         Op::Lock
     } else if script.contains("lock.d.old") {
@@ -130,7 +132,7 @@ impl Connection for FakeConnection {
                 .unwrap_or_default(),
             Op::Switch => {
                 // The switch script carries the new state; the fake records its color.
-                let to_green = command.script.contains("active color green");
+                let to_green = command.script.contains("live port 8101");
                 let version = version_in(&command.script);
                 host.state = Some(state(
                     if to_green { Color::Green } else { Color::Blue },
@@ -209,6 +211,7 @@ fn options(version: &str) -> RolloutOptions {
         script_timeout: Duration::from_secs(5),
         hooks: None,
         keep_releases: None,
+        progressive: crate::config::progressive::Progressive::default(),
     }
 }
 

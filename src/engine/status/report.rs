@@ -195,6 +195,10 @@ pub struct TargetReport {
     pub started_at: Option<String>,
     /// systemd's automatic restarts of the active color's unit (NRestarts)
     pub restarts: Option<u32>,
+    /// share of the tenant's traffic nginx sends to the routed color, percent: below
+    /// 100 while a weighted canary shifts it (null when unknown)
+    #[serde(default)]
+    pub traffic_percent: Option<u8>,
     /// the tenant's last audit line on this host
     pub last_deploy: Option<Deploy>,
     /// the deploy lock, when held

@@ -135,8 +135,10 @@ drover_tenant() {
   fi
   a=$(tac /var/log/drover/audit.log 2>/dev/null | grep -m 1 -F " tenant=$n ")
   [ -n "$a" ] && echo "T $n audit $a"
-  r=$(sed -n 's/^[[:space:]]*server 127\.0\.0\.1:\([0-9][0-9]*\);.*/\1/p' "/etc/nginx/conf.d/drover-$n.conf" 2>/dev/null | head -n 1)
+  r=$(sed -n 's/^[[:space:]]*server 127\.0\.0\.1:\([0-9][0-9]*\)[ ;].*/\1/p' "/etc/nginx/conf.d/drover-$n.conf" 2>/dev/null | head -n 1)
   [ -n "$r" ] && echo "T $n route $r"
+  w=$(sed -n 's/^# Managed by drover:.*, \([0-9][0-9]*\)% of traffic\.$/\1/p' "/etc/nginx/conf.d/drover-$n.conf" 2>/dev/null | head -n 1)
+  [ -n "$w" ] && echo "T $n weight $w"
   echo "T $n done"
 }
 "#;
@@ -227,6 +229,8 @@ pub struct RawTenant {
     pub audit: Option<String>,
     /// nginx upstream port
     pub route: Option<u16>,
+    /// share of the tenant's traffic that port gets, percent (below 100 mid-shift)
+    pub weight: Option<u8>,
     /// the section ran to its end
     pub done: bool,
 }
@@ -370,6 +374,7 @@ fn parse_tenant_line(t: &mut RawTenant, key: &str, value: &str) {
         }
         "audit" => t.audit = Some(value.to_string()),
         "route" => t.route = value.trim().parse().ok(),
+        "weight" => t.weight = value.trim().parse().ok(),
         "done" => t.done = true,
         _ => {}
     }

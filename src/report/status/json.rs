@@ -25,6 +25,7 @@
 //!     "state": "ok" | "problem" | "unknown",
 //!     "healthy": bool | null,                              the live color answers healthy
 //!     "active_color", "routed_color": "blue" | "green" | null,
+//!     "traffic_percent": 0..=100 | null,                  share of traffic the routed color gets
 //!     "version", "running_version", "previous_color", "previous_version",
 //!     "uptime_seconds", "started_at", "restarts",          of the live color's unit
 //!     "last_deploy": { "at", "age_seconds", "run", "operator", "action", "from", "to",
@@ -96,6 +97,7 @@ mod tests {
             "healthy",
             "active_color",
             "routed_color",
+            "traffic_percent",
             "version",
             "running_version",
             "previous_color",

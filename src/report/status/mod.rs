@@ -170,6 +170,17 @@ pub fn latency(ms: f64) -> String {
     }
 }
 
+/// The live color, with its share of the traffic while a weighted canary shifts it
+/// (`green 25%`).
+#[must_use]
+pub fn live_text(t: &TargetReport) -> String {
+    let live = t.active_color.map_or("-", crate::plan::Color::as_str);
+    match t.traffic_percent {
+        Some(p) if p < 100 => format!("{live} {p}%"),
+        _ => live.to_owned(),
+    }
+}
+
 /// `2.0.0 (prev 1.0.0)`, or the running version when nothing is recorded.
 #[must_use]
 pub fn version_text(t: &TargetReport) -> String {

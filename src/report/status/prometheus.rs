@@ -22,6 +22,7 @@
 //! | `drover_target_unit_active` | tenant, host, color | 1 when the unit is active |
 //! | `drover_target_health_latency_seconds` | tenant, host, color | /health request time |
 //! | `drover_target_lock_held`, `drover_target_lock_age_seconds` | tenant, host | deploy lock |
+//! | `drover_target_traffic_percent` | tenant, host, color | share of traffic nginx sends to the routed color |
 //! | `drover_target_last_deploy_timestamp_seconds` | tenant, host | the last audit line's time |
 
 use std::collections::BTreeMap;
@@ -143,6 +144,10 @@ const FAMILIES: &[Family] = &[
     gauge(
         "drover_target_lock_held",
         "1 when the tenant's deploy lock on the host is held.",
+    ),
+    gauge(
+        "drover_target_traffic_percent",
+        "Share of the tenant's traffic nginx sends to the routed color (below 100 mid-shift).",
     ),
     gauge(
         "drover_target_lock_age_seconds",
@@ -292,6 +297,14 @@ fn target_samples(m: &mut Metrics, t: &TargetReport) {
         color_samples(m, t, c);
     }
     m.add("drover_target_lock_held", &target, flag(t.lock.is_some()));
+    if let (Some(p), Some(c)) = (t.traffic_percent, t.routed_color) {
+        let labels = [
+            ("tenant", t.tenant.as_str()),
+            ("host", t.host.as_str()),
+            ("color", c.as_str()),
+        ];
+        m.add("drover_target_traffic_percent", &labels, f64::from(p));
+    }
     if let Some(age) = t.lock.as_ref().and_then(|l| l.age_seconds) {
         m.add("drover_target_lock_age_seconds", &target, age as f64);
     }

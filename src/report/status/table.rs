@@ -115,7 +115,7 @@ fn targets_table(status: &FleetStatus, color: bool, width: bool) -> Table {
                     .map_or_else(|| "?".to_string(), color_text)
             })
             .collect();
-        let live = t.active_color.map_or("-", Color::as_str);
+        let live = super::live_text(t);
         let mut row = vec![
             Cell::new(tenant).add_attribute(Attribute::Bold),
             Cell::new(&t.host),

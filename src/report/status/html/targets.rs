@@ -6,7 +6,7 @@ use super::{escape, problems_cell, sortable_table, td, td_sort};
 use crate::engine::status::FleetStatus;
 use crate::engine::status::{TargetReport, TargetState, human_duration};
 use crate::plan::Color;
-use crate::report::status::{color_text, ordered_targets, uptime_text, version_text};
+use crate::report::status::{color_text, live_text, ordered_targets, uptime_text, version_text};
 
 /// One row per target, problems first.
 pub(super) fn targets_table(status: &FleetStatus, out: &mut String) {
@@ -41,7 +41,7 @@ fn target_row(t: &TargetReport, out: &mut String) {
         state_rank(t.state),
         escape(class)
     );
-    out.push_str(&td(t.active_color.map_or("-", Color::as_str)));
+    out.push_str(&td(&live_text(t)));
     out.push_str(&version_cell(t));
     for color in Color::ALL {
         out.push_str(&color_cell(t, color));
