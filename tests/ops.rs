@@ -299,6 +299,47 @@ fn two_deploys_of_one_tenant_started_together_both_finish_one_after_the_other() 
             "{h}: {s}"
         );
     }
+
+    // A lock left over by a run that has ended is not waited for: refused at once,
+    // naming it; --force-unlock takes it.
+    let ghost = "20261202t000000z-99999";
+    let runs = fleet.work_dir().join(".drover/runs");
+    let journal = format!(
+        "{{\"event\":\"start\",\"run\":\"{ghost}\",\"args\":[],\"targets\":1,\"pid\":99999}}\n{{\"event\":\"finished\"}}\n"
+    );
+    std::fs::write(runs.join(format!("{ghost}.jsonl")), journal).expect("ghost journal");
+    let host = &acme.hosts[0];
+    let lock = format!(
+        "mkdir /var/lib/drover/acme/lock.d && printf 'run={ghost}\\noperator=ghost@old\\nsince=2026-12-02T00:00:00Z\\n' > /var/lib/drover/acme/lock.d/owner"
+    );
+    let made = fleet.exec(host, &["sh", "-c", &lock]);
+    assert!(made.status.success(), "{made:?}");
+    let args = deploy_args(&slow, "acme", "2.0.0", &["--lock-wait", "60s"]);
+    let refused = Drover::on(&fleet).run(&args, LIMIT);
+    eprintln!("LOCK WAIT: a left-over lock:\n{}", refused.stdout());
+    assert_ne!(refused.code(), Some(EXIT_OK), "{}", refused.describe());
+    assert!(
+        refused.elapsed < Duration::from_secs(40),
+        "it waited: {:?}",
+        refused.elapsed
+    );
+    let said = refused.stdout();
+    assert!(
+        said.contains(&format!("locked by run {ghost}")) && said.contains("left over"),
+        "{said}"
+    );
+    assert!(
+        !refused.stderr().contains("waiting, next look"),
+        "{}",
+        refused.describe()
+    );
+    assert!(!said.contains("(waited"), "it did not wait: {said}");
+    let forced = [&args[..], &["--force-unlock".to_owned()]].concat();
+    assert_exit(
+        &Drover::on(&fleet).run(&forced, LIMIT),
+        EXIT_OK,
+        "--force-unlock",
+    );
 }
 
 // ---------------------------------------------------------------------------
