@@ -609,4 +609,32 @@ fn a_deploy_user_that_needs_a_sudo_password_deploys_with_it_and_a_wrong_one_fail
             "{h}"
         );
     }
+
+    // What the password costs: the same no-op deploy with it, then (sudo back to
+    // NOPASSWD) with it given but not needed, and without it.
+    let again = Drover::on(&fleet)
+        .env("DROVER_BECOME_PASS", password)
+        .run(&args, LIMIT);
+    assert_exit(&again, EXIT_OK, "a no-op deploy with the password");
+    for h in &acme.hosts {
+        let out = fleet.exec(
+            h,
+            &[
+                "sh",
+                "-c",
+                "printf 'deploy ALL=(ALL) NOPASSWD:ALL\\n' > /etc/sudoers.d/deploy",
+            ],
+        );
+        assert!(out.status.success(), "{h}: {out:?}");
+    }
+    let unneeded = Drover::on(&fleet)
+        .env("DROVER_BECOME_PASS", password)
+        .run(&args, LIMIT);
+    assert_exit(&unneeded, EXIT_OK, "a password given but not needed");
+    let plain = Drover::on(&fleet).run(&args, LIMIT);
+    assert_exit(&plain, EXIT_OK, "no password, NOPASSWD");
+    eprintln!(
+        "BENCH become: no-op deploy of 2 targets: sudo -S {:?}, password given to NOPASSWD sudo {:?}, sudo -n {:?}",
+        again.elapsed, unneeded.elapsed, plain.elapsed
+    );
 }
