@@ -78,7 +78,12 @@ impl<C: Connector> Rollout<C> {
             return why.to_string();
         }
         match rollback::switch_back(&self.cx, &target.tenant, &target.host).await {
-            Ok(now) => format!("{why}; switched back to {now}"),
+            Ok(now) => {
+                if let Ok(mut list) = self.soak_rolled_back.lock() {
+                    list.push(format!("{}@{}", target.tenant, target.host));
+                }
+                format!("{why}; switched back to {now}")
+            }
             Err(e) => format!("{why}; switching back failed: {e}"),
         }
     }
