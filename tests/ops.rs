@@ -299,6 +299,47 @@ fn two_deploys_of_one_tenant_started_together_both_finish_one_after_the_other() 
             "{h}: {s}"
         );
     }
+
+    // A lock left over by a run that has ended is not waited for: refused at once,
+    // naming it; --force-unlock takes it.
+    let ghost = "20261202t000000z-99999";
+    let runs = fleet.work_dir().join(".drover/runs");
+    let journal = format!(
+        "{{\"event\":\"start\",\"run\":\"{ghost}\",\"args\":[],\"targets\":1,\"pid\":99999}}\n{{\"event\":\"finished\"}}\n"
+    );
+    std::fs::write(runs.join(format!("{ghost}.jsonl")), journal).expect("ghost journal");
+    let host = &acme.hosts[0];
+    let lock = format!(
+        "mkdir /var/lib/drover/acme/lock.d && printf 'run={ghost}\\noperator=ghost@old\\nsince=2026-12-02T00:00:00Z\\n' > /var/lib/drover/acme/lock.d/owner"
+    );
+    let made = fleet.exec(host, &["sh", "-c", &lock]);
+    assert!(made.status.success(), "{made:?}");
+    let args = deploy_args(&slow, "acme", "2.0.0", &["--lock-wait", "60s"]);
+    let refused = Drover::on(&fleet).run(&args, LIMIT);
+    eprintln!("LOCK WAIT: a left-over lock:\n{}", refused.stdout());
+    assert_ne!(refused.code(), Some(EXIT_OK), "{}", refused.describe());
+    assert!(
+        refused.elapsed < Duration::from_secs(40),
+        "it waited: {:?}",
+        refused.elapsed
+    );
+    let said = refused.stdout();
+    assert!(
+        said.contains(&format!("locked by run {ghost}")) && said.contains("left over"),
+        "{said}"
+    );
+    assert!(
+        !refused.stderr().contains("waiting, next look"),
+        "{}",
+        refused.describe()
+    );
+    assert!(!said.contains("(waited"), "it did not wait: {said}");
+    let forced = [&args[..], &["--force-unlock".to_owned()]].concat();
+    assert_exit(
+        &Drover::on(&fleet).run(&forced, LIMIT),
+        EXIT_OK,
+        "--force-unlock",
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -568,4 +609,32 @@ fn a_deploy_user_that_needs_a_sudo_password_deploys_with_it_and_a_wrong_one_fail
             "{h}"
         );
     }
+
+    // What the password costs: the same no-op deploy with it, then (sudo back to
+    // NOPASSWD) with it given but not needed, and without it.
+    let again = Drover::on(&fleet)
+        .env("DROVER_BECOME_PASS", password)
+        .run(&args, LIMIT);
+    assert_exit(&again, EXIT_OK, "a no-op deploy with the password");
+    for h in &acme.hosts {
+        let out = fleet.exec(
+            h,
+            &[
+                "sh",
+                "-c",
+                "printf 'deploy ALL=(ALL) NOPASSWD:ALL\\n' > /etc/sudoers.d/deploy",
+            ],
+        );
+        assert!(out.status.success(), "{h}: {out:?}");
+    }
+    let unneeded = Drover::on(&fleet)
+        .env("DROVER_BECOME_PASS", password)
+        .run(&args, LIMIT);
+    assert_exit(&unneeded, EXIT_OK, "a password given but not needed");
+    let plain = Drover::on(&fleet).run(&args, LIMIT);
+    assert_exit(&plain, EXIT_OK, "no password, NOPASSWD");
+    eprintln!(
+        "BENCH become: no-op deploy of 2 targets: sudo -S {:?}, password given to NOPASSWD sudo {:?}, sudo -n {:?}",
+        again.elapsed, unneeded.elapsed, plain.elapsed
+    );
 }

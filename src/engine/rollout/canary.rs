@@ -325,7 +325,13 @@ impl<C: Connector> Rollout<C> {
         let target = &self.plans.targets()[watch.index];
         let back = match (self.cx.task(target).await, watch.switch.abort_script(why)) {
             (Ok(task), Some(script)) => match task.run(script).await {
-                Ok(_) => format!("switched back to {}", label(watch.switch.before.as_ref())),
+                Ok(_) => {
+                    // `on-rollback` hears of canaries switched back, as of a rollback.
+                    if let Ok(mut list) = self.soak_rolled_back.lock() {
+                        list.push(format!("{}@{}", target.tenant, target.host));
+                    }
+                    format!("switched back to {}", label(watch.switch.before.as_ref()))
+                }
                 Err(e) => format!("switching back failed: {e}"),
             },
             (Err(o), _) => format!(

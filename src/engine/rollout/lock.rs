@@ -91,9 +91,9 @@ fn refusal<C: Connector>(
             ..
         } => {
             let (holder, age) = bluegreen::parse_lock_owner(&stdout);
-            let waited = waiting.map_or_else(String::new, |w| {
-                format!(" (waited {}s)", w.waited().as_secs())
-            });
+            let waited = waiting
+                .and_then(Waiting::waited)
+                .map_or_else(String::new, |w| format!(" (waited {}s)", w.as_secs()));
             format!(
                 "tenant {tenant} on {host} is locked by run {} (operator {}, since {}){}{waited}; use --force-unlock if that run is gone",
                 holder.run,

@@ -24,6 +24,7 @@ pub(super) struct Waiting {
     started: Instant,
     limit: Duration,
     pause: Duration,
+    paused: bool,
 }
 
 impl Waiting {
@@ -33,6 +34,7 @@ impl Waiting {
             started: Instant::now(),
             limit,
             pause: FIRST_PAUSE,
+            paused: false,
         })
     }
 
@@ -45,12 +47,13 @@ impl Waiting {
         }
         let pause = self.pause.min(left);
         self.pause = (self.pause * 2).min(MAX_PAUSE);
+        self.paused = true;
         Some(pause)
     }
 
-    /// How long this target has waited so far.
-    pub(super) fn waited(&self) -> Duration {
-        self.started.elapsed()
+    /// How long this target has waited, if it waited at all.
+    pub(super) fn waited(&self) -> Option<Duration> {
+        self.paused.then(|| self.started.elapsed())
     }
 }
 
@@ -130,6 +133,7 @@ mod tests {
         let mut spent = Waiting::of(Some(Duration::from_nanos(1))).unwrap();
         std::thread::sleep(Duration::from_millis(2));
         assert_eq!(spent.next_pause(), None);
+        assert_eq!(spent.waited(), None, "it never paused");
     }
 
     #[test]

@@ -162,7 +162,8 @@ pub struct RolloutOutcome {
     pub targets: Vec<TargetOutcome>,
     /// set when the rollout halted
     pub halted: Option<HaltReason>,
-    /// targets switched back because of --rollback-on-halt
+    /// targets this run switched back: canaries that failed their soak, and those
+    /// switched back because of --rollback-on-halt
     pub rolled_back: Vec<String>,
 }
 
@@ -176,6 +177,8 @@ struct Rollout<C: Connector> {
     /// targets of the canary batch that soak afterwards: their switch stays pending
     /// (the old color behind the new one) until the soak passes
     soaking: HashSet<usize>,
+    /// canaries switched back after a failed soak or an aborted step (`tenant@host`)
+    soak_rolled_back: std::sync::Mutex<Vec<String>>,
 }
 
 /// Runs a rollout, batch after batch, and records it in `journal` (when given).
@@ -216,6 +219,7 @@ pub async fn rollout<C: Connector>(
         plans,
         options,
         halt,
+        soak_rolled_back: std::sync::Mutex::default(),
     });
     let (outcomes, halted) = rollout.batches(batches).await;
     rollout.finish(outcomes, halted).await
@@ -368,7 +372,11 @@ impl<C: Connector> Rollout<C> {
         if halted.is_some() {
             let _ = cx.events.send(Event::Halting).await;
         }
-        let mut rolled_back = Vec::new();
+        let mut rolled_back = self
+            .soak_rolled_back
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
         let blue_green = matches!(self.plans, Plans::BlueGreen { .. });
         if halted.is_some() && self.options.rollback_on_halt && blue_green {
             for outcome in outcomes.iter().flatten() {
