@@ -2,12 +2,15 @@
 //! results to the documented exit codes. Each verb lives in `cli/<verb>.rs`.
 
 mod batches;
+mod r#become;
 mod check;
 mod deploy;
 mod diagnose;
 mod error;
+mod hooks;
 mod logs;
 mod manpages;
+mod operator;
 mod reach;
 mod rerun;
 mod rollback;
@@ -23,6 +26,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 pub(crate) use self::error::CliError;
+pub(crate) use self::operator::operator;
 pub(crate) use self::reach::Reach;
 use crate::config::{Inventory, Selection};
 use crate::error::ExitCode;
@@ -79,7 +83,8 @@ enum Command {
     /// Run an ad-hoc shell command on the selected hosts.
     Run(run::Opts),
     /// Apply a playbook to the selected targets (tenant × host).
-    Deploy(deploy::Opts),
+    // Boxed: the largest variant by far (clippy::large_enum_variant).
+    Deploy(Box<deploy::Opts>),
     /// Switch the selected targets back to their previous color (blue-green).
     Rollback(rollback::Opts),
     /// Stop a running rollout at its next boundary (from another terminal).
@@ -209,22 +214,6 @@ impl Context {
 /// Per-attempt time limit of drover's own host scripts (locks, switches, state).
 pub(crate) const SCRIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// `user@machine`, for locks and audit lines.
-pub(crate) fn operator() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    let machine = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    let clean = |s: &str| {
-        s.chars()
-            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            .collect::<String>()
-    };
-    format!("{}@{}", clean(&user), clean(&machine))
-}
-
 fn default_inventory() -> Vec<PathBuf> {
     toml_files_in("inventory")
 }
@@ -295,7 +284,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let result = match cli.command {
         Command::Check(opts) => check::run(&cx, &opts),
         Command::Run(opts) => run::run(&cx, opts),
-        Command::Deploy(opts) => deploy::run(&cx, opts),
+        Command::Deploy(opts) => deploy::run(&cx, *opts),
         Command::Rollback(opts) => rollback::run(&cx, opts),
         Command::Halt(opts) => rollout::halt_run(&opts),
         Command::Resume(opts) => rollout::resume_run(&opts),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::outcome::{HostOutcome, TargetOutcome};
+use crate::outcome::{HookRun, HostOutcome, TargetOutcome};
 
 /// Something that happened during a run.
 #[derive(Debug, Clone)]
@@ -35,6 +35,15 @@ pub enum Event {
         /// soak time
         seconds: u64,
     },
+    /// A target waits for its tenant's lock, held by another live run.
+    LockWait {
+        /// `tenant@host`
+        target: String,
+        /// who holds it and when the next look is
+        text: String,
+    },
+    /// A per-target hook ran (`post-switch`).
+    HookRan(Arc<HookRun>),
     /// A halt was requested; no new host will start.
     Halting,
     /// Every host is done.

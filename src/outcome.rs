@@ -1,11 +1,15 @@
 //! What became of a step, a target, a host: plain data. The engine makes it, events
 //! carry it, reporters and the command line read it; it imports none of them.
 
+mod hook;
+
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::transport::Captured;
+
+pub use hook::HookRun;
 
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -3,9 +3,11 @@
 mod support;
 
 mod check;
+mod day2;
 mod deploy;
 mod fleet;
 mod ops;
+
 mod rollout;
 mod run;
 mod status;

@@ -1,449 +1,571 @@
-//! Issue 15, part B, end to end on the Docker fleet: a command health check gating a
-//! worker that serves no HTTP, release pruning, group-capped batches, and re-running
-//! only what failed. Each test brings up its own small fleet and skips with one line
-//! when no Docker engine answers, unless `DROVER_E2E=1`; every drover run is bounded.
+//! What operators ask their deploy tools for (issue 15, part A), end to end on the
+//! Docker fleet: secrets from a command landing only in the env file, two deploys of
+//! one tenant queueing on its lock with `--lock-wait`, and the playbook's hooks firing
+//! once each with the run's environment (a failing `pre-deploy` changing nothing).
+//!
+//! Each test brings up its own small fleet and skips with one line when no Docker
+//! engine answers, unless `DROVER_E2E=1`. Every drover run and wait is bounded.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::support::drover::{
-    Drover, EXIT_OK, EXIT_UNREACHABLE, assert_exit, by_target, drover, text,
-};
-use crate::support::fleet::{Finished, Fleet};
-use crate::support::host::{active, audit, sh, sh_out};
+use crate::support::drover::{Drover, EXIT_BAD_INPUT, EXIT_OK, assert_exit};
+use crate::support::fleet::{Finished, Fleet, Running};
+use crate::support::host::{audit, audit_text, sh_out, state};
 use crate::support::repo::{self, path_str};
+use crate::support::tenants::{Tenant, fleet_tenants, tenant};
 
-/// Limit for a small deploy.
-const LIMIT: Duration = Duration::from_secs(120);
+/// Limit for one small deploy.
+const LIMIT: Duration = Duration::from_secs(150);
 
-// ---------------------------------------------------------------------------
-// A worker gated by a command health check
-
-/// A worker without HTTP: its unit writes its release into a heartbeat file every
-/// second; it is healthy when the beat is fresh, from this release (not the process it
-/// replaced), and the release is not a `broken` one.
-const WORKER: &str = r#"name = "worker"
-[vars]
-version = "1.0.0"
-user = "agent-{{ tenant }}"
-service = "drover-{{ tenant }}-{{ color }}.service"
-beat = "/var/lib/drover/{{ tenant }}/beat.{{ color }}"
-
-[[steps]]
-name = "tenant user"
-user = { name = "{{ user }}", home = "/var/lib/drover/{{ tenant }}" }
-
-[[steps]]
-name = "state directory"
-dir = { path = "/var/lib/drover/{{ tenant }}", owner = "{{ user }}", group = "{{ user }}", mode = "0750" }
-
-[[steps]]
-name = "log directory"
-dir = { path = "/var/log/drover/{{ tenant }}", owner = "{{ user }}", group = "{{ user }}", mode = "0750" }
-
-[[steps]]
-name = "worker unit"
-unit = { name = "{{ service }}", user = "{{ user }}", exec = "/bin/sh -c 'while :; do echo {{ version }} > {{ beat }}; sleep 1; done'" }
-
-[[steps]]
-name = "start"
-service = { name = "{{ service }}", state = "restarted", enabled = true }
-
-[[steps]]
-name = "worker healthy"
-health = { command = "grep -qx {{ version }} {{ beat }} && [ $(( $(date +%s) - $(stat -c %Y {{ beat }}) )) -lt 4 ] && ! grep -q broken {{ beat }}", user = "{{ user }}", retries = 10, interval = "500ms" }
-"#;
-
-fn worker_playbook(fleet: &Fleet) -> String {
-    let path = fleet.work_dir().join("worker.toml");
-    std::fs::write(&path, WORKER).expect("write the worker playbook");
-    path_str(&path)
-}
-
-/// `deploy PLAYBOOK --tenant acme --strategy blue-green EXTRA… --set version=V --json`.
-fn blue_green(fleet: &Fleet, playbook: &str, version: &str, extra: &[&str]) -> Finished {
-    let set = format!("version={version}");
-    let mut args = vec![
-        "deploy",
-        playbook,
-        "--tenant",
-        "acme",
-        "--strategy",
-        "blue-green",
-    ];
-    args.extend(extra);
-    args.extend(["--set", &set, "--json"]);
-    drover(fleet, &args, LIMIT)
-}
-
-#[test]
-fn a_command_health_check_gates_a_worker_that_serves_no_http() {
-    let Some(fleet) = Fleet::up(1) else { return };
-    let playbook = worker_playbook(&fleet);
-    let host = "host-1";
-    for (version, color) in [("1.0.0", "blue"), ("2.0.0", "green")] {
-        let run = blue_green(&fleet, &playbook, version, &[]);
-        assert_exit(&run, EXIT_OK, &format!("worker {version}"));
-        // Nothing listens behind nginx: the switch was verified by the command.
-        assert_eq!(
-            active(&fleet, host, "acme"),
-            (color.to_owned(), version.to_owned())
-        );
-    }
-    let recorded = sh_out(
-        &fleet,
-        host,
-        "stat -c '%U %a' /var/lib/drover/.health/acme.green.sh",
+/// The reference playbook in the fleet's scratch dir as `NAME.toml`, its release
+/// upload pointing at the example releases, with `top` put before its first table
+/// (top-level keys) and `tail` appended (more steps, `[hooks]`).
+fn playbook(fleet: &Fleet, name: &str, top: &str, tail: &str) -> String {
+    let text = std::fs::read_to_string(repo::agent_playbook()).expect("agent.toml");
+    let from = "\"../examples/agent/releases/{{ version }}\"";
+    assert!(text.contains(from), "agent.toml no longer uploads {from}");
+    let releases = repo::root().join("examples/agent/releases");
+    let text = text.replace(
+        from,
+        &format!("\"{}/{{{{ version }}}}\"", path_str(&releases)),
     );
-    assert_eq!(recorded.trim(), "root 644", "the recorded check is root's");
-
-    let broken = blue_green(&fleet, &playbook, "3.0.0-broken", &[]);
-    assert_ne!(broken.code(), Some(EXIT_OK), "{}", broken.describe());
-    let line = &by_target(&broken)["acme@host-1"];
-    assert_eq!(text(&line["status"]), "failed", "{line}");
-    assert_eq!(text(&line["failed_step"]), "worker healthy", "{line}");
-    let health = line["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["name"] == "worker healthy"))
-        .unwrap_or_else(|| panic!("no health step: {line}"));
-    assert!(
-        text(&health["stderr"]).contains("health check of command")
-            && text(&health["stderr"])
-                .contains("as agent-acme failed after 10 attempt(s): exited 1"),
-        "{line}"
-    );
-    assert_eq!(
-        active(&fleet, host, "acme"),
-        ("green".to_owned(), "2.0.0".to_owned()),
-        "never switched: the old color stays live"
-    );
-    let switched_to_broken = audit(&fleet, host)
-        .iter()
-        .any(|a| a.get("to").is_some_and(|t| t.contains("broken")));
-    assert!(!switched_to_broken, "{:?}", audit(&fleet, host));
-
-    // `drover status` runs the same recorded check: the live color is healthy, the
-    // idle one (the broken release) is not, with the command's own words.
-    let status = drover(
-        &fleet,
-        &["status", "--tenant", "acme", "--format", "json"],
-        LIMIT,
-    );
-    assert_exit(&status, EXIT_OK, "status of the worker");
-    let report: Value = serde_json::from_str(&status.stdout()).expect("status JSON");
-    let target = &report["targets"][0];
-    assert_eq!(target["healthy"], true, "{target}");
-    let health = |i: usize| &target["colors"][i]["health"];
-    assert_eq!(health(1)["healthy"], true, "{target}");
-    assert_eq!(health(0)["healthy"], false, "{target}");
-    assert!(
-        text(&health(0)["error"]).starts_with("health command exited 1"),
-        "{target}"
-    );
-}
-
-// ---------------------------------------------------------------------------
-// Release pruning
-
-/// Releases `versions` of the example agent (1.0.0's code, each naming its own
-/// version) in the fleet's scratch dir, and the reference playbook reading them, with
-/// `keep_releases = keep`. Returns the playbook's path.
-fn pruning_playbook(fleet: &Fleet, name: &str, keep: u32, versions: &[&str]) -> String {
-    let releases = fleet.work_dir().join("releases");
-    let example = repo::root().join("examples/agent/releases/1.0.0");
-    for v in versions {
-        let dir = releases.join(v);
-        if dir.exists() {
-            continue;
-        }
-        std::fs::create_dir_all(&dir).expect("release dir");
-        std::fs::copy(example.join("agent.py"), dir.join("agent.py")).expect("agent.py");
-        std::fs::write(
-            dir.join("release.json"),
-            format!("{{\"version\": \"{v}\"}}\n"),
-        )
-        .expect("release.json");
-    }
-    let text = repo::agent_playbook_reading(&releases).replacen(
-        "\n[vars]",
-        &format!("\nkeep_releases = {keep}\n\n[vars]"),
-        1,
-    );
+    let text = format!("{top}\n{text}\n{tail}");
     let path = fleet.work_dir().join(format!("{name}.toml"));
-    std::fs::write(&path, text).expect("write the playbook");
+    std::fs::write(&path, text).expect("write playbook");
     path_str(&path)
 }
 
-/// The releases on the host, sorted.
-fn releases_on(fleet: &Fleet, host: &str) -> Vec<String> {
-    let out = sh_out(fleet, host, "ls -1 /opt/drover/acme/releases");
-    out.lines().map(str::to_owned).collect()
-}
-
-/// The `prune releases` step of the one target of a `--json` deploy.
-fn prune_step(run: &Finished) -> Value {
-    let line = &by_target(run)["acme@host-1"];
-    line["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["name"] == "prune releases"))
-        .cloned()
-        .unwrap_or_else(|| panic!("no prune step: {line}"))
-}
-
-#[test]
-fn pruning_keeps_the_newest_n_releases_and_both_live_colors() {
-    let Some(fleet) = Fleet::up(1) else { return };
-    let versions = ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0"];
-    let keep2 = pruning_playbook(&fleet, "keep2", 2, &versions);
-    // N + 2 = 4 releases, deployed in turn: the newest 2 remain.
-    for v in &versions[..4] {
-        let run = blue_green(&fleet, &keep2, v, &[]);
-        assert_exit(&run, EXIT_OK, &format!("deploy {v}"));
-    }
-    assert_eq!(releases_on(&fleet, "host-1"), ["1.2.0", "1.3.0"]);
-    let step = prune_step(&blue_green(&fleet, &keep2, "1.3.0", &[]));
-    assert_eq!(step["status"], "ok", "nothing left to prune: {step}");
-
-    // Back to blue (1.2.0), then 1.4.0 into green: blue stays live-warm on 1.2.0,
-    // now older than the newest 2 (1.4.0, 1.3.0), and is kept all the same.
-    let back = drover(&fleet, &["rollback", "--tenant", "acme"], LIMIT);
-    assert_exit(&back, EXIT_OK, "rollback to 1.2.0");
-    let run = blue_green(&fleet, &keep2, "1.4.0", &[]);
-    assert_exit(&run, EXIT_OK, "deploy 1.4.0");
-    assert_eq!(
-        active(&fleet, "host-1", "acme"),
-        ("green".to_owned(), "1.4.0".to_owned())
-    );
-    assert_eq!(releases_on(&fleet, "host-1"), ["1.2.0", "1.3.0", "1.4.0"]);
-    let step = prune_step(&run);
-    assert!(
-        text(&step["stdout"]).contains("kept 1.2.0 (live)"),
-        "{step}"
-    );
-
-    // keep_releases = 1 in dry-run: lists 1.3.0 as going, removes nothing.
-    let keep1 = pruning_playbook(&fleet, "keep1", 1, &versions);
-    let dry = blue_green(&fleet, &keep1, "1.4.0", &["--dry-run"]);
-    assert_exit(&dry, EXIT_OK, "dry-run with keep_releases = 1");
-    let step = prune_step(&dry);
-    assert_eq!(
-        text(&step["stdout"])
-            .lines()
-            .filter(|l| l.starts_with("would remove"))
-            .collect::<Vec<_>>(),
-        ["would remove 1.3.0"],
-        "{step}"
-    );
-    assert_eq!(releases_on(&fleet, "host-1"), ["1.2.0", "1.3.0", "1.4.0"]);
-    // And for real: exactly the newest 1 plus both live colors remain.
-    let run = blue_green(&fleet, &keep1, "1.4.0", &[]);
-    assert_exit(&run, EXIT_OK, "deploy with keep_releases = 1");
-    assert_eq!(releases_on(&fleet, "host-1"), ["1.2.0", "1.4.0"]);
-}
-
-// ---------------------------------------------------------------------------
-// Group-capped batches
-
-/// A one-step playbook, in place: fast, and it fails on a host holding
-/// `/tmp/drover-fail-here`.
-const QUICK: &str = r#"name = "quick"
-[[steps]]
-name = "check"
-run = { script = "test ! -e /tmp/drover-fail-here" }
-"#;
-
-fn quick_playbook(fleet: &Fleet) -> String {
-    let path = fleet.work_dir().join("quick.toml");
-    std::fs::write(&path, QUICK).expect("write the quick playbook");
-    path_str(&path)
-}
-
-/// The fleet's inventory with a zone per host: `eu` hosts in zone-a, `us` in zone-b.
-fn zoned_inventory(fleet: &Fleet) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(fleet.inventory()).expect("inventory");
-    let text = text
-        .replace(
-            "groups = [\"eu\", \"canary\"]",
-            "groups = [\"eu\", \"canary\", \"zone-a\"]",
-        )
-        .replace("groups = [\"eu\"]", "groups = [\"eu\", \"zone-a\"]")
-        .replace("groups = [\"us\"]", "groups = [\"us\", \"zone-b\"]");
-    let path = fleet.work_dir().join("zoned.toml");
-    std::fs::write(&path, text).expect("zoned inventory");
+/// An executable script in the fleet's scratch dir.
+fn script(fleet: &Fleet, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = fleet.work_dir().join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).expect("write script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     path
 }
 
-#[test]
-fn a_group_cap_keeps_each_batch_to_one_host_per_zone() {
-    let Some(fleet) = Fleet::up(4) else { return };
-    let inventory = zoned_inventory(&fleet);
-    let playbook = quick_playbook(&fleet);
-    let args = [
+/// `deploy PLAYBOOK --tenant T --strategy blue-green --set version=V ARGS…`.
+fn deploy_args(playbook: &str, tenant: &str, version: &str, more: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
         "deploy",
-        &playbook,
-        "--all",
+        playbook,
+        "--tenant",
+        tenant,
         "--strategy",
-        "rolling",
-        "--batch",
-        "100%",
-        "--max-per-group",
-        "zone-*=1",
-        "--json",
-    ];
-    let run = Drover::with_inventory(&fleet, &inventory).run(&args, LIMIT);
-    assert_exit(&run, EXIT_OK, "rolling deploy capped per zone");
-    let zone = |host: &str| {
-        if matches!(host, "host-1" | "host-3") {
-            "zone-a"
-        } else {
-            "zone-b"
-        }
-    };
-    let mut batches: BTreeMap<u64, BTreeMap<&str, BTreeSet<String>>> = BTreeMap::new();
-    let lines = run.json_lines();
-    assert_eq!(lines.len(), 12, "every target once: {}", run.describe());
-    for line in &lines {
-        let host = text(&line["host"]).to_owned();
-        let batch = line["batch"].as_u64().expect("batch");
-        batches
-            .entry(batch)
-            .or_default()
-            .entry(zone(&host))
-            .or_default()
-            .insert(host);
-    }
-    for (batch, zones) in &batches {
-        for (zone, hosts) in zones {
-            assert_eq!(hosts.len(), 1, "batch {batch}: {zone} has {hosts:?}");
-        }
-    }
-    assert_eq!(
-        batches.len(),
-        2,
-        "4 hosts in 2 zones, one per zone a batch: {batches:?}"
-    );
+        "blue-green",
+        "--set",
+    ]
+    .map(str::to_owned)
+    .into();
+    args.push(format!("version={version}"));
+    args.extend(more.iter().map(|s| (*s).to_owned()));
+    args
+}
 
-    // --dry-run prints the batches with the capped groups.
-    let dry: Vec<&str> = args
-        .iter()
-        .copied()
-        .filter(|a| *a != "--json")
-        .chain(["--dry-run"])
-        .collect();
-    let dry = Drover::with_inventory(&fleet, &inventory).run(&dry, LIMIT);
-    assert_exit(&dry, EXIT_OK, "dry-run");
-    let printed: Vec<String> = dry
-        .stderr()
+/// The run id drover announces on stderr (`run ID: …`).
+fn run_id_of(run: &Finished) -> String {
+    run.stderr()
         .lines()
-        .filter(|l| l.starts_with("batch ") && l.contains('@'))
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(printed.len(), 2, "{}", dry.describe());
-    assert!(
-        printed[0].contains("@host-1 [zone-a]") && printed[0].contains("@host-2 [zone-b]"),
-        "{printed:?}"
-    );
+        .find_map(|l| {
+            l.strip_prefix("run ")?
+                .split_once(':')
+                .map(|(id, _)| id.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no run id\n{}", run.describe()))
+}
+
+/// Every file of the run journals in the scratch dir, concatenated.
+fn journals(fleet: &Fleet) -> String {
+    let dir = fleet.work_dir().join(".drover/runs");
+    let mut text = String::new();
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+    }
+    text
+}
+
+/// Host files holding `needle` under the places drover writes to.
+fn host_files_with(fleet: &Fleet, host: &str, needle: &str) -> Vec<String> {
+    sh_out(
+        fleet,
+        host,
+        &format!(
+            "grep -rlF -- '{needle}' /etc /var/lib/drover /var/log /opt/drover /tmp /root /home 2>/dev/null || true"
+        ),
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// acme, with its hosts, from the fleet's inventory.
+fn acme(fleet: &Fleet) -> Tenant {
+    tenant(&fleet_tenants(fleet), "acme").clone()
 }
 
 // ---------------------------------------------------------------------------
-// Re-running what failed
+// Secrets from a command
 
-/// Host names of a `drover run --json`, sorted.
-fn run_hosts(run: &Finished) -> Vec<String> {
-    let mut hosts: Vec<String> = run
+#[test]
+fn secrets_from_a_command_land_in_the_env_file_0600_and_nowhere_else() {
+    let Some(fleet) = Fleet::up(2) else { return };
+    let acme = acme(&fleet);
+    let secret = "cmd-secret-7d1e9b52a0";
+    let store = script(
+        &fleet,
+        "store.sh",
+        &format!("echo '# from the store'\necho API_KEY={secret}\n"),
+    );
+    let args = deploy_args(
+        &repo::agent_playbook(),
+        "acme",
+        "1.0.0",
+        &["--secrets-cmd", &path_str(&store), "--diff", "-v"],
+    );
+    // No DROVER_SECRET_API_KEY: the value can only come from the command.
+    let mut cmd = Drover::on(&fleet).command(&args);
+    cmd.env_remove("DROVER_SECRET_API_KEY");
+    let run = Running::start(&mut cmd).wait(LIMIT);
+    assert_exit(&run, EXIT_OK, "deploy with --secrets-cmd");
+    let json_args = [&args[..], &["--json".to_owned()]].concat();
+    let mut cmd = Drover::on(&fleet).command(&json_args);
+    cmd.env_remove("DROVER_SECRET_API_KEY");
+    let again = Running::start(&mut cmd).wait(LIMIT);
+    assert_exit(&again, EXIT_OK, "the same deploy again, --json");
+
+    for h in &acme.hosts {
+        let env = sh_out(
+            &fleet,
+            h,
+            "stat -c '%a %U' /etc/drover/acme.env; cat /etc/drover/acme.env",
+        );
+        assert!(env.starts_with("600 root\n"), "{h}: {env}");
+        assert!(env.contains(&format!("API_KEY=\"{secret}\"")), "{h}: {env}");
+        let files = host_files_with(&fleet, h, secret);
+        assert_eq!(
+            files,
+            ["/etc/drover/acme.env"],
+            "{h}: the secret is elsewhere too"
+        );
+        assert!(!audit_text(&fleet, h).is_empty(), "{h}: audited");
+    }
+    for (what, text) in [
+        ("stdout", run.stdout() + &again.stdout()),
+        ("stderr", run.stderr() + &again.stderr()),
+        ("journal", journals(&fleet)),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the secret is in drover's {what}:\n{text}"
+        );
+    }
+
+    // The store rotates the key: a dry run with --diff shows neither value.
+    let rotated = "cmd-secret-rotated-55e0c1";
+    let rotating = script(&fleet, "rotated.sh", &format!("echo API_KEY={rotated}\n"));
+    let args = deploy_args(
+        &repo::agent_playbook(),
+        "acme",
+        "1.0.0",
+        &[
+            "--secrets-cmd",
+            &path_str(&rotating),
+            "--dry-run",
+            "--diff",
+            "--json",
+        ],
+    );
+    let mut cmd = Drover::on(&fleet).command(&args);
+    cmd.env_remove("DROVER_SECRET_API_KEY");
+    let dry = Running::start(&mut cmd).wait(LIMIT);
+    let env_steps: Vec<serde_json::Value> = dry
         .json_lines()
         .iter()
-        .map(|l| text(&l["host"]).to_owned())
+        .flat_map(|t| t["steps"].as_array().cloned().unwrap_or_default())
+        .filter(|step| step["name"] == "environment")
         .collect();
-    hosts.sort();
-    hosts
+    assert_eq!(env_steps.len(), 2, "{}", dry.describe());
+    assert!(
+        env_steps.iter().all(|s| s["status"] == "changed"),
+        "{env_steps:?}"
+    );
+    let shown = dry.stdout() + &dry.stderr();
+    assert!(
+        !shown.contains(rotated) && !shown.contains(secret),
+        "{}",
+        dry.describe()
+    );
+
+    // A failing store: named, its output unseen, nothing changed on any host.
+    let leaked = "must-not-show-41c0";
+    let failing = script(
+        &fleet,
+        "failing.sh",
+        &format!("echo API_KEY={leaked}\nexit 3\n"),
+    );
+    let before: Vec<String> = acme.hosts.iter().map(|h| audit_text(&fleet, h)).collect();
+    let args = deploy_args(
+        &repo::agent_playbook(),
+        "acme",
+        "2.0.0",
+        &["--secrets-cmd", &path_str(&failing)],
+    );
+    let mut cmd = Drover::on(&fleet).command(&args);
+    cmd.env_remove("DROVER_SECRET_API_KEY");
+    let refused = Running::start(&mut cmd).wait(LIMIT);
+    eprintln!("SECRETS: a failing command:\n{}", refused.stderr());
+    assert_exit(&refused, EXIT_BAD_INPUT, "a failing secrets command");
+    assert!(
+        refused.stderr().contains("failing.sh` exited 3"),
+        "{}",
+        refused.describe()
+    );
+    assert!(!(refused.stdout() + &refused.stderr()).contains(leaked));
+    for (h, was) in acme.hosts.iter().zip(before) {
+        assert_eq!(audit_text(&fleet, h), was, "{h}: nothing changed");
+        assert_eq!(state(&fleet, h, "acme").expect("state")["version"], "1.0.0");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Lock waits
+
+#[test]
+fn two_deploys_of_one_tenant_started_together_both_finish_one_after_the_other() {
+    let Some(fleet) = Fleet::up(2) else { return };
+    let acme = acme(&fleet);
+    let slow = playbook(
+        &fleet,
+        "slow",
+        "",
+        "[[steps]]\nname = \"slow step\"\nrun = { script = \"sleep 6\" }\n",
+    );
+    let first = Drover::on(&fleet).spawn(&deploy_args(
+        &slow,
+        "acme",
+        "1.0.0",
+        &["--lock-wait", "120s"],
+    ));
+    let second = Drover::on(&fleet).spawn(&deploy_args(
+        &slow,
+        "acme",
+        "2.0.0",
+        &["--lock-wait", "120s"],
+    ));
+    let (first, second) = (first.wait(LIMIT), second.wait(LIMIT));
+    assert_exit(&first, EXIT_OK, "the first deploy");
+    assert_exit(&second, EXIT_OK, "the second deploy");
+    let ids = [run_id_of(&first), run_id_of(&second)];
+    let waited: Vec<&Finished> = [&first, &second]
+        .into_iter()
+        .filter(|r| r.stderr().contains("waiting, next look in"))
+        .collect();
+    assert!(
+        !waited.is_empty(),
+        "one run waited for the other:\n{}\n{}",
+        first.describe(),
+        second.describe()
+    );
+    eprintln!(
+        "LOCK WAIT: first run {:?}, second {:?}\n{}",
+        first.elapsed,
+        second.elapsed,
+        waited[0].stderr()
+    );
+    for h in &acme.hosts {
+        let log = audit(&fleet, h);
+        let switches: Vec<&BTreeMap<String, String>> = log
+            .iter()
+            .filter(|l| l.get("tenant").map(String::as_str) == Some("acme"))
+            .filter(|l| l.get("result").map(String::as_str) == Some("ok"))
+            .collect();
+        for id in &ids {
+            let mine = switches.iter().filter(|l| l.get("run") == Some(id)).count();
+            assert_eq!(
+                mine,
+                1,
+                "{h}: run {id} deployed acme {mine} time(s):\n{}",
+                audit_text(&fleet, h)
+            );
+        }
+        // The later switch is what is live, recorded by its run.
+        let last = switches.last().expect("a switch");
+        let s = state(&fleet, h, "acme").expect("state");
+        assert_eq!(
+            Some(&s["run"].as_str().unwrap_or("").to_owned()),
+            last.get("run"),
+            "{h}: {s}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Hooks
+
+/// `[hooks]` writing each hook's DROVER_* environment to a file of its own in `dir`.
+fn recording_hooks(dir: &Path, pre_deploy: &str) -> String {
+    let record = format!(
+        "env | grep '^DROVER_' | sort > \\\"{}/$DROVER_HOOK.${{DROVER_TENANT:-run}}.${{DROVER_HOST:-all}}.$$\\\"; echo hook $DROVER_HOOK said hello",
+        dir.display()
+    );
+    format!(
+        "[hooks]\npre-deploy = \"{pre_deploy}; {record}\"\npost-switch = \"{record}\"\non-halt = \"{record}\"\non-rollback = \"{record}\"\npost-deploy = \"{record}\"\ntimeout = \"20s\"\n"
+    )
+}
+
+/// The files the hooks wrote: file name without its pid → the env lines.
+fn fired(dir: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("hook dir").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let key = name
+            .rsplit_once('.')
+            .map_or(name.clone(), |(k, _)| k.to_owned());
+        let text = std::fs::read_to_string(entry.path()).expect("hook file");
+        assert!(
+            out.insert(key.clone(), text.lines().map(str::to_owned).collect())
+                .is_none(),
+            "{key} fired twice"
+        );
+    }
+    out
+}
+
+fn var<'a>(env: &'a [String], name: &str) -> &'a str {
+    env.iter()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {env:?}"))
 }
 
 #[test]
-fn rerun_failed_and_only_failed_take_exactly_the_hosts_and_targets_that_failed() {
-    let Some(fleet) = Fleet::up(4) else { return };
-    let marker = "touch /tmp/drover-fail-here";
-    assert!(sh(&fleet, "host-2", marker).status.success());
-    fleet.kill("host-3");
+fn each_hook_fires_once_with_the_run_environment_and_a_failing_pre_deploy_changes_nothing() {
+    let Some(fleet) = Fleet::up(2) else { return };
+    let acme = acme(&fleet);
+    let dir = fleet.work_dir().join("hooks");
+    std::fs::create_dir_all(&dir).expect("hook dir");
 
-    let first = drover(
+    // A gate that says no: exit 2 before anything connects, no host touched.
+    let gated = playbook(
         &fleet,
-        &[
-            "run",
-            "--all",
-            "--json",
-            "--",
-            "test ! -e /tmp/drover-fail-here",
-        ],
-        LIMIT,
+        "gated",
+        "",
+        &recording_hooks(&dir, "echo not today >&2; exit 1"),
     );
-    assert_exit(&first, EXIT_UNREACHABLE, "host-2 fails, host-3 is down");
-    assert_eq!(run_hosts(&first), ["host-1", "host-2", "host-3", "host-4"]);
-
-    // The failure is mended on host-2; host-3 is still down.
+    let refused = Drover::on(&fleet).run(&deploy_args(&gated, "acme", "1.0.0", &[]), LIMIT);
+    eprintln!("HOOKS: refused by pre-deploy:\n{}", refused.stderr());
+    assert_exit(&refused, EXIT_BAD_INPUT, "a failing pre-deploy hook");
     assert!(
-        sh(&fleet, "host-2", "rm /tmp/drover-fail-here")
-            .status
-            .success()
-    );
-    let again = drover(&fleet, &["run", "--rerun-failed", "--json"], LIMIT);
-    assert_eq!(
-        run_hosts(&again),
-        ["host-2", "host-3"],
+        refused.stderr().contains("not today"),
         "{}",
-        again.describe()
-    );
-    let by_host: BTreeMap<String, String> = again
-        .json_lines()
-        .iter()
-        .map(|l| (text(&l["host"]).to_owned(), text(&l["status"]).to_owned()))
-        .collect();
-    assert_eq!(
-        by_host["host-2"], "ok",
-        "the recorded command ran again: {by_host:?}"
-    );
-    assert_eq!(by_host["host-3"], "unreachable");
-    // That re-run is a run of its own: re-running it takes only host-3.
-    let third = drover(&fleet, &["run", "--rerun-failed", "--json"], LIMIT);
-    assert_eq!(run_hosts(&third), ["host-3"], "{}", third.describe());
-
-    // A deploy: host-2's targets fail, host-3's are unreachable.
-    assert!(sh(&fleet, "host-2", marker).status.success());
-    let playbook = quick_playbook(&fleet);
-    let deploy = drover(&fleet, &["deploy", &playbook, "--all", "--json"], LIMIT);
-    assert_ne!(deploy.code(), Some(EXIT_OK), "{}", deploy.describe());
-    let failed: BTreeSet<String> = by_target(&deploy)
-        .into_iter()
-        .filter(|(_, l)| matches!(text(&l["status"]), "failed" | "unreachable"))
-        .map(|(k, _)| k)
-        .collect();
-    assert_eq!(
-        failed.len(),
-        6,
-        "3 tenants on each of host-2 and host-3: {failed:?}"
+        refused.describe()
     );
     assert!(
-        sh(&fleet, "host-2", "rm /tmp/drover-fail-here")
-            .status
-            .success()
+        refused.stderr().contains("pre-deploy hook"),
+        "{}",
+        refused.describe()
     );
-    let only = drover(
-        &fleet,
-        &["deploy", &playbook, "--only-failed", "--json"],
+    assert!(
+        fired(&dir).is_empty(),
+        "no other hook ran: {:?}",
+        fired(&dir)
+    );
+    for h in &acme.hosts {
+        assert_eq!(audit_text(&fleet, h), "", "{h}: nothing deployed");
+        let probe = "for p in /etc/drover/acme.env /opt/drover/acme /var/lib/drover/acme; do test -e $p && echo $p; done; true";
+        assert_eq!(
+            sh_out(&fleet, h, probe).trim(),
+            "",
+            "{h}: acme's files exist"
+        );
+    }
+
+    // A deploy: pre-deploy, post-switch per target, post-deploy; once each.
+    let open = playbook(&fleet, "open", "", &recording_hooks(&dir, "true"));
+    let run = Drover::on(&fleet)
+        .env("DROVER_OPERATOR", "release-bot@ci")
+        .run(&deploy_args(&open, "acme", "1.0.0", &[]), LIMIT);
+    assert_exit(&run, EXIT_OK, "a deploy with hooks");
+    eprintln!("HOOKS: a deploy:\n{}", run.stderr());
+    let id = run_id_of(&run);
+    let got = fired(&dir);
+    let mut want: Vec<String> = vec!["pre-deploy.run.all".into(), "post-deploy.run.all".into()];
+    want.extend(acme.hosts.iter().map(|h| format!("post-switch.acme.{h}")));
+    want.sort();
+    assert_eq!(got.keys().cloned().collect::<Vec<_>>(), want, "{got:?}");
+    let targets: Vec<String> = acme.hosts.iter().map(|h| format!("acme@{h}")).collect();
+    for (key, env) in &got {
+        assert_eq!(var(env, "DROVER_RUN_ID"), id, "{key}");
+        assert_eq!(var(env, "DROVER_PLAYBOOK"), open, "{key}");
+        assert_eq!(var(env, "DROVER_OPERATOR"), "release-bot@ci", "{key}");
+        assert_eq!(var(env, "DROVER_VERSION"), "1.0.0", "{key}");
+        // The test secret drover was given (DROVER_SECRET_API_KEY) is not passed on.
+        assert!(
+            !env.iter().any(|l| l.starts_with("DROVER_SECRET_")),
+            "{key}: {env:?}"
+        );
+    }
+    assert_eq!(
+        var(&got["pre-deploy.run.all"], "DROVER_TARGETS"),
+        targets.join(" ")
+    );
+    assert_eq!(var(&got["post-deploy.run.all"], "DROVER_RESULT"), "ok");
+    for h in &acme.hosts {
+        let env = &got[&format!("post-switch.acme.{h}")];
+        assert_eq!(var(env, "DROVER_TENANT"), "acme");
+        assert_eq!(var(env, "DROVER_HOST"), h.as_str());
+        assert_eq!(var(env, "DROVER_TARGETS"), format!("acme@{h}"));
+        assert!(
+            run.stderr()
+                .contains(&format!("hook post-switch (acme@{h}): exit 0")),
+            "{}",
+            run.stderr()
+        );
+    }
+    assert!(
+        run.stderr().contains("  | hook post-deploy said hello"),
+        "{}",
+        run.stderr()
+    );
+    let journal = journals(&fleet);
+    assert_eq!(
+        journal.matches("\"event\":\"hook\"").count(),
+        5,
+        "{journal}"
+    );
+    for audit_line in acme.hosts.iter().flat_map(|h| audit(&fleet, h)) {
+        assert_eq!(
+            audit_line.get("operator").map(String::as_str),
+            Some("release-bot@ci"),
+            "{audit_line:?}"
+        );
+    }
+
+    // A halted rollout that switches back: post-switch (which asks for the halt, as
+    // `drover halt` from another terminal would), on-rollback, on-halt, post-deploy.
+    std::fs::remove_dir_all(&dir).expect("clear hook dir");
+    std::fs::create_dir_all(&dir).expect("hook dir");
+    let halting = recording_hooks(&dir, "true").replace(
+        "\npost-switch = \"",
+        &format!(
+            "\npost-switch = \"{} halt $DROVER_RUN_ID >/dev/null; sleep 1; ",
+            env!("CARGO_BIN_EXE_drover")
+        ),
+    );
+    let halting = playbook(&fleet, "halting", "", &halting);
+    let run = Drover::on(&fleet).run(
+        &deploy_args(
+            &halting,
+            "acme",
+            "2.0.0",
+            &["--batch", "1", "--rollback-on-halt"],
+        ),
         LIMIT,
     );
-    let rerun: BTreeSet<String> = by_target(&only).into_keys().collect();
-    assert_eq!(rerun, failed, "{}", only.describe());
-    let statuses: BTreeSet<String> = by_target(&only)
-        .into_iter()
-        .map(|(k, l)| format!("{k} {}", text(&l["status"])))
+    eprintln!("HOOKS: a halted deploy:\n{}", run.stderr());
+    assert_exit(&run, 3, "a halted deploy");
+    let got = fired(&dir);
+    let switched: Vec<&String> = got
+        .keys()
+        .filter(|k| k.starts_with("post-switch."))
         .collect();
-    assert!(
-        statuses.iter().all(|s| s.contains("host-3 unreachable")
-            || (s.contains("@host-2 ") && s.ends_with("changed"))),
-        "{statuses:?}"
+    assert_eq!(switched.len(), 1, "{got:?}");
+    let first = var(&got[switched[0]], "DROVER_TARGETS").to_owned();
+    for point in ["pre-deploy", "on-rollback", "on-halt", "post-deploy"] {
+        assert!(
+            got.contains_key(&format!("{point}.run.all")),
+            "{point}: {got:?}"
+        );
+    }
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert_eq!(
+        var(&got["on-rollback.run.all"], "DROVER_ROLLED_BACK"),
+        first
     );
-    assert_exit(&only, EXIT_UNREACHABLE, "host-3 still down");
+    assert_eq!(var(&got["on-halt.run.all"], "DROVER_RESULT"), "halted");
+    assert_eq!(
+        var(&got["on-halt.run.all"], "DROVER_HALT_REASON"),
+        "halt requested"
+    );
+    assert_eq!(var(&got["post-deploy.run.all"], "DROVER_RESULT"), "halted");
+}
+
+// ---------------------------------------------------------------------------
+// sudo with a password
+
+#[test]
+fn a_deploy_user_that_needs_a_sudo_password_deploys_with_it_and_a_wrong_one_fails_per_host() {
+    let Some(fleet) = Fleet::up(2) else { return };
+    let acme = acme(&fleet);
+    let password = "Become-pw 9f3!";
+    for h in &acme.hosts {
+        let out = fleet.exec(
+            h,
+            &[
+                "sh",
+                "-c",
+                &format!(
+                    "printf 'deploy ALL=(ALL) ALL\\n' > /etc/sudoers.d/deploy && printf 'deploy:%s\\n' '{password}' | chpasswd"
+                ),
+            ],
+        );
+        assert!(out.status.success(), "{h}: {out:?}");
+        let nopass = fleet.ssh(h, "sudo -n true");
+        assert!(
+            !nopass.status.success(),
+            "{h}: sudo still needs no password"
+        );
+    }
+    let args = deploy_args(&repo::agent_playbook(), "acme", "1.0.0", &["--json"]);
+
+    // Without a password: the old clear refusal, per host.
+    let without = Drover::on(&fleet).run(&args, LIMIT);
+    assert_ne!(without.code(), Some(EXIT_OK), "{}", without.describe());
+
+    // A wrong one: a clear error for each host, quickly, nothing deployed.
+    let wrong = Drover::on(&fleet)
+        .env("DROVER_BECOME_PASS", "not-it")
+        .run(&args, LIMIT);
+    eprintln!("BECOME: wrong password:\n{}", wrong.stdout());
+    assert_ne!(wrong.code(), Some(EXIT_OK), "{}", wrong.describe());
+    assert!(
+        wrong.elapsed < Duration::from_secs(60),
+        "{:?}",
+        wrong.elapsed
+    );
+    for line in wrong.json_lines() {
+        let error = line["error"].as_str().unwrap_or("");
+        assert!(
+            error.contains("sudo rejected the become password"),
+            "{line}"
+        );
+    }
+    assert_eq!(wrong.json_lines().len(), acme.hosts.len());
+
+    // The right one: deployed.
+    let right = Drover::on(&fleet)
+        .env("DROVER_BECOME_PASS", password)
+        .run(&args, LIMIT);
+    assert_exit(&right, EXIT_OK, "deploy with DROVER_BECOME_PASS");
+    eprintln!(
+        "BECOME: wrong password refused in {:?}; deploy with the password {:?}",
+        wrong.elapsed, right.elapsed
+    );
+    for h in &acme.hosts {
+        assert_eq!(state(&fleet, h, "acme").expect("state")["version"], "1.0.0");
+    }
+    let everything = [&without, &wrong, &right]
+        .iter()
+        .map(|r| r.stdout() + &r.stderr())
+        .collect::<String>()
+        + &journals(&fleet);
+    assert!(!everything.contains(password), "the password was printed");
+    for h in &acme.hosts {
+        assert_eq!(
+            host_files_with(&fleet, h, password),
+            Vec::<String>::new(),
+            "{h}"
+        );
+    }
 }

@@ -8,13 +8,16 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use super::hooks::HookContext;
 use super::reach::{fit_forks, live_mode};
 use super::{CliError, ConnectOpts, Context, SelectOpts};
 use crate::config::group_cap::GroupCap;
 use crate::config::rollout::{Resolved, RolloutSettings};
 use crate::config::{BatchSize, FailureBudget, Host, Playbook, Strategy, Tenant, duration};
 use crate::engine::journal::{self, Journal};
-use crate::engine::{Actor, Plans, RolloutOptions, RolloutOutcome, StepOptions, rollout};
+use crate::engine::{
+    Actor, BecomePassword, Plans, RolloutOptions, RolloutOutcome, StepOptions, rollout,
+};
 use crate::error::ExitCode;
 use crate::plan::Color;
 use crate::plan::batch::{Batches, plan_batches, plan_capped_batches};
@@ -50,6 +53,11 @@ pub(crate) struct Opts {
     /// read from DROVER_SECRET_<NAME> in the environment.
     #[arg(long, value_name = "FILE")]
     secrets: Option<PathBuf>,
+    /// A local command printing secret values (KEY=VALUE lines or TOML), run once, e.g.
+    /// "sops -d secrets.env". Default: the playbook's secrets_command, else the
+    /// inventory's [defaults] one.
+    #[arg(long, value_name = "COMMAND")]
+    secrets_cmd: Option<String>,
     /// One JSON object per target per line.
     #[arg(long)]
     json: bool,
@@ -86,9 +94,17 @@ pub(crate) struct Opts {
     /// When the rollout halts, switch back the targets this run switched (blue-green).
     #[arg(long)]
     rollback_on_halt: bool,
+    /// Ask once for the sudo password of the hosts' login users (on a terminal); without
+    /// it, DROVER_BECOME_PASS is used when set. Fed to `sudo -S` on stdin, never shown.
+    #[arg(long)]
+    ask_become_pass: bool,
     /// Take deploy locks held by other runs (audited on the host).
     #[arg(long)]
     force_unlock: bool,
+    /// Wait up to this long for a tenant locked by another live run (re-checking with
+    /// backoff) instead of failing. Default: the playbook's [rollout] lock_wait, else 0.
+    #[arg(long, value_parser = duration::parse, value_name = "DURATION")]
+    lock_wait: Option<Duration>,
     /// Deadline for confirming a switch over a fresh connection; unconfirmed, the host
     /// switches back by itself ("0s"… is refused; use --no-revert-timer to disable).
     /// Default: the playbook's [rollout] revert_after, else 60s.
@@ -118,6 +134,7 @@ impl Opts {
             max_per_group: self.max_per_group.clone(),
             revert_after: self.revert_after,
             drain: self.drain,
+            lock_wait: self.lock_wait,
         }
     }
 }
@@ -164,10 +181,24 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
             eprint!("{}", super::batches::render(&selected, &batches, &settings));
         }
     }
+    let hook_cx = HookContext {
+        playbook_path: &opts.playbook,
+        playbook: &playbook,
+        run_id: &run_id,
+        operator: &super::operator(),
+        version: &version,
+        strategy: settings.strategy.word(),
+        selected: &selected,
+    };
+    let hooks = super::hooks::runner(&hook_cx, opts.dry_run, journal.clone());
+    super::hooks::pre_deploy(&reach, hooks.as_deref(), journal.as_deref(), cx.quiet)?;
     let mut options = rollout_options(&opts, &settings, version, &run_id);
+    options.hooks = hooks.clone();
     options.keep_releases = Some(playbook.keep_releases);
     let started = Instant::now();
-    let (hosts, connector) = (reach.hosts_by_name(), Arc::clone(&reach.connector));
+    let password = super::r#become::password(opts.ask_become_pass)?;
+    let connector = Arc::new(BecomePassword::new(Arc::clone(&reach.connector), password));
+    let hosts = reach.hosts_by_name();
     let halt_file = journal::halt_path(&run_id);
     let (result, interrupted) = reach.run_live(
         live_mode(cx, opts.json),
@@ -181,7 +212,9 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
     let _ = std::fs::remove_file(halt_file);
     print_result(&opts, &result, &run_id, started.elapsed(), cx.verbose > 0);
     let halted = result.halted.is_some() || interrupted;
-    Ok(ExitCode::for_targets(&result.targets, halted))
+    let code = ExitCode::for_targets(&result.targets, halted);
+    super::hooks::after(&reach, hooks.as_deref(), &result, halted, code, cx.quiet);
+    Ok(code)
 }
 
 /// The release a blue-green rollout deploys and verifies through the proxy: the last
@@ -220,7 +253,9 @@ fn plans(
     selected: &[(&Tenant, &Host)],
     strategy: Strategy,
 ) -> Result<Plans, CliError> {
-    let secrets = super::secrets::load(opts.secrets.as_deref())?;
+    let command =
+        super::secrets::command_for(opts.secrets_cmd.as_deref(), playbook, &reach.inventory);
+    let secrets = super::secrets::load(command.as_ref(), opts.secrets.as_deref())?;
     let render = |color: Color| -> Result<Plan, CliError> {
         let options = PlanOptions {
             color,
@@ -291,6 +326,7 @@ fn rollout_options(
             run: run_id.to_string(),
             operator: super::operator(),
             force_unlock: opts.force_unlock,
+            lock_wait: settings.lock_wait,
         },
         max_failures: settings.max_failures,
         pause: settings.pause,
@@ -299,6 +335,7 @@ fn rollout_options(
         rollback_on_halt: opts.rollback_on_halt,
         drain: settings.drain,
         script_timeout: super::SCRIPT_TIMEOUT,
+        hooks: None,
         keep_releases: None,
     }
 }

@@ -10,7 +10,7 @@ use super::reach::{fit_forks, live_mode};
 use super::{CliError, ConnectOpts, Context, SelectOpts};
 use crate::config::Selection;
 use crate::engine::journal;
-use crate::engine::{Actor, RollbackOptions, rollback};
+use crate::engine::{Actor, BecomePassword, RollbackOptions, rollback};
 use crate::error::ExitCode;
 use crate::plan::render::{Plan, TargetPlan};
 use crate::plan::targets::targets;
@@ -25,6 +25,9 @@ pub(crate) struct Opts {
     /// Take deploy locks held by other runs (audited on the host).
     #[arg(long)]
     force_unlock: bool,
+    /// Ask once for the sudo password of the hosts' login users (see `deploy`).
+    #[arg(long)]
+    ask_become_pass: bool,
     /// One JSON object per target per line.
     #[arg(long)]
     json: bool,
@@ -58,11 +61,14 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
             run: journal::new_run_id(),
             operator: super::operator(),
             force_unlock: opts.force_unlock,
+            lock_wait: None,
         },
         script_timeout: super::SCRIPT_TIMEOUT,
     };
     let started = Instant::now();
-    let (hosts, connector) = (reach.hosts_by_name(), Arc::clone(&reach.connector));
+    let password = super::r#become::password(opts.ask_become_pass)?;
+    let connector = Arc::new(BecomePassword::new(Arc::clone(&reach.connector), password));
+    let hosts = reach.hosts_by_name();
     let (outcomes, halted) = reach.run_live(live_mode(cx, opts.json), None, |events, halt| {
         rollback(connector, hosts, plan, options, halt, events)
     });

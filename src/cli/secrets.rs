@@ -1,15 +1,26 @@
-//! Secret values for a deploy: from a `--secrets` TOML file and `DROVER_SECRET_<NAME>`
-//! variables (the environment wins). They reach hosts only inside env files, and are
-//! redacted (`***`) from everything drover prints.
+//! Secret values for a deploy: from a `secrets_command`, a `--secrets` TOML file and
+//! `DROVER_SECRET_<NAME>` variables (each over the one before). They reach hosts only
+//! inside env files, and are redacted (`***`) from everything drover prints.
+
+mod command;
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use super::CliError;
+use crate::config::secrets::SecretsCommand;
+use crate::config::{Inventory, Playbook};
 
-/// Secret values by name: the file's, then the environment's over them.
-pub(crate) fn load(file: Option<&Path>) -> Result<HashMap<String, String>, CliError> {
+/// Secret values by name: the command's (run once, here), then the file's, then the
+/// environment's over them.
+pub(crate) fn load(
+    command: Option<&SecretsCommand>,
+    file: Option<&Path>,
+) -> Result<HashMap<String, String>, CliError> {
     let mut values = HashMap::new();
+    if let Some(command) = command {
+        values.extend(command::run(command)?);
+    }
     if let Some(path) = file {
         values.extend(from_file(path)?);
     }
@@ -19,6 +30,25 @@ pub(crate) fn load(file: Option<&Path>) -> Result<HashMap<String, String>, CliEr
         }
     }
     Ok(values)
+}
+
+/// The secrets command of this run: `--secrets-cmd` (run in the current directory),
+/// else the playbook's, else the inventory's `[defaults]` one.
+pub(crate) fn command_for(
+    flag: Option<&str>,
+    playbook: &Playbook,
+    inventory: &Inventory,
+) -> Option<SecretsCommand> {
+    match flag {
+        Some(command) => Some(SecretsCommand {
+            command: command.to_string(),
+            dir: ".".into(),
+        }),
+        None => playbook
+            .secrets_command
+            .clone()
+            .or_else(|| inventory.secrets_command.clone()),
+    }
 }
 
 /// `NAME = "value"` lines of a TOML file. Errors name the file and the key, never a
@@ -38,4 +68,26 @@ fn from_file(path: &Path) -> Result<HashMap<String, String>, CliError> {
             ))),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SourceFile;
+
+    #[test]
+    fn the_flag_wins_over_the_playbook_which_wins_over_the_inventory() {
+        let steps = "[[steps]]\nname = \"s\"\nrun = { script = \"true\" }\n";
+        let with = |cmd: &str| {
+            let text = format!("name = \"p\"\n{cmd}\n{steps}");
+            Playbook::from_source(SourceFile::new("p.toml", text)).unwrap()
+        };
+        let inv = "[defaults]\nsecrets_command = \"inv\"\n[hosts.a]\naddress = \"x\"\n";
+        let inventory = Inventory::from_sources(vec![SourceFile::new("i.toml", inv)]).unwrap();
+        let (named, bare) = (with("secrets_command = \"book\""), with(""));
+        let pick = |flag, p: &Playbook| command_for(flag, p, &inventory).map(|c| c.command);
+        assert_eq!(pick(Some("flag"), &named).as_deref(), Some("flag"));
+        assert_eq!(pick(None, &named).as_deref(), Some("book"));
+        assert_eq!(pick(None, &bare).as_deref(), Some("inv"));
+    }
 }

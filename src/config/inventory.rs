@@ -11,6 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
+use super::secrets::SecretsCommand;
 use super::source::SourceFile;
 use super::{parse, validate};
 
@@ -28,6 +29,7 @@ pub(crate) const DEFAULTS_KEYS: &[&str] = &[
     "become",
     "connect_timeout",
     "command_timeout",
+    "secrets_command",
 ];
 /// The keys a `[hosts.NAME]` table accepts.
 pub(crate) const HOST_KEYS: &[&str] = &[
@@ -57,6 +59,7 @@ pub(crate) struct RawDefaults {
     pub(crate) r#become: Option<Spanned<String>>,
     pub(crate) connect_timeout: Option<Spanned<String>>,
     pub(crate) command_timeout: Option<Spanned<String>>,
+    pub(crate) secrets_command: Option<Spanned<String>>,
 }
 
 /// `[hosts.NAME]`.
@@ -180,6 +183,9 @@ pub struct Inventory {
     pub tenants: Vec<Tenant>,
     /// Extra known_hosts files named by the inventory, consulted before `~/.ssh/known_hosts`.
     pub known_hosts: Vec<PathBuf>,
+    /// `[defaults] secrets_command`: where secret values come from unless the playbook
+    /// or `--secrets-cmd` says otherwise.
+    pub secrets_command: Option<SecretsCommand>,
     host_index: HashMap<String, usize>,
     tenant_index: HashMap<String, usize>,
 }
@@ -281,6 +287,7 @@ pub(crate) struct Defaults {
     pub(crate) r#become: Option<Become>,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) command_timeout: Option<Duration>,
+    pub(crate) secrets_command: Option<SecretsCommand>,
 }
 
 /// Expands `~/` and makes relative paths relative to the inventory file that names them.
@@ -388,6 +395,7 @@ fn build(files: &[ParsedFile], defaults: &Defaults) -> Inventory {
         hosts,
         tenants,
         known_hosts: defaults.known_hosts.iter().cloned().collect(),
+        secrets_command: defaults.secrets_command.clone(),
         host_index,
         tenant_index,
     }

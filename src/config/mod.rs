@@ -6,10 +6,12 @@
 pub mod diagnostic;
 pub mod duration;
 pub mod group_cap;
+pub mod hooks;
 pub mod inventory;
 mod parse;
 pub mod playbook;
 pub mod rollout;
+pub mod secrets;
 pub mod select;
 pub mod source;
 pub mod validate;

@@ -466,7 +466,7 @@ mod tests {
     fn every_known_key_is_accepted_by_its_table() {
         // The key lists above and the serde structs must agree.
         let text = "[defaults]\nuser = \"u\"\nidentity = \"i\"\nknown_hosts = \"k\"\nport = 1\nbecome = \"sudo\"\n\
-                    connect_timeout = \"1s\"\ncommand_timeout = \"1s\"\n\
+                    connect_timeout = \"1s\"\ncommand_timeout = \"1s\"\nsecrets_command = \"pass show x\"\n\
                     [hosts.a]\naddress = \"x\"\nport = 1\nuser = \"u\"\nidentity = \"i\"\ngroups = []\njump = \"a\"\n\
                     become = \"none\"\nconnect_timeout = \"1s\"\ncommand_timeout = \"1s\"\n\
                     [tenants.t]\nhosts = [\"a\"]\nport = 2\nvars = {}\n";

@@ -11,7 +11,9 @@ use toml::Spanned;
 
 use crate::config::diagnostic::{Diagnostic, Diagnostics};
 use crate::config::duration;
+use crate::config::hooks::{Hooks, RawHooks, validate_hooks};
 use crate::config::rollout::{RawRollout, RolloutSettings, validate_rollout};
+use crate::config::secrets::{SecretsCommand, validate_secrets_command};
 use crate::config::source::SourceFile;
 
 /// A templated string from the playbook, with its place in the file.
@@ -173,6 +175,8 @@ struct RawPlaybook {
     #[serde(default)]
     steps: Vec<RawStep>,
     rollout: Option<RawRollout>,
+    secrets_command: Option<Spanned<String>>,
+    hooks: Option<RawHooks>,
     keep_releases: Option<Spanned<i64>>,
 }
 
@@ -272,6 +276,10 @@ pub struct Playbook {
     pub steps: Vec<Step>,
     /// rollout defaults (`[rollout]`)
     pub rollout: RolloutSettings,
+    /// `secrets_command`: where this playbook's secret values come from
+    pub secrets_command: Option<SecretsCommand>,
+    /// `[hooks]`: local commands at points of a deploy
+    pub hooks: Hooks,
     /// releases kept per tenant after a successful deploy (`keep_releases`, default 5;
     /// live ones are always kept)
     pub keep_releases: u32,
@@ -304,6 +312,16 @@ impl Playbook {
             .rollout
             .map(|r| validate_rollout(&source, r, &mut problems))
             .unwrap_or_default();
+        let secrets_command = validate_secrets_command(
+            &source,
+            raw.secrets_command.as_ref(),
+            "playbook::empty-secrets-command",
+            &mut problems,
+        );
+        let hooks = raw
+            .hooks
+            .map(|h| validate_hooks(&source, h, &mut problems))
+            .unwrap_or_default();
         let keep_releases = keep_releases(&source, raw.keep_releases.as_ref(), &mut problems);
         let mut steps = Vec::with_capacity(raw.steps.len());
         for raw_step in raw.steps {
@@ -330,6 +348,8 @@ impl Playbook {
             vars: raw.vars,
             steps,
             rollout,
+            secrets_command,
+            hooks,
             keep_releases,
             source,
         })

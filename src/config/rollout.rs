@@ -160,6 +160,7 @@ pub(crate) struct RawRollout {
     max_per_group: Option<RawGroupCaps>,
     revert_after: Option<Spanned<String>>,
     drain: Option<Spanned<String>>,
+    lock_wait: Option<Spanned<String>>,
 }
 
 /// Rollout defaults from the playbook's `[rollout]` table (all optional).
@@ -183,6 +184,8 @@ pub struct RolloutSettings {
     pub revert_after: Option<Duration>,
     /// stop the old color after this drain period
     pub drain: Option<Duration>,
+    /// wait this long for a tenant's lock held by a live run
+    pub lock_wait: Option<Duration>,
 }
 
 impl RolloutSettings {
@@ -208,6 +211,7 @@ impl RolloutSettings {
             },
             revert_after: self.revert_after.or(fallback.revert_after),
             drain: self.drain.or(fallback.drain),
+            lock_wait: self.lock_wait.or(fallback.lock_wait),
         }
     }
 
@@ -224,6 +228,7 @@ impl RolloutSettings {
             max_per_group: self.max_per_group,
             revert_after: self.revert_after.unwrap_or(DEFAULT_REVERT_AFTER),
             drain: self.drain,
+            lock_wait: self.lock_wait.filter(|d| !d.is_zero()),
         }
     }
 }
@@ -255,6 +260,8 @@ pub struct Resolved {
     pub revert_after: Duration,
     /// stop the old color after this drain period; `None` keeps it warm
     pub drain: Option<Duration>,
+    /// wait for a tenant's lock held by a live run; `None` fails at once
+    pub lock_wait: Option<Duration>,
 }
 
 fn value_text(v: &toml::Value) -> String {
@@ -318,6 +325,7 @@ pub(crate) fn validate_rollout(
         (&raw.pause, "pause", &mut out.pause),
         (&raw.revert_after, "revert_after", &mut out.revert_after),
         (&raw.drain, "drain", &mut out.drain),
+        (&raw.lock_wait, "lock_wait", &mut out.lock_wait),
     ] {
         if let Some(value) = field {
             *slot = Some(parse_duration_field(
@@ -436,5 +444,21 @@ mod tests {
                 .unwrap_err()
                 .contains("blue-green")
         );
+    }
+
+    #[test]
+    fn a_lock_wait_is_a_duration_pointed_at_when_it_is_not() {
+        use crate::config::{Playbook, SourceFile};
+        let load = |v: &str| {
+            let text = format!(
+                "name = \"p\"\n[[steps]]\nname = \"s\"\nrun = {{ script = \"true\" }}\n[rollout]\nlock_wait = \"{v}\"\n"
+            );
+            Playbook::from_source(SourceFile::new("p.toml", text))
+        };
+        let err = load("soon").unwrap_err().render(false);
+        assert!(err.contains("`lock_wait` is not a valid duration"), "{err}");
+        assert!(err.contains("p.toml:6:13"), "{err}");
+        let lock_wait = load("2m").unwrap().rollout.lock_wait;
+        assert_eq!(lock_wait, Some(Duration::from_secs(120)));
     }
 }

@@ -9,6 +9,7 @@ use toml::Spanned;
 use super::diagnostic::{Diagnostic, Diagnostics, shown};
 use super::duration;
 use super::inventory::{Defaults, ParsedFile, RawHost, parse_become, resolve_path};
+use super::secrets::validate_secrets_command;
 use super::source::SourceFile;
 
 /// Result of [`check`]: the problems, and the defaults merged over all files.
@@ -234,6 +235,15 @@ fn merge_defaults(cx: &mut Context<'_>, files: &[ParsedFile]) -> Defaults {
         if let Some(v) = &raw.command_timeout {
             note(cx, "command_timeout", v.span());
             out.command_timeout = duration::parse(v.get_ref()).ok();
+        }
+        if let Some(v) = &raw.secrets_command {
+            note(cx, "secrets_command", v.span());
+            out.secrets_command = validate_secrets_command(
+                source,
+                Some(v),
+                "inventory::empty-secrets-command",
+                &mut cx.problems,
+            );
         }
         check_port(cx, source, raw.port.as_ref());
         check_become(cx, source, raw.r#become.as_ref());

@@ -133,6 +133,18 @@ impl Journal {
         );
     }
 
+    /// A hook ran (`[hooks]`): where, how it ended, and what it printed.
+    pub fn hook(&self, ran: &super::hooks::HookRun) {
+        self.record(
+            "hook",
+            json!({
+                "point": ran.point, "target": ran.target, "command": ran.command,
+                "exit_code": ran.exit_code, "timed_out": ran.timed_out,
+                "output": ran.output, "duration_ms": ran.duration_ms,
+            }),
+        );
+    }
+
     /// The run got to its end.
     pub fn finished(&self) {
         self.record("finished", json!({}));

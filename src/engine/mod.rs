@@ -13,8 +13,10 @@
 //! | fleet status, diagnosis, log scripts | [`status`] |
 //! | streaming logs from many hosts | [`logs`] |
 
+mod become_pass;
 pub(crate) mod chain;
 pub mod fan_out;
+pub mod hooks;
 pub mod journal;
 pub mod logs;
 mod pool;
@@ -24,6 +26,7 @@ pub mod run;
 pub mod status;
 mod target;
 
+pub use become_pass::BecomePassword;
 pub use fan_out::fan_out;
 pub use rollout::{
     Actor, HaltReason, Plans, RollbackOptions, RolloutOptions, RolloutOutcome, now_rfc3339,

@@ -8,10 +8,17 @@ use crate::config::{Become, Host};
 use crate::shell::quote;
 use crate::transport::{Connection, ExecOutput, RemoteCommand, TransportError};
 
+/// How every command [`as_root`] makes starts (the become password's connector finds
+/// them by it).
+pub(crate) const SUDO_PREFIX: &str = "sudo -n -- sh -c ";
+
+/// The line a host prints when sudo turned down the become password.
+pub(crate) const BECOME_PASS_REJECTED: &str = "drover: sudo rejected the become password";
+
 /// A script run as root: through `sudo -n` unless the host says `become = "none"`.
 pub(crate) fn as_root(script: String, host: &Host) -> String {
     if host.r#become == Become::Sudo {
-        format!("sudo -n -- sh -c {}", quote(&script))
+        format!("{SUDO_PREFIX}{}", quote(&script))
     } else {
         script
     }
@@ -31,6 +38,13 @@ pub(crate) async fn exec_root<C: Connection>(
 
 /// What an operator reads when `sudo -n` says no.
 pub(crate) fn become_refused(host: &Host, stderr: &str) -> String {
+    if stderr.contains(BECOME_PASS_REJECTED) {
+        return format!(
+            "become failed: sudo rejected the become password (--ask-become-pass / DROVER_BECOME_PASS) for {} on {}",
+            host.user.as_deref().unwrap_or("the login user"),
+            host.name
+        );
+    }
     format!(
         "become failed: `sudo -n` was refused for {} on {} (drover needs password-less sudo, or become = \"none\")\n{stderr}",
         host.user.as_deref().unwrap_or("the login user"),
@@ -47,6 +61,7 @@ pub(crate) fn sudo_refused(stderr: &str) -> bool {
         "not allowed to execute",
         "sudo: command not found",
         "sudo: not found",
+        BECOME_PASS_REJECTED,
     ]
     .iter()
     .any(|needle| stderr.contains(needle))

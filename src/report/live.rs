@@ -75,6 +75,8 @@ pub async fn report(mut events: Receiver<Event>, mode: LiveMode) {
             Event::Soaking { seconds } => progress.note(format!(
                 "canary soak: {seconds}s, then the canaries are checked again"
             )),
+            Event::HookRan(ran) => progress.note(super::hooks::render(&ran).trim_end().to_string()),
+            Event::LockWait { target, text } => progress.note(format!("{target}: {text}")),
             Event::Halting => progress.note(match mode {
                 LiveMode::Bar => "halting: no new host will start (Ctrl-C again to abort)".into(),
                 _ => "halting: no new host will start".into(),

@@ -3,6 +3,7 @@
 pub mod batches;
 pub mod deploy;
 pub mod group;
+pub mod hooks;
 pub mod live;
 pub mod phases;
 pub mod run;

@@ -25,6 +25,8 @@ pub struct Actor {
     pub operator: String,
     /// take locks held by other runs (audited)
     pub force_unlock: bool,
+    /// wait this long for a lock a live run holds, instead of failing at once
+    pub lock_wait: Option<Duration>,
 }
 
 /// What the target tasks of one run share.

@@ -8,6 +8,7 @@ use super::super::root::{as_root, become_refused, sudo_refused};
 use super::super::status::STALE_LOCK;
 use super::super::target::{Guard, Refused, StepOptions, enter_alone, run_guarded};
 use super::context::TargetTask;
+use super::lock_wait::{Waiting, wait_again};
 use crate::outcome::{TargetOutcome, TargetStatus};
 use crate::plan::bluegreen::{self, LOCK_HELD, LockOwner};
 use crate::plan::render::TargetPlan;
@@ -36,25 +37,37 @@ pub(super) async fn with_steps<C: Connector>(
     secrets: &[String],
 ) -> TargetOutcome {
     let guard = guard(task);
-    run_guarded(
-        &*task.conn,
-        task.host,
-        target,
-        options,
-        secrets,
-        Some(&guard),
-    )
-    .await
-    .unwrap_or_else(|refused| refusal(task, refused))
+    let mut waiting = Waiting::of(task.cx.actor.lock_wait);
+    loop {
+        // A refusal is the lock's, before any step ran: trying again is safe.
+        let tried = run_guarded(
+            &*task.conn,
+            task.host,
+            target,
+            options,
+            secrets,
+            Some(&guard),
+        )
+        .await;
+        match tried {
+            Ok(outcome) => return outcome,
+            Err(refused) if wait_again(task, &refused, waiting.as_mut()).await => {}
+            Err(refused) => return refusal(task, refused, waiting.as_ref()),
+        }
+    }
 }
 
 /// Takes the lock in an exec of its own, or says who holds it. The guard it returns
 /// is given back to [`release`].
 pub(super) async fn take<C: Connector>(task: &TargetTask<'_, C>) -> Result<Guard, TargetOutcome> {
     let guard = guard(task);
-    match enter_alone(&*task.conn, task.host, &guard).await {
-        Ok(()) => Ok(guard),
-        Err(refused) => Err(refusal(task, refused)),
+    let mut waiting = Waiting::of(task.cx.actor.lock_wait);
+    loop {
+        match enter_alone(&*task.conn, task.host, &guard).await {
+            Ok(()) => return Ok(guard),
+            Err(refused) if wait_again(task, &refused, waiting.as_mut()).await => {}
+            Err(refused) => return Err(refusal(task, refused, waiting.as_ref())),
+        }
     }
 }
 
@@ -65,7 +78,11 @@ pub(super) async fn release<C: Connector>(task: &TargetTask<'_, C>, guard: Guard
 }
 
 /// The outcome of a target whose lock could not be taken: who holds it, or why not.
-fn refusal<C: Connector>(task: &TargetTask<'_, C>, refused: Refused) -> TargetOutcome {
+fn refusal<C: Connector>(
+    task: &TargetTask<'_, C>,
+    refused: Refused,
+    waiting: Option<&Waiting>,
+) -> TargetOutcome {
     let (tenant, host) = (task.tenant, task.host.name.as_str());
     let why = match refused {
         Refused::Said {
@@ -74,8 +91,11 @@ fn refusal<C: Connector>(task: &TargetTask<'_, C>, refused: Refused) -> TargetOu
             ..
         } => {
             let (holder, age) = bluegreen::parse_lock_owner(&stdout);
+            let waited = waiting.map_or_else(String::new, |w| {
+                format!(" (waited {}s)", w.waited().as_secs())
+            });
             format!(
-                "tenant {tenant} on {host} is locked by run {} (operator {}, since {}){}; use --force-unlock if that run is gone",
+                "tenant {tenant} on {host} is locked by run {} (operator {}, since {}){}{waited}; use --force-unlock if that run is gone",
                 holder.run,
                 holder.operator,
                 holder.since,

@@ -16,6 +16,7 @@ mod bluegreen;
 mod confirm;
 mod context;
 mod lock;
+mod lock_wait;
 mod prune;
 mod rollback;
 mod soak;
@@ -30,8 +31,10 @@ pub use rollback::{RollbackOptions, rollback};
 
 use self::context::{Ctx, TargetTask};
 use super::fan_out::fan_out;
+use super::hooks::HookRunner;
 use super::journal::Journal;
 use super::target::{StepOptions, run_target};
+use crate::config::hooks::HookPoint;
 use crate::config::{FailureBudget, Host};
 use crate::events::{Event, EventSender};
 use crate::outcome::{Phases, TargetOutcome, TargetStatus, millis};
@@ -114,6 +117,8 @@ pub struct RolloutOptions {
     pub drain: Option<Duration>,
     /// per-attempt time limit of drover's own host scripts
     pub script_timeout: Duration,
+    /// the playbook's hooks (`post-switch` runs here, per target)
+    pub hooks: Option<Arc<HookRunner>>,
     /// after a successful switch or deploy, keep this many releases of the tenant
     /// (live ones always); `None` prunes nothing
     pub keep_releases: Option<u32>,
@@ -271,9 +276,30 @@ impl<C: Connector> Rollout<C> {
         phases.add("connect", connect);
         phases.extend(&outcome.phases);
         outcome.phases = phases;
+        if outcome.status == TargetStatus::Changed && !self.options.steps.dry_run {
+            self.post_switch(&outcome).await;
+        }
         self.cx.finished(&outcome).await;
         self.cx.pool.done(&plan.host).await;
         outcome
+    }
+
+    /// The `post-switch` hook of a target now on the new release; its output is shown
+    /// through the events, its failure changes nothing (the switch is done).
+    async fn post_switch(&self, outcome: &TargetOutcome) {
+        let Some(hooks) = &self.options.hooks else {
+            return;
+        };
+        let env = [
+            ("DROVER_TENANT", outcome.tenant.clone()),
+            ("DROVER_HOST", outcome.host.clone()),
+            ("DROVER_TARGETS", outcome.name()),
+            ("DROVER_RESULT", "switched".to_string()),
+        ];
+        let target = Some(outcome.name());
+        if let Some(ran) = hooks.fire(HookPoint::PostSwitch, target, &env).await {
+            let _ = self.cx.events.send(Event::HookRan(Arc::new(ran))).await;
+        }
     }
 
     /// The work of a target on its connection, by strategy.

@@ -198,6 +198,7 @@ fn options(version: &str) -> RolloutOptions {
             run: "r1".into(),
             operator: "ops@test".into(),
             force_unlock: false,
+            lock_wait: None,
         },
         max_failures: FailureBudget::Count(0),
         pause: Duration::ZERO,
@@ -206,6 +207,7 @@ fn options(version: &str) -> RolloutOptions {
         rollback_on_halt: false,
         drain: None,
         script_timeout: Duration::from_secs(5),
+        hooks: None,
         keep_releases: None,
     }
 }

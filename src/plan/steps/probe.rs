@@ -32,6 +32,9 @@ except Exception as e:
 /// perl-base (Essential on Debian) ships IO::Socket::IP.
 const PL_TCP: &str = r#"IO::Socket::IP->new(PeerHost => $ARGV[0], PeerPort => $ARGV[1], Timeout => $ARGV[2]) or die "perl: $@\n""#;
 
+/// How often a health check looks again while it waits, at most.
+const POLL: Duration = Duration::from_millis(100);
+
 /// Seconds as `sleep`, `curl --max-time` and python take them: `0.25`, `2`.
 fn secs(d: Duration) -> String {
     let ms = d.as_millis();
@@ -42,9 +45,11 @@ fn secs(d: Duration) -> String {
     }
 }
 
-/// Waits until the probe passes: `retries` attempts, `interval` apart; each attempt
-/// is bounded by `interval` clamped to 2..=10 s. Never reports a change; skipped in
-/// dry-run.
+/// Waits until the probe passes, for as long as `retries` attempts `interval` apart
+/// would, but checking every [`POLL`] when `interval` is longer: a service that comes
+/// up 150 ms after its start is seen then, not half a second later (a rollout waits on
+/// this once per target). Each attempt is bounded by `interval` clamped to 2..=10 s.
+/// Never reports a change; skipped in dry-run.
 pub(super) fn health(
     probe: &HealthProbe,
     retries: u32,
@@ -52,6 +57,12 @@ pub(super) fn health(
     dry_run: bool,
 ) -> StepScript {
     let attempt = interval.clamp(Duration::from_secs(2), Duration::from_secs(10));
+    let poll = interval.min(POLL);
+    let per_interval = interval
+        .as_millis()
+        .div_ceil(poll.as_millis().max(1))
+        .max(1);
+    let polls = u128::from(retries.max(1)).saturating_mul(per_interval);
     let (t, nc_t) = (secs(attempt), attempt.as_secs().max(1));
     let mut s = prelude(dry_run);
     let (what, check) = match probe {
@@ -116,11 +127,11 @@ pub(super) fn health(
          n=$((n + 1))\n\
          {check}\
          if [ \"$ok\" = 1 ]; then exit 0; fi\n\
-         if [ \"$n\" -ge {retries} ]; then break; fi\n\
-         sleep {interval}\n\
+         if [ \"$n\" -ge {polls} ]; then break; fi\n\
+         sleep {poll}\n\
          done\n\
-         fail \"health check of $url failed after $n attempt(s): $why\"\n",
-        interval = secs(interval),
+         fail \"health check of $url failed after $(( (n + {per_interval} - 1) / {per_interval} )) attempt(s): $why\"\n",
+        poll = secs(poll),
     );
     StepScript {
         script: s,
@@ -166,6 +177,7 @@ mod tests {
     use std::io::{BufRead as _, BufReader, Write as _};
     use std::net::TcpListener;
     use std::path::Path;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Instant;
 
     use super::*;
@@ -253,6 +265,54 @@ mod tests {
         assert!(!out.changed(), "a health check never changes anything");
         let port = serve(204, "");
         run(&script(&http(port, 204, None, 1), false, false)).ok();
+    }
+
+    /// An HTTP server answering 503 until `ready_after` has passed, then 200; and
+    /// how many requests it has had.
+    fn serve_ready_after(ready_after: Duration) -> (u16, std::sync::Arc<AtomicUsize>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        let start = Instant::now();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut c) = conn else { continue };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let status = if start.elapsed() < ready_after {
+                    503
+                } else {
+                    200
+                };
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        (port, seen)
+    }
+
+    #[test]
+    fn http_health_with_a_long_interval_looks_again_every_poll_until_the_service_answers() {
+        let (port, seen) = serve_ready_after(Duration::from_millis(400));
+        let spec = StepSpec::Health {
+            probe: HealthProbe::Http {
+                url: format!("http://127.0.0.1:{port}/health"),
+                status: 200,
+                body: None,
+            },
+            retries: 3,
+            interval: Duration::from_secs(1),
+        };
+        run(&script(&spec, false, false)).ok();
+        // One attempt per interval would have asked twice (at 0 and at 1 s).
+        assert!(seen.load(Ordering::SeqCst) >= 3, "{seen:?}");
     }
 
     #[test]
