@@ -13,7 +13,7 @@ use crate::support::drover::{
 };
 use crate::support::fleet::{Finished, Fleet};
 use crate::support::host::{active, audit, sh, sh_out};
-use crate::support::repo::{self, agent_playbook, path_str};
+use crate::support::repo::{self, path_str};
 
 /// Limit for a small deploy.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -166,14 +166,7 @@ fn pruning_playbook(fleet: &Fleet, name: &str, keep: u32, versions: &[&str]) -> 
         )
         .expect("release.json");
     }
-    let text = std::fs::read_to_string(agent_playbook()).expect("agent.toml");
-    let from = "\"../examples/agent/releases/{{ version }}\"";
-    assert!(
-        text.contains(from),
-        "playbooks/agent.toml no longer uploads {from}"
-    );
-    let to = format!("\"{}/{{{{ version }}}}\"", path_str(&releases));
-    let text = text.replace(from, &to).replacen(
+    let text = repo::agent_playbook_reading(&releases).replacen(
         "\n[vars]",
         &format!("\nkeep_releases = {keep}\n\n[vars]"),
         1,

@@ -63,17 +63,7 @@ pub(crate) fn variant(fleet: &Fleet, name: &str, extra_steps: &str) -> String {
             }
         }
     }
-    let text = std::fs::read_to_string(agent_playbook()).expect("agent.toml");
-    let from = "\"../examples/agent/releases/{{ version }}\"";
-    assert!(
-        text.contains(from),
-        "playbooks/agent.toml no longer uploads {from}; update tests/rollout.rs"
-    );
-    let text = text.replace(
-        from,
-        &format!("\"{}/{{{{ version }}}}\"", path_str(&releases)),
-    ) + "\n"
-        + extra_steps;
+    let text = repo::agent_playbook_reading(&releases) + "\n" + extra_steps;
     let path = fleet.work_dir().join(format!("{name}.toml"));
     std::fs::write(&path, text).expect("write playbook variant");
     path_str(&path)

@@ -165,6 +165,7 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
         &reach.inventory,
         &opts.select,
         opts.only_failed.as_deref(),
+        opts.run_id.as_deref(),
     )?;
     if selected.is_empty() {
         return Ok(ExitCode::Ok);

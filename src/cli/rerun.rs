@@ -33,10 +33,11 @@ fn failed_in(entries: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
-/// A recorded run of `kind`: its id and record. `run` is an id or [`LATEST`].
-fn recorded(kind: &str, run: &str) -> Result<(String, RunRecord), CliError> {
+/// A recorded run of `kind`: its id and record. `run` is an id or [`LATEST`]: the
+/// newest other than `own` (a resumed re-run must not pick itself).
+fn recorded(kind: &str, run: &str, own: Option<&str>) -> Result<(String, RunRecord), CliError> {
     let id = if run == LATEST {
-        journal::latest_run_of(kind).ok_or_else(|| {
+        journal::latest_run_of(kind, own).ok_or_else(|| {
             CliError::Input(format!(
                 "no `drover {kind}` run recorded in {}",
                 journal::runs_dir().display()
@@ -59,13 +60,13 @@ fn recorded(kind: &str, run: &str) -> Result<(String, RunRecord), CliError> {
 
 /// The failed hosts of a `drover run`, with its id and command line.
 pub(super) fn failed_hosts(run: &str) -> Result<(String, Vec<String>, Vec<String>), CliError> {
-    let (id, record) = recorded(KIND_RUN, run)?;
+    let (id, record) = recorded(KIND_RUN, run, None)?;
     Ok((id, failed_in(&record.hosts), record.args))
 }
 
-/// The failed targets (`tenant@host`) of a `drover deploy`, with its id.
-pub(super) fn failed_targets(run: &str) -> Result<(String, Vec<String>), CliError> {
-    let (id, record) = recorded(KIND_DEPLOY, run)?;
+/// The failed targets (`tenant@host`) of a `drover deploy` other than `own`, with its id.
+fn failed_targets(run: &str, own: Option<&str>) -> Result<(String, Vec<String>), CliError> {
+    let (id, record) = recorded(KIND_DEPLOY, run, own)?;
     Ok((id, failed_in(&record.targets)))
 }
 
@@ -75,12 +76,13 @@ pub(super) fn only_failed_targets<'a>(
     inventory: &'a Inventory,
     select: &SelectOpts,
     only_failed: Option<&str>,
+    own: Option<&str>,
 ) -> Result<Vec<(&'a Tenant, &'a Host)>, CliError> {
     let selection = Selection::from(select.clone());
     let Some(run) = only_failed else {
         return Ok(targets(inventory, &selection)?);
     };
-    let (id, failed) = failed_targets(run)?;
+    let (id, failed) = failed_targets(run, own)?;
     let picked: Vec<_> = targets(inventory, &widen(selection))?
         .into_iter()
         .filter(|(t, h)| failed.contains(&format!("{}@{}", t.name, h.name)))

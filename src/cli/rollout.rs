@@ -20,7 +20,7 @@ pub(crate) fn halt_run(opts: &HaltOpts) -> Result<ExitCode, CliError> {
     let run = opts
         .run
         .clone()
-        .or_else(|| journal::latest_run_of(journal::KIND_DEPLOY))
+        .or_else(|| journal::latest_run_of(journal::KIND_DEPLOY, None))
         .ok_or_else(|| {
             CliError::Input(format!(
                 "no run to halt: {} holds no journal",

@@ -319,12 +319,14 @@ fn process_is_drover(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|cmd| cmd.contains("drover"))
 }
 
-/// The newest run of `kind` that has a journal, if any.
+/// The newest run of `kind` that has a journal, other than `except` (a resumed run
+/// looking for the run before it), if any.
 #[must_use]
-pub fn latest_run_of(kind: &str) -> Option<String> {
+pub fn latest_run_of(kind: &str, except: Option<&str>) -> Option<String> {
     let mut runs = run_ids()?;
     runs.reverse();
     runs.into_iter()
+        .filter(|run| Some(run.as_str()) != except)
         .find(|run| read(run).is_ok_and(|r| r.kind == kind))
 }
 
@@ -391,6 +393,26 @@ mod tests {
         assert!(!record.halted && !record.finished);
         assert_eq!(record.pid, Some(4242));
         assert_eq!(record.targets, [("a@h".to_string(), "changed".to_string())]);
+    }
+
+    #[test]
+    fn a_run_journal_has_its_kind_and_hosts_and_an_old_one_is_a_deploy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let lines = [
+            r#"{"event":"start","kind":"run","args":["drover","run","--all","--","true"]}"#,
+            r#"{"event":"host","host":"h1","status":"ok","exit_code":0}"#,
+            r#"{"event":"host","host":"h2","status":"unreachable","exit_code":null}"#,
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let record = read_path(&path).unwrap();
+        assert_eq!(record.kind, KIND_RUN);
+        assert_eq!(
+            record.hosts[1],
+            ("h2".to_string(), "unreachable".to_string())
+        );
+        std::fs::write(&path, r#"{"event":"start","args":["drover","deploy"]}"#).unwrap();
+        assert_eq!(read_path(&path).unwrap().kind, KIND_DEPLOY);
     }
 
     #[test]

@@ -17,6 +17,21 @@ pub(crate) fn agent_playbook() -> String {
     path_str(&root().join("playbooks/agent.toml"))
 }
 
+/// The reference playbook's text, its releases read from `releases/<version>` instead
+/// of `examples/agent/releases/`: for tests that bring releases of their own.
+pub(crate) fn agent_playbook_reading(releases: &Path) -> String {
+    let text = std::fs::read_to_string(agent_playbook()).expect("agent.toml");
+    let from = "\"../examples/agent/releases/{{ version }}\"";
+    assert!(
+        text.contains(from),
+        "playbooks/agent.toml no longer uploads {from}; update tests/support/repo.rs"
+    );
+    text.replace(
+        from,
+        &format!("\"{}/{{{{ version }}}}\"", path_str(releases)),
+    )
+}
+
 /// `tests/fixtures/<area>`: the fixtures of one test file.
 pub(crate) fn fixtures(area: &str) -> PathBuf {
     root().join("tests/fixtures").join(area)
