@@ -57,7 +57,11 @@ pub(super) fn health(
     dry_run: bool,
 ) -> StepScript {
     let attempt = interval.clamp(Duration::from_secs(2), Duration::from_secs(10));
-    let poll = interval.min(POLL);
+    // A command may be costly (and its runtime stretches the wait): it keeps its interval.
+    let poll = match probe {
+        HealthProbe::Command { .. } => interval,
+        _ => interval.min(POLL),
+    };
     let per_interval = interval
         .as_millis()
         .div_ceil(poll.as_millis().max(1))
