@@ -11,14 +11,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::rollout::variant;
+use crate::rollout::{journal, newest_run, variant};
 use crate::support::drover::{
-    EXIT_HALTED, EXIT_OK, assert_exit, by_target, drover, spawn_drover, text,
+    Drover, EXIT_HALTED, EXIT_OK, assert_exit, by_target, drover, spawn_drover, text,
 };
 use crate::support::fleet::{Finished, Fleet};
 use crate::support::host::{active, audit, nginx_port, sh_out};
 use crate::support::load::{Load, LoadPlan, LoadReport, Method, Requests};
 use crate::support::tenants::{Tenant, fleet_tenants, targets};
+use crate::support::wait::wait_for;
 
 const LIMIT: Duration = Duration::from_secs(180);
 
@@ -333,4 +334,106 @@ fn mid_shift_status(fleet: &Fleet, tenant: &str, host: &str) -> String {
         std::thread::sleep(Duration::from_millis(500));
     }
     panic!("the canary was never seen between two weights");
+}
+
+#[test]
+fn a_control_node_killed_mid_step_then_resumed_ends_at_a_known_weight_with_nothing_lost() {
+    let Some(fleet) = Fleet::up(2) else { return };
+    let tenants = fleet_tenants(&fleet);
+    let playbook = variant(&fleet, "progressive", ANALYSIS);
+    let first = deploy(&fleet, &playbook, "1.0.0", &[]);
+    assert_exit(&first, EXIT_OK, "first deploy of 1.0.0");
+    let (tenant, host) = targets(&tenants)[0].clone();
+    let conf = format!("/etc/nginx/conf.d/drover-{tenant}.conf");
+    let state_dir = fleet.work_dir().join("control-state");
+    let runs = state_dir.join("runs");
+    let env = [("DROVER_STATE_DIR", state_dir.as_path())];
+    let load = Load::start(
+        &fleet,
+        &tenants,
+        &LoadPlan::steady(Duration::from_secs(170)),
+    );
+
+    // Killed while the canary holds 25 % of its tenant's traffic.
+    let args = deploy_args(
+        &playbook,
+        "2.0.0",
+        &[
+            "--canary",
+            "1",
+            "--pause",
+            "8s",
+            "--canary-weights",
+            "5%,25%",
+        ],
+    );
+    let running = Drover::on(&fleet).envs(&env).spawn(&args);
+    wait_for(Duration::from_secs(120), "the canary at 25%", || {
+        sh_out(
+            &fleet,
+            &host,
+            &format!("grep -c 'weight=25;' {conf} || true"),
+        )
+        .trim()
+        .starts_with('1')
+        .then_some(())
+    });
+    running.signal("KILL");
+    let killed = running.wait(LIMIT);
+    assert_eq!(killed.code(), None, "killed\n{}", killed.describe());
+    let between = sh_out(&fleet, &host, &format!("grep -E 'server|%' {conf}"));
+    assert!(between.contains("weight=25;"), "{between}");
+
+    let id = newest_run(&runs).expect("the killed run's journal");
+    let resumed = Drover::on(&fleet).envs(&env).run(&["resume", &id], LIMIT);
+    std::thread::sleep(Duration::from_secs(1));
+    let seen = load.stop();
+    eprintln!("RESUME after a kill at 25%:\n{}", resumed.stderr());
+    assert_exit(&resumed, EXIT_OK, "resume");
+    // The resumed run first put the canary back on its old color (the armed revert
+    // script, audited), then went through every weight again.
+    let log = audit(&fleet, &host);
+    let actions: Vec<String> = log
+        .iter()
+        .filter(|l| l["tenant"] == tenant)
+        .map(|l| format!("{}={}", l["action"], l["result"]))
+        .collect();
+    eprintln!("RESUME audit of {tenant}@{host}: {actions:?}");
+    let reverted = actions
+        .iter()
+        .rposition(|a| a == "auto-revert=reverted")
+        .expect("the canary went back to its old color");
+    let after = &actions[reverted..];
+    assert!(after.contains(&"weight=25%".to_string()), "{actions:?}");
+    assert_eq!(
+        after.last().map(String::as_str),
+        Some("confirm=confirmed"),
+        "{actions:?}"
+    );
+    for t in &tenants {
+        for h in &t.hosts {
+            assert_eq!(active(&fleet, h, &t.name).1, "2.0.0", "{}@{h}", t.name);
+            let final_conf = sh_out(
+                &fleet,
+                h,
+                &format!("cat /etc/nginx/conf.d/drover-{}.conf", t.name),
+            );
+            assert!(
+                !final_conf.contains("backup") && !final_conf.contains("weight="),
+                "{}@{h}: {final_conf}",
+                t.name
+            );
+        }
+    }
+    let journal = journal(&runs.join(format!("{id}.jsonl")));
+    let weights: Vec<&Value> = journal
+        .iter()
+        .filter(|e| e["event"] == "canary")
+        .map(|e| &e["weight"])
+        .collect();
+    eprintln!("RESUME journal weights: {weights:?}");
+    let phase = "killed at 25% and resumed";
+    seen.print(phase);
+    seen.assert_none_failed(phase, Requests::to(&tenant).at(&host).using(Method::Get));
+    assert_others_untouched(&seen, &tenants, phase);
 }

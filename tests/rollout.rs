@@ -141,7 +141,7 @@ fn run_id_of(stderr: &str) -> Option<String> {
 }
 
 /// The newest run journal in `runs` (file stem).
-fn newest_run(runs: &Path) -> Option<String> {
+pub(crate) fn newest_run(runs: &Path) -> Option<String> {
     let mut ids: Vec<String> = std::fs::read_dir(runs)
         .ok()?
         .flatten()
@@ -157,7 +157,7 @@ fn newest_run(runs: &Path) -> Option<String> {
 }
 
 /// The events of a run journal.
-fn journal(path: &Path) -> Vec<Value> {
+pub(crate) fn journal(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
