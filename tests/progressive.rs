@@ -320,6 +320,13 @@ fn mid_shift_status(fleet: &Fleet, tenant: &str, host: &str) -> String {
                 })
                 .map(str::to_owned)
                 .unwrap_or_else(|| panic!("no traffic sample:\n{}", prom.stdout()));
+            let html = drover(fleet, &["status", "--all", "--format", "html"], LIMIT).stdout();
+            // The step may have moved on since the JSON was read.
+            let cells = ["5", "25", "50"].map(|w| format!("<td>green {w}%</td>"));
+            assert!(
+                cells.iter().any(|c| html.contains(c)),
+                "none of {cells:?} in the HTML report"
+            );
             let table = drover(fleet, &["status", "--all"], LIMIT).stdout();
             let row = table
                 .lines()
