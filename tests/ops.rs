@@ -279,7 +279,13 @@ fn two_deploys_of_one_tenant_started_together_both_finish_one_after_the_other() 
         let switches: Vec<&BTreeMap<String, String>> = log
             .iter()
             .filter(|l| l.get("tenant").map(String::as_str) == Some("acme"))
-            .filter(|l| l.get("result").map(String::as_str) == Some("ok"))
+            // a first deploy says `ok`; a switch is final when it is `confirmed`
+            .filter(|l| {
+                matches!(
+                    l.get("result").map(String::as_str),
+                    Some("ok" | "confirmed")
+                )
+            })
             .collect();
         for id in &ids {
             let mine = switches.iter().filter(|l| l.get("run") == Some(id)).count();

@@ -67,51 +67,11 @@ pub(super) fn health(
         .div_ceil(poll.as_millis().max(1))
         .max(1);
     let polls = u128::from(retries.max(1)).saturating_mul(per_interval);
-    let (t, nc_t) = (secs(attempt), attempt.as_secs().max(1));
+    let t = secs(attempt);
     let mut s = prelude(dry_run);
     let (what, check) = match probe {
-        HealthProbe::Http { url, status, body } => {
-            let body_check = body.as_ref().map_or_else(String::new, |b| {
-                format!(
-                    "want={b}\n\
-                     if [ \"$ok\" = 1 ]; then case \"$body\" in *\"$want\"*) ;; \
-                     *) ok=0; why=\"status $code but the body does not contain \\\"$want\\\": $(snippet)\" ;; esac; fi\n",
-                    b = q(b),
-                )
-            });
-            let check = format!(
-                "if command -v curl >/dev/null 2>&1; then\n\
-                 out=$(curl -sS --max-time {t} -w '\\n{STATUS}%{{http_code}}' -- \"$url\" 2>&1); rc=$?\n\
-                 elif command -v python3 >/dev/null 2>&1; then\n\
-                 out=$(python3 -c {py} \"$url\" {t}); rc=$?\n\
-                 else fail \"health check needs curl or python3 on the host\"; fi\n\
-                 code=${{out##*{STATUS}}}; body=${{out%?{STATUS}*}}\n\
-                 if [ \"$rc\" != 0 ]; then ok=0; why=\"no answer: $(snippet)\"\n\
-                 elif [ \"$code\" != {status} ]; then ok=0; why=\"status $code (want {status}): $(snippet)\"\n\
-                 else ok=1; fi\n\
-                 {body_check}",
-                py = q(PY_HTTP),
-            );
-            (format!("url={}\n", q(url)), check)
-        }
-        HealthProbe::Tcp { host, port } => {
-            let check = format!(
-                "if command -v python3 >/dev/null 2>&1; then\n\
-                 body=$(python3 -c {py} \"$host\" {port} {t} 2>&1); rc=$?\n\
-                 elif command -v perl >/dev/null 2>&1; then\n\
-                 body=$(perl -MIO::Socket::IP -e {pl} \"$host\" {port} {t} 2>&1); rc=$?\n\
-                 elif command -v nc >/dev/null 2>&1; then\n\
-                 body=$(nc -z -w {nc_t} \"$host\" {port} </dev/null 2>&1); rc=$?\n\
-                 elif command -v curl >/dev/null 2>&1; then\n\
-                 n_conn=$(curl -s --max-time 1 -o /dev/null -w '%{{num_connects}}' \"telnet://$host:{port}\" </dev/null)\n\
-                 if [ \"$n_conn\" = 1 ]; then rc=0; else rc=1; body='curl could not connect'; fi\n\
-                 else fail \"TCP health check needs python3, perl, nc or curl on the host\"; fi\n\
-                 if [ \"$rc\" = 0 ]; then ok=1; else ok=0; why=\"cannot connect: $(snippet)\"; fi\n",
-                py = q(PY_TCP),
-                pl = q(PL_TCP),
-            );
-            (format!("host={}\nurl=\"$host:{port}\"\n", q(host)), check)
-        }
+        HealthProbe::Http { url, status, body } => http_check(url, *status, body.as_deref(), &t),
+        HealthProbe::Tcp { host, port } => tcp_check(host, *port, &t, attempt.as_secs().max(1)),
         HealthProbe::Command {
             command,
             user,
@@ -141,6 +101,54 @@ pub(super) fn health(
         script: s,
         stdin: None,
     }
+}
+
+/// One HTTP attempt (curl, else python3): sets `ok`, `body` and `why`; and the setup
+/// that names `url`.
+fn http_check(url: &str, status: u16, body: Option<&str>, t: &str) -> (String, String) {
+    let body_check = body.as_ref().map_or_else(String::new, |b| {
+        format!(
+            "want={b}\n\
+             if [ \"$ok\" = 1 ]; then case \"$body\" in *\"$want\"*) ;; \
+             *) ok=0; why=\"status $code but the body does not contain \\\"$want\\\": $(snippet)\" ;; esac; fi\n",
+            b = q(b),
+        )
+    });
+    let check = format!(
+        "if command -v curl >/dev/null 2>&1; then\n\
+         out=$(curl -sS --max-time {t} -w '\\n{STATUS}%{{http_code}}' -- \"$url\" 2>&1); rc=$?\n\
+         elif command -v python3 >/dev/null 2>&1; then\n\
+         out=$(python3 -c {py} \"$url\" {t}); rc=$?\n\
+         else fail \"health check needs curl or python3 on the host\"; fi\n\
+         code=${{out##*{STATUS}}}; body=${{out%?{STATUS}*}}\n\
+         if [ \"$rc\" != 0 ]; then ok=0; why=\"no answer: $(snippet)\"\n\
+         elif [ \"$code\" != {status} ]; then ok=0; why=\"status $code (want {status}): $(snippet)\"\n\
+         else ok=1; fi\n\
+         {body_check}",
+        py = q(PY_HTTP),
+    );
+    (format!("url={}\n", q(url)), check)
+}
+
+/// One TCP attempt (python3, perl, nc or curl): sets `ok`, `body` and `why`; and the
+/// setup that names `host` and `url`.
+fn tcp_check(host: &str, port: u16, t: &str, nc_t: u64) -> (String, String) {
+    let check = format!(
+        "if command -v python3 >/dev/null 2>&1; then\n\
+         body=$(python3 -c {py} \"$host\" {port} {t} 2>&1); rc=$?\n\
+         elif command -v perl >/dev/null 2>&1; then\n\
+         body=$(perl -MIO::Socket::IP -e {pl} \"$host\" {port} {t} 2>&1); rc=$?\n\
+         elif command -v nc >/dev/null 2>&1; then\n\
+         body=$(nc -z -w {nc_t} \"$host\" {port} </dev/null 2>&1); rc=$?\n\
+         elif command -v curl >/dev/null 2>&1; then\n\
+         n_conn=$(curl -s --max-time 1 -o /dev/null -w '%{{num_connects}}' \"telnet://$host:{port}\" </dev/null)\n\
+         if [ \"$n_conn\" = 1 ]; then rc=0; else rc=1; body='curl could not connect'; fi\n\
+         else fail \"TCP health check needs python3, perl, nc or curl on the host\"; fi\n\
+         if [ \"$rc\" = 0 ]; then ok=1; else ok=0; why=\"cannot connect: $(snippet)\"; fi\n",
+        py = q(PY_TCP),
+        pl = q(PL_TCP),
+    );
+    (format!("host={}\nurl=\"$host:{port}\"\n", q(host)), check)
 }
 
 /// Skipped when `creates` exists or `unless` succeeds; else runs `script` and reports
