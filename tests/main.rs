@@ -3,6 +3,7 @@
 mod support;
 
 mod check;
+mod check_limits;
 mod deploy;
 mod fleet;
 mod rollout;

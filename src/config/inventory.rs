@@ -11,7 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
-use super::source::SourceFile;
+use super::source::{ReadError, SourceFile};
 use super::{parse, validate};
 
 /// Default time allowed for TCP connect + SSH handshake + authentication.
@@ -190,12 +190,32 @@ impl Inventory {
     /// # Errors
     /// All diagnostics, sorted by file and position.
     pub fn load(paths: &[PathBuf]) -> Result<Self, Diagnostics> {
-        let mut sources = Vec::with_capacity(paths.len());
+        let mut files = Vec::with_capacity(paths.len());
         let mut problems = Diagnostics::default();
         for path in paths {
-            match SourceFile::read(path) {
+            match std::fs::read(path) {
+                Ok(bytes) => files.push((path.clone(), bytes)),
+                Err(e) => problems.push(unreadable(path, &ReadError::Io(e))),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Self::from_bytes(files)
+    }
+
+    /// Parses and validates files already read (path, contents), which may not be UTF-8:
+    /// a file that is not is reported at its first invalid byte.
+    ///
+    /// # Errors
+    /// All diagnostics, sorted by file and position.
+    pub fn from_bytes(files: Vec<(PathBuf, Vec<u8>)>) -> Result<Self, Diagnostics> {
+        let mut sources = Vec::with_capacity(files.len());
+        let mut problems = Diagnostics::default();
+        for (path, bytes) in files {
+            match SourceFile::from_bytes(&path, bytes) {
                 Ok(source) => sources.push(source),
-                Err(e) => problems.push(unreadable(path, &e)),
+                Err(e) => problems.push(unreadable(&path, &e)),
             }
         }
         if !problems.is_empty() {
@@ -257,18 +277,23 @@ impl Inventory {
     }
 }
 
-fn unreadable(path: &Path, error: &std::io::Error) -> Diagnostic {
-    let found = if error.kind() == std::io::ErrorKind::InvalidData {
-        "it is not UTF-8 text".to_string()
-    } else {
-        error.to_string()
-    };
-    Diagnostic::about_file(
-        "inventory::unreadable",
-        path,
-        format!("cannot read inventory file: {found}; expected a readable UTF-8 TOML file"),
-    )
-    .with_help("pass inventory files with -i FILE, or put them in inventory/*.toml")
+fn unreadable(path: &Path, error: &ReadError) -> Diagnostic {
+    match error {
+        ReadError::NotUtf8 { file, at, byte } => Diagnostic::at(
+            "inventory::unreadable",
+            file,
+            at.clone(),
+            "cannot read inventory file: it is not UTF-8 text; expected a readable UTF-8 TOML file",
+            format!("byte 0x{byte:02x} is not UTF-8"),
+        )
+        .with_help("save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"),
+        ReadError::Io(error) => Diagnostic::about_file(
+            "inventory::unreadable",
+            path,
+            format!("cannot read inventory file: {error}; expected a readable UTF-8 TOML file"),
+        )
+        .with_help("pass inventory files with -i FILE, or put them in inventory/*.toml"),
+    }
 }
 
 /// Defaults merged over all files, already parsed and with paths resolved.

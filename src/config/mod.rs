@@ -10,6 +10,7 @@ mod parse;
 pub mod playbook;
 pub mod rollout;
 pub mod select;
+mod snippet;
 pub mod source;
 pub mod validate;
 

@@ -12,7 +12,7 @@ use toml::Spanned;
 use crate::config::diagnostic::{Diagnostic, Diagnostics};
 use crate::config::duration;
 use crate::config::rollout::{RawRollout, RolloutSettings, validate_rollout};
-use crate::config::source::SourceFile;
+use crate::config::source::{ReadError, SourceFile};
 
 /// A templated string from the playbook, with its place in the file.
 pub type Text = Spanned<String>;
@@ -271,18 +271,30 @@ pub struct Playbook {
     pub rollout: RolloutSettings,
 }
 
+/// A playbook that cannot be read: the I/O error, or the place where it stops being UTF-8.
+fn unreadable(path: &Path, error: ReadError) -> Diagnostic {
+    match error {
+        ReadError::NotUtf8 { file, at, byte } => Diagnostic::at(
+            "playbook::unreadable",
+            &file,
+            at,
+            "cannot read playbook: it is not UTF-8 text; expected a UTF-8 TOML file",
+            format!("byte 0x{byte:02x} is not UTF-8"),
+        ),
+        ReadError::Io(e) => Diagnostic::bare(
+            "playbook::unreadable",
+            format!("cannot read playbook {}: {e}", path.display()),
+        ),
+    }
+}
+
 impl Playbook {
     /// Reads and validates a playbook file.
     ///
     /// # Errors
     /// Every problem found, with file, line and column.
     pub fn load(path: &Path) -> Result<Self, Diagnostics> {
-        let source = SourceFile::read(path).map_err(|e| {
-            Diagnostics::from(Diagnostic::bare(
-                "playbook::unreadable",
-                format!("cannot read playbook {}: {e}", path.display()),
-            ))
-        })?;
+        let source = SourceFile::read(path).map_err(|e| Diagnostics::from(unreadable(path, e)))?;
         Self::from_source(source)
     }
 
@@ -336,6 +348,9 @@ impl Playbook {
 
 /// A TOML or shape error as a diagnostic; unknown keys get a did-you-mean.
 fn toml_error(source: &SourceFile, error: &toml::de::Error) -> Diagnostic {
+    if let Some((span, message)) = crate::config::parse::too_many_key_parts(source, error) {
+        return Diagnostic::at("playbook::invalid", source, span, message, "this key");
+    }
     let span = error.span().unwrap_or(0..0);
     let message = error.message().trim().replace('\n', " ");
     if let Some(rest) = message.strip_prefix("unknown field `")

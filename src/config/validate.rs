@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::diagnostic::{Diagnostic, Diagnostics, shown};
+use super::diagnostic::{Diagnostic, Diagnostics, clipped, shown};
 use super::duration;
 use super::inventory::{Defaults, ParsedFile, RawHost, parse_become, resolve_path};
 use super::source::SourceFile;
@@ -155,7 +155,7 @@ fn check_become(cx: &mut Context<'_>, source: &SourceFile, field: Option<&Spanne
                 value.span(),
                 format!(
                     "invalid `become`: found {:?}, expected \"sudo\" or \"none\"",
-                    value.get_ref()
+                    clipped(value.get_ref())
                 ),
                 "expected \"sudo\" or \"none\"",
             )
@@ -333,7 +333,7 @@ fn collect_hosts<'a>(cx: &mut Context<'a>, files: &'a [ParsedFile]) {
                         format!(
                             "invalid address for host `{}`: found {:?}, expected an IPv4 or IPv6 address or a DNS name",
                             shown(name.get_ref()),
-                            address.get_ref()
+                            clipped(address.get_ref())
                         ),
                         "expected an IP address or DNS name",
                     ));
