@@ -256,3 +256,81 @@ fn check_locates_a_nul_byte_in_a_value_and_between_keys() {
     assert_refused(&r, "inventory.toml", &["inventory.toml:2:"]);
     assert_lines_short(&r);
 }
+
+// ---------------------------------------------------------------- runaway templates
+
+fn playbook_running(script: &str) -> Vec<u8> {
+    format!("name = \"p\"\n\n[[steps]]\nname = \"spin\"\nrun = {{ script = \"{script}\" }}\n")
+        .into_bytes()
+}
+
+#[test]
+fn check_stops_a_template_that_loops_for_ever_naming_step_and_key() {
+    let playbook = playbook_running(
+        "{% for i in range(100000) %}{% for j in range(100000) %}{{ j }}{% endfor %}{% endfor %}",
+    );
+    let r = check_files(INVENTORY.as_bytes(), Some(&playbook));
+    assert_refused(
+        &r,
+        "playbook.toml",
+        &[
+            "playbook.toml:5:18",
+            "step `spin`",
+            "`script`",
+            "acme@web-1",
+            "too long",
+        ],
+    );
+}
+
+#[test]
+fn check_refuses_a_template_that_renders_100_megabytes() {
+    let playbook = playbook_running("{{ 'x' * 100000000 }}");
+    let r = check_files(INVENTORY.as_bytes(), Some(&playbook));
+    assert_refused(
+        &r,
+        "playbook.toml",
+        &[
+            "playbook.toml:5:18",
+            "step `spin`",
+            "`script`",
+            "larger than 1 MiB",
+        ],
+    );
+}
+
+#[test]
+fn check_refuses_a_variable_that_loops_for_ever() {
+    let playbook = b"name = \"p\"\n\n[vars]\nbig = \"{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}\"\n\n[[steps]]\nname = \"s\"\nrun = { script = \"{{ big }}\" }\n";
+    let r = check_files(INVENTORY.as_bytes(), Some(playbook));
+    assert_refused(
+        &r,
+        "playbook.toml",
+        &["playbook.toml:4:1", "`big`", "too long"],
+    );
+}
+
+#[test]
+fn check_stops_a_loop_whose_output_passes_1_mib() {
+    let playbook = playbook_running("{% for i in range(100000) %}{{ 'y' * 100 }}{% endfor %}");
+    let r = check_files(INVENTORY.as_bytes(), Some(&playbook));
+    assert_refused(
+        &r,
+        "playbook.toml",
+        &[
+            "playbook.toml:5:18",
+            "step `spin`",
+            "`script`",
+            "larger than 1 MiB",
+        ],
+    );
+}
+
+#[test]
+fn a_template_just_under_the_limits_still_renders() {
+    // 1,000 iterations and 500 KiB of output are ordinary: they must pass.
+    let playbook =
+        playbook_running("{% for i in range(1000) %}{{ i }}{% endfor %}{{ 'y' * 500000 }}");
+    let r = check_files(INVENTORY.as_bytes(), Some(&playbook));
+    assert_eq!(r.code, 0, "{}", short(&r));
+}

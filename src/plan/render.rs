@@ -91,9 +91,24 @@ fn shell_quote(value: &str) -> String {
     shell_escape::unix::escape(value.into()).into_owned()
 }
 
+/// The work one render (a template, a variable, a `when`) may do, in minijinja
+/// instructions: far beyond any real playbook (the reference agent playbook's longest
+/// template takes a few hundred), and spent in well under a second, so that a loop that
+/// does not end stops `check` instead of hanging it.
+pub const TEMPLATE_FUEL: u64 = 1_000_000;
+
+/// The largest value one render may produce: a template is a file or a field, not a data
+/// set. Checked while rendering, so a runaway template stops at the limit instead of
+/// filling memory.
+pub const MAX_RENDERED_BYTES: usize = 1 << 20;
+
+/// Diagnostic code of a template that hit [`TEMPLATE_FUEL`] or [`MAX_RENDERED_BYTES`].
+const TEMPLATE_LIMIT: &str = "playbook::template-limit";
+
 fn new_environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(TEMPLATE_FUEL));
     // Files are compared byte for byte on the host: keep their final newline.
     if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
         .keep_trailing_newline(true)
@@ -103,6 +118,61 @@ fn new_environment() -> Environment<'static> {
     }
     env.add_filter("shell_quote", shell_quote);
     env
+}
+
+/// Renders `template` into a string of at most [`MAX_RENDERED_BYTES`].
+fn render_bounded(
+    template: &minijinja::Template<'_, '_>,
+    ctx: &Ctx,
+) -> Result<String, minijinja::Error> {
+    let mut out = Bounded::default();
+    match template.render_captured_to(ctx, &mut out) {
+        Ok(_) => Ok(String::from_utf8_lossy(&out.bytes).into_owned()),
+        Err(_) if out.overflowed => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            TOO_LARGE,
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// The detail of the error for a value over [`MAX_RENDERED_BYTES`].
+const TOO_LARGE: &str = "its value is larger than 1 MiB";
+
+/// A render's output that refuses to grow past [`MAX_RENDERED_BYTES`].
+#[derive(Default)]
+struct Bounded {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.overflowed = true;
+            return Err(std::io::Error::other(TOO_LARGE));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The diagnostic code of a template that does not render.
+fn template_code(error: &minijinja::Error) -> &'static str {
+    if is_limit(error) {
+        TEMPLATE_LIMIT
+    } else {
+        "playbook::template"
+    }
+}
+
+/// True when `error` is a template stopped by [`TEMPLATE_FUEL`] or [`MAX_RENDERED_BYTES`].
+fn is_limit(error: &minijinja::Error) -> bool {
+    error.kind() == minijinja::ErrorKind::OutOfFuel || error.detail() == Some(TOO_LARGE)
 }
 
 /// Plans with fewer targets render on one thread: starting threads would cost more
@@ -330,7 +400,7 @@ impl Renderer<'_> {
                 .add_template_owned(key.to_string(), source.to_string())?;
             self.named.insert(key.to_string());
         }
-        self.env.get_template(key)?.render(ctx)
+        render_bounded(&self.env.get_template(key)?, ctx)
     }
 
     fn var_error(
@@ -345,7 +415,7 @@ impl Renderer<'_> {
         let start = text.find(&format!("\n{name} =")).map_or(0, |i| i + 1);
         self.diag(
             start..start + name.len(),
-            "playbook::template",
+            template_code(error),
             format!(
                 "variable `{name}` does not render for {}@{}: {}",
                 tenant.name,
@@ -380,14 +450,32 @@ impl Renderer<'_> {
                 name
             }
         };
-        let result = self.env.get_template(&name).and_then(|t| t.render(ctx));
+        let result = self
+            .env
+            .get_template(&name)
+            .and_then(|t| render_bounded(&t, ctx));
         result.map_err(|e| {
-            self.diag(
-                span,
-                "playbook::template",
-                format!("template does not render for {target}: {}", describe(&e)),
-                format!("available: {}", keys(ctx)),
-            )
+            if is_limit(&e) {
+                let key = key_of(&self.playbook.source.text, span.start)
+                    .map(|k| format!("key `{k}`: "))
+                    .unwrap_or_default();
+                self.diag(
+                    span,
+                    TEMPLATE_LIMIT,
+                    format!(
+                        "{key}template does not render for {target}: {}",
+                        describe(&e)
+                    ),
+                    "this template".into(),
+                )
+            } else {
+                self.diag(
+                    span,
+                    "playbook::template",
+                    format!("template does not render for {target}: {}", describe(&e)),
+                    format!("available: {}", keys(ctx)),
+                )
+            }
         })
     }
 
@@ -602,7 +690,13 @@ impl Renderer<'_> {
             None => true,
         };
         let spec = if active {
-            let spec = self.action(&step.action, ctx, target)?;
+            let spec = self.action(&step.action, ctx, target).map_err(|mut d| {
+                // A template stopped by a limit: say in which step, not only where.
+                if d.code == TEMPLATE_LIMIT {
+                    d.message = format!("step `{}`, {}", step.name, d.message);
+                }
+                d
+            })?;
             // The step library's own checks (paths, modes, names, URLs), reported here
             // rather than as a failing script on the host.
             if let Err(e) = super::steps::validate(&spec) {
@@ -675,7 +769,7 @@ impl Renderer<'_> {
                 let content = self.render_named(&key, &source, ctx).map_err(|e| {
                     self.diag(
                         t.src.span(),
-                        "playbook::template",
+                        template_code(&e),
                         format!(
                             "template {} does not render for {target}: {}",
                             t.src.get_ref(),
@@ -744,7 +838,7 @@ impl Renderer<'_> {
                 let content = self.render_named(&key, &source, &unit_ctx).map_err(|e| {
                     self.diag(
                         span,
-                        "playbook::template",
+                        template_code(&e),
                         format!(
                             "unit template does not render for {target}: {}",
                             describe(&e)
@@ -812,7 +906,7 @@ impl Renderer<'_> {
                             .map_err(|err| {
                                 self.diag(
                                     e.dest.span(),
-                                    "playbook::template",
+                                    template_code(&err),
                                     format!(
                                         "env variable `{name}` does not render for {target}: {}",
                                         describe(&err)
@@ -990,13 +1084,29 @@ fn env_line(name: &str, value: &str) -> String {
 /// The message of a template error without minijinja's debug dump (which could print
 /// variable values, secrets included).
 fn describe(error: &minijinja::Error) -> String {
-    let mut text = error
-        .detail()
-        .map_or_else(|| error.kind().to_string(), str::to_string);
+    let mut text = if error.kind() == minijinja::ErrorKind::OutOfFuel {
+        format!(
+            "it runs too long: more than {TEMPLATE_FUEL} template instructions (a loop that does not end?)"
+        )
+    } else {
+        error
+            .detail()
+            .map_or_else(|| error.kind().to_string(), str::to_string)
+    };
     if let Some(line) = error.line() {
         text.push_str(&format!(" (template line {line})"));
     }
     text
+}
+
+/// The key a value at byte `offset` is written under, from the text before it on its line
+/// (`script` in `run = { script = "…" }`); `None` when that is not `KEY =`.
+fn key_of(text: &str, offset: usize) -> Option<&str> {
+    let line = &text[..offset.min(text.len())];
+    let line = &line[line.rfind(['\n', '\r']).map_or(0, |i| i + 1)..];
+    let before = line.trim_end().strip_suffix('=')?.trim_end();
+    let key = &before[before.rfind(['{', ',', ' ', '\t']).map_or(0, |i| i + 1)..];
+    (!key.is_empty()).then_some(key)
 }
 
 /// Reads a local directory tree for upload: sorted, regular files only, no symlinks
