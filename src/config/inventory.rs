@@ -335,59 +335,11 @@ fn build(files: &[ParsedFile], defaults: &Defaults) -> Inventory {
     let mut hosts = Vec::new();
     let mut tenants = Vec::new();
     for file in files {
-        let source = &file.source;
         for (name, raw) in &file.raw.hosts {
-            let duration = |field: &Option<Spanned<String>>| {
-                field
-                    .as_ref()
-                    .and_then(|d| super::duration::parse(d.get_ref()).ok())
-            };
-            hosts.push(Host {
-                name: name.get_ref().clone(),
-                address: raw
-                    .address
-                    .as_ref()
-                    .map(|a| a.get_ref().clone())
-                    .unwrap_or_default(),
-                port: raw.port.as_ref().map(|p| *p.get_ref()).or(defaults.port),
-                user: raw
-                    .user
-                    .as_ref()
-                    .map(|u| u.get_ref().clone())
-                    .or_else(|| defaults.user.clone()),
-                identity: raw
-                    .identity
-                    .as_ref()
-                    .map(|i| resolve_path(source, i.get_ref()))
-                    .or_else(|| defaults.identity.clone()),
-                groups: raw.groups.iter().map(|g| g.get_ref().clone()).collect(),
-                jump: raw.jump.as_ref().map(|j| j.get_ref().clone()),
-                r#become: raw
-                    .r#become
-                    .as_ref()
-                    .and_then(|b| parse_become(b.get_ref()))
-                    .or(defaults.r#become)
-                    .unwrap_or(Become::Sudo),
-                connect_timeout: duration(&raw.connect_timeout)
-                    .or(defaults.connect_timeout)
-                    .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-                command_timeout: duration(&raw.command_timeout)
-                    .or(defaults.command_timeout)
-                    .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
-                tenants: Vec::new(),
-            });
+            hosts.push(build_host(&file.source, name, raw, defaults));
         }
         for (name, raw) in &file.raw.tenants {
-            tenants.push(Tenant {
-                name: name.get_ref().clone(),
-                hosts: raw
-                    .host_list()
-                    .iter()
-                    .map(|h| h.get_ref().clone())
-                    .collect(),
-                port: raw.port.as_ref().map(|p| *p.get_ref()),
-                vars: raw.vars.clone(),
-            });
+            tenants.push(build_tenant(name, raw));
         }
     }
     hosts.sort_by(|a, b| natural_cmp(&a.name, &b.name));
@@ -415,6 +367,68 @@ fn build(files: &[ParsedFile], defaults: &Defaults) -> Inventory {
         known_hosts: defaults.known_hosts.iter().cloned().collect(),
         host_index,
         tenant_index,
+    }
+}
+
+/// A validated host table, with the defaults filled in (its tenants are added later).
+fn build_host(
+    source: &SourceFile,
+    name: &Spanned<String>,
+    raw: &RawHost,
+    defaults: &Defaults,
+) -> Host {
+    let duration = |field: &Option<Spanned<String>>| {
+        field
+            .as_ref()
+            .and_then(|d| super::duration::parse(d.get_ref()).ok())
+    };
+    Host {
+        name: name.get_ref().clone(),
+        address: raw
+            .address
+            .as_ref()
+            .map(|a| a.get_ref().clone())
+            .unwrap_or_default(),
+        port: raw.port.as_ref().map(|p| *p.get_ref()).or(defaults.port),
+        user: raw
+            .user
+            .as_ref()
+            .map(|u| u.get_ref().clone())
+            .or_else(|| defaults.user.clone()),
+        identity: raw
+            .identity
+            .as_ref()
+            .map(|i| resolve_path(source, i.get_ref()))
+            .or_else(|| defaults.identity.clone()),
+        groups: raw.groups.iter().map(|g| g.get_ref().clone()).collect(),
+        jump: raw.jump.as_ref().map(|j| j.get_ref().clone()),
+        r#become: raw
+            .r#become
+            .as_ref()
+            .and_then(|b| parse_become(b.get_ref()))
+            .or(defaults.r#become)
+            .unwrap_or(Become::Sudo),
+        connect_timeout: duration(&raw.connect_timeout)
+            .or(defaults.connect_timeout)
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        command_timeout: duration(&raw.command_timeout)
+            .or(defaults.command_timeout)
+            .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
+        tenants: Vec::new(),
+    }
+}
+
+/// A validated tenant table.
+fn build_tenant(name: &Spanned<String>, raw: &RawTenant) -> Tenant {
+    Tenant {
+        name: name.get_ref().clone(),
+        hosts: raw
+            .host_list()
+            .iter()
+            .map(|h| h.get_ref().clone())
+            .collect(),
+        port: raw.port.as_ref().map(|p| *p.get_ref()),
+        vars: raw.vars.clone(),
     }
 }
 
