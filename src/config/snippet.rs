@@ -157,47 +157,12 @@ impl Snippet {
         for _ in 0..CONTEXT_LINES {
             line = line.previous(text).unwrap_or(line);
         }
-        let kept = kept_lines(text, &spans);
         let first_line = file.line_col(line.start).0 - 1;
-        // Every label's start and end, moved into the excerpt as its lines are copied.
-        let mut points: Vec<(usize, usize)> = spans
-            .iter()
-            .enumerate()
-            .flat_map(|(i, s)| [(s.start, 2 * i), (s.end, 2 * i + 1)])
-            .collect();
-        points.sort_unstable();
-        let mut moved = vec![0; points.len()];
-        let mut next_point = 0;
-        let mut out = String::new();
+        let mut copy = Copy::new(text, &spans);
         loop {
-            let shown = if kept
-                .iter()
-                .any(|k| k.start < line.next.max(line.end + 1) && line.start < k.end)
-            {
-                let focus = points[next_point..]
-                    .iter()
-                    .map(|&(o, _)| o)
-                    .find(|&o| o >= line.start && o <= line.end);
-                window(text, line, focus)
-            } else {
-                // Between two distant labels: the line is left empty.
-                Shown {
-                    window: line.start..line.start,
-                    cut_before: false,
-                    cut_after: false,
-                }
-            };
             let is_last = line.end >= last || line.following(text).is_none();
-            while let Some(&(offset, which)) = points.get(next_point) {
-                // A point in the next line (the last line, without a break, takes the rest).
-                if offset >= line.next && line.next > line.end {
-                    break;
-                }
-                moved[which] = move_offset(&out, &shown, line, offset);
-                next_point += 1;
-            }
-            copy_line(&mut out, text, &shown, line);
-            if is_last && next_point == points.len() {
+            copy.line(line);
+            if is_last && copy.next_point == copy.points.len() {
                 break;
             }
             match line.following(text) {
@@ -210,15 +175,12 @@ impl Snippet {
             match line.following(text) {
                 Some(following) => {
                     line = following;
-                    let shown = window(text, line, None);
-                    copy_line(&mut out, text, &shown, line);
+                    copy_line(&mut copy.out, text, &window(text, line, None), line);
                 }
                 None => break,
             }
         }
-        for &(_, which) in &points[next_point..] {
-            moved[which] = out.len();
-        }
+        let (text, moved) = copy.finish();
         let labels = labels
             .iter()
             .enumerate()
@@ -238,11 +200,84 @@ impl Snippet {
             .collect();
         Self {
             name: file.path.display().to_string(),
-            text: out,
+            text,
             first_line,
             labels,
             starts,
         }
+    }
+}
+
+/// The excerpt as it is copied line by line, with every label's start and end moved into it
+/// as their lines are copied.
+struct Copy<'t> {
+    text: &'t str,
+    /// The lines that may be shown (see [`kept_lines`]); others are left empty.
+    kept: Vec<Range<usize>>,
+    /// (offset in the file, 2 × label + 0 for its start or 1 for its end), by offset.
+    points: Vec<(usize, usize)>,
+    /// Where each point landed in the excerpt.
+    moved: Vec<usize>,
+    /// The first point not moved yet.
+    next_point: usize,
+    out: String,
+}
+
+impl<'t> Copy<'t> {
+    fn new(text: &'t str, spans: &[Range<usize>]) -> Self {
+        let mut points: Vec<(usize, usize)> = spans
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| [(s.start, 2 * i), (s.end, 2 * i + 1)])
+            .collect();
+        points.sort_unstable();
+        Self {
+            text,
+            kept: kept_lines(text, spans),
+            moved: vec![0; points.len()],
+            points,
+            next_point: 0,
+            out: String::new(),
+        }
+    }
+
+    /// Copies `line`: a window of it when it is kept, else an empty line.
+    fn line(&mut self, line: Line) {
+        let kept = self
+            .kept
+            .iter()
+            .any(|k| k.start < line.next.max(line.end + 1) && line.start < k.end);
+        let shown = if kept {
+            let focus = self.points[self.next_point..]
+                .iter()
+                .map(|&(o, _)| o)
+                .find(|&o| o >= line.start && o <= line.end);
+            window(self.text, line, focus)
+        } else {
+            // Between two distant labels: the line is left empty.
+            Shown {
+                window: line.start..line.start,
+                cut_before: false,
+                cut_after: false,
+            }
+        };
+        while let Some(&(offset, which)) = self.points.get(self.next_point) {
+            // A point in the next line (the last line, without a break, takes the rest).
+            if offset >= line.next && line.next > line.end {
+                break;
+            }
+            self.moved[which] = move_offset(&self.out, &shown, line, offset);
+            self.next_point += 1;
+        }
+        copy_line(&mut self.out, self.text, &shown, line);
+    }
+
+    /// The excerpt, and where each point landed (past its end for points not reached).
+    fn finish(mut self) -> (String, Vec<usize>) {
+        for &(_, which) in &self.points[self.next_point..] {
+            self.moved[which] = self.out.len();
+        }
+        (self.out, self.moved)
     }
 }
 
