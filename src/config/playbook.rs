@@ -14,6 +14,9 @@ use crate::config::duration;
 use crate::config::rollout::{RawRollout, RolloutSettings, validate_rollout};
 use crate::config::source::{ReadError, SourceFile};
 
+mod step;
+use step::validate_step;
+
 /// A templated string from the playbook, with its place in the file.
 pub type Text = Spanned<String>;
 
@@ -399,134 +402,6 @@ pub(crate) fn parse_duration_field(
             default
         }),
     }
-}
-
-fn validate_step(source: &SourceFile, raw: RawStep, problems: &mut Diagnostics) -> Option<Step> {
-    let mut actions = Vec::new();
-    let name_span = raw.name.span();
-    if let Some(a) = raw.user {
-        actions.push(Action::User(a));
-    }
-    if let Some(a) = raw.dir {
-        actions.push(Action::Dir(a));
-    }
-    if let Some(a) = raw.upload {
-        actions.push(Action::Upload(a));
-    }
-    if let Some(a) = raw.template {
-        actions.push(Action::Template(a));
-    }
-    if let Some(a) = raw.unit {
-        actions.push(Action::Unit(a));
-    }
-    if let Some(a) = raw.service {
-        let state = match a.state.as_ref().map(|s| s.get_ref().as_str()) {
-            None | Some("started") => ServiceState::Started,
-            Some("stopped") => ServiceState::Stopped,
-            Some("restarted") => ServiceState::Restarted,
-            Some("reloaded") => ServiceState::Reloaded,
-            Some(other) => {
-                let span = a.state.as_ref().map_or(name_span.clone(), Spanned::span);
-                problems.push(Diagnostic::at(
-                    "playbook::bad-state",
-                    source,
-                    span,
-                    format!("unknown service state `{other}`"),
-                    "expected \"started\", \"stopped\", \"restarted\" or \"reloaded\"",
-                ));
-                ServiceState::Started
-            }
-        };
-        actions.push(Action::Service(a, state));
-    }
-    if let Some(a) = raw.health {
-        let interval = parse_duration_field(
-            source,
-            a.interval.as_ref(),
-            "interval",
-            Duration::from_secs(1),
-            problems,
-        );
-        if a.url.is_some() == a.tcp.is_some() {
-            problems.push(Diagnostic::at(
-                "playbook::health-probe",
-                source,
-                name_span.clone(),
-                "a health step needs exactly one of `url` or `tcp`",
-                "expected `url = \"http://…\"` or `tcp = \"127.0.0.1:PORT\"`",
-            ));
-        }
-        actions.push(Action::Health(a, interval));
-    }
-    if let Some(a) = raw.env {
-        actions.push(Action::Env(a));
-    }
-    if let Some(a) = raw.logrotate {
-        if let Some(f) = &a.frequency
-            && !matches!(f.get_ref().as_str(), "daily" | "weekly" | "monthly")
-        {
-            problems.push(Diagnostic::at(
-                "playbook::bad-frequency",
-                source,
-                f.span(),
-                format!("unknown logrotate frequency `{}`", f.get_ref()),
-                "expected \"daily\", \"weekly\" or \"monthly\"",
-            ));
-        }
-        actions.push(Action::Logrotate(a));
-    }
-    if let Some(a) = raw.cron {
-        actions.push(Action::Cron(a));
-    }
-    if let Some(a) = raw.run {
-        actions.push(Action::Run(a));
-    }
-    let retries = raw.retries.unwrap_or(0);
-    let delay = parse_duration_field(
-        source,
-        raw.delay.as_ref(),
-        "delay",
-        Duration::from_secs(1),
-        problems,
-    );
-    let timeout = raw.timeout.as_ref().map(|t| {
-        parse_duration_field(
-            source,
-            Some(t),
-            "timeout",
-            Duration::from_secs(300),
-            problems,
-        )
-    });
-    if actions.len() != 1 {
-        let found = if actions.is_empty() {
-            "none".to_string()
-        } else {
-            actions
-                .iter()
-                .map(Action::kind)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        problems.push(Diagnostic::at(
-            "playbook::step-action",
-            source,
-            name_span,
-            format!("step `{}` must have exactly one action, found {found}", raw.name.get_ref()),
-            "expected one of user, dir, upload, template, unit, service, health, env, logrotate, cron, run",
-        ));
-        return None;
-    }
-    Some(Step {
-        span: raw.name.span(),
-        name: raw.name.into_inner(),
-        when: raw.when,
-        retries,
-        delay,
-        timeout,
-        r#become: raw.r#become.unwrap_or(true),
-        action: actions.remove(0),
-    })
 }
 
 #[cfg(test)]
