@@ -635,11 +635,11 @@ fn a_file_that_does_not_exist_is_named_with_the_reason() {
 }
 
 #[test]
-fn a_file_that_is_not_utf8_is_named_with_the_reason() {
+fn a_file_that_is_not_utf8_is_located_at_its_first_invalid_byte() {
     let r = check_bad("not-utf8");
     assert_reported(
         &r,
-        "bad/not-utf8.toml",
+        "bad/not-utf8.toml:2:15",
         &[
             "it is not UTF-8 text",
             "expected a readable UTF-8 TOML file",
@@ -867,12 +867,17 @@ fn every_bad_fixture_is_refused_with_located_errors() {
 
 /// No input may make the inventory parser, the checks or the renderers panic: arbitrary
 /// text, TOML-ish token soup, TOML built from a small grammar of drover's keys and tricky
-/// values, and valid inventories with random edits, alone or as several files.
+/// values, and valid inventories with random edits (long lines past 65,535 characters, many
+/// lines, deep nesting, NUL bytes), alone or as several files, some not UTF-8.
 ///
 /// `DROVER_FUZZ_CASES=200000 cargo test --test main check::fuzz` runs it long (plain `cargo
 /// test`: nextest ends any test after 5 minutes).
 mod fuzz {
-    use drover::config::{Diagnostics, Inventory, SourceFile};
+    use std::collections::{HashMap, HashSet};
+    use std::path::PathBuf;
+
+    use drover::config::diagnostic::MAX_SNIPPETS;
+    use drover::config::{Diagnostics, Inventory};
     use proptest::prelude::*;
     use proptest::test_runner::Config;
 
@@ -923,7 +928,7 @@ mod fuzz {
         "1.5", "inf", "true", "1979-05-27", "07:32:00", "[]", "[\"web-1\"]",
         "[\"web-1\", \"web-2\"]", "[\"a\", \"a\"]", "[\"eu\", \"Canary\"]", "[1, \"x\"]",
         "[[\"x\"]]", "{}", "{ model = \"gpt-4o\" }", "{ x = { y = 1 } }",
-        "\"\"\"multi\nline\"\"\"", "'''raw\\'''",
+        "\"\"\"multi\nline\"\"\"", "'''raw\\'''", "\"a\u{0}b\"", "\"\\u0000\"",
     ];
 
     /// TOML-shaped text: headers and `key = value` lines from the lists above.
@@ -1061,7 +1066,20 @@ mod fuzz {
         Insert(usize, &'static str),
         DuplicateLine(usize),
         Truncate(usize),
+        /// A token repeated into a long run: lines past 65,535 characters.
+        InsertLong(usize, &'static str, usize),
+        /// The n-th line repeated: files of many lines.
+        RepeatLine(usize, usize),
+        /// Brackets or inline tables opened (and maybe closed) many times over.
+        Nest(usize, &'static str, usize, bool),
     }
+
+    /// What a long run is made of.
+    #[rustfmt::skip]
+    const RUNS: &[&str] = &["x", "é", "🚀", " ", "\\", "\"", "\t", "a = 1, ", "\u{0}", "\r"];
+    /// What a level of nesting opens.
+    #[rustfmt::skip]
+    const OPENERS: &[&str] = &["[", "{ a = ", "[{ a = ", "x = [", "a."];
 
     fn floor_boundary(text: &str, at: usize) -> usize {
         let mut at = at % (text.len() + 1);
@@ -1115,14 +1133,43 @@ mod fuzz {
                     let at = floor_boundary(&text, at);
                     text.truncate(at);
                 }
+                Edit::InsertLong(at, run, n) => {
+                    let at = floor_boundary(&text, at);
+                    text.insert_str(at, &run.repeat(n));
+                }
+                Edit::RepeatLine(n, times) => {
+                    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+                    if !lines.is_empty() {
+                        let i = n % lines.len();
+                        let mut out: String = lines[..=i].concat();
+                        out.push_str(&lines[i].repeat(times));
+                        out.push_str(&lines[i + 1..].concat());
+                        text = out;
+                    }
+                }
+                Edit::Nest(at, opener, depth, closed) => {
+                    let at = floor_boundary(&text, at);
+                    let mut nest = opener.repeat(depth);
+                    if closed {
+                        let closer = if opener.contains('{') { "}" } else { "]" };
+                        nest.push_str(&closer.repeat(depth));
+                    }
+                    text.insert_str(at, &nest);
+                }
             }
         }
         text
     }
 
-    /// A valid (or nearly valid) inventory with a few random edits.
+    /// A valid (or nearly valid) inventory with a few random edits, some of them large.
     fn mutated() -> impl Strategy<Value = String> {
-        let edit = prop_oneof![
+        mutated_by(true)
+    }
+
+    /// A valid (or nearly valid) inventory with a few random edits; `large`: long lines,
+    /// many lines and deep nesting among them.
+    fn mutated_by(large: bool) -> impl Strategy<Value = String> {
+        let small = prop_oneof![
             3 => (any::<usize>(), prop::sample::select(VALUES)).prop_map(|(n, v)| Edit::ReplaceValue(n, v)),
             1 => (any::<usize>(), 1..20usize).prop_map(|(a, l)| Edit::Delete(a, l)),
             1 => (any::<usize>(), prop::sample::select(TOKENS)).prop_map(|(a, t)| Edit::Insert(a, t)),
@@ -1130,6 +1177,28 @@ mod fuzz {
             1 => any::<usize>().prop_map(Edit::DuplicateLine),
             1 => any::<usize>().prop_map(Edit::Truncate),
         ];
+        // Long lines are past 65,535 characters, where miette's padding panicked.
+        let big = prop_oneof![
+            (
+                any::<usize>(),
+                prop::sample::select(RUNS),
+                66_000..90_000usize
+            )
+                .prop_map(|(a, r, n)| Edit::InsertLong(a, r, n)),
+            (any::<usize>(), 100..3_000usize).prop_map(|(n, k)| Edit::RepeatLine(n, k)),
+            (
+                any::<usize>(),
+                prop::sample::select(OPENERS),
+                100..2_000usize,
+                any::<bool>()
+            )
+                .prop_map(|(a, o, d, c)| Edit::Nest(a, o, d, c)),
+        ];
+        let edit = if large {
+            prop_oneof![8 => small, 1 => big].boxed()
+        } else {
+            small.boxed()
+        };
         (
             prop::sample::select(&[VALID, SEVERAL, MULTIBYTE][..]),
             prop::collection::vec(edit, 1..4),
@@ -1147,57 +1216,141 @@ mod fuzz {
         ]
     }
 
+    /// Byte sequences that are never UTF-8: a lone continuation byte, a lead byte without
+    /// its continuation, an encoded surrogate, an overlong encoding, bytes UTF-8 never uses.
+    #[rustfmt::skip]
+    const INVALID: &[&[u8]] = &[b"\x80", b"\xc3", b"\xe2\x82", b"\xed\xa0\x80", b"\xc0\xaf", b"\xff", b"\xfe\xff"];
+
+    /// Inventory text, sometimes with bytes that are not UTF-8 spliced in.
+    fn any_inventory_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let splice = prop::collection::vec((any::<usize>(), prop::sample::select(INVALID)), 1..3);
+        (any_inventory_text(), prop::option::weighted(0.15, splice)).prop_map(|(text, splice)| {
+            let mut bytes = text.into_bytes();
+            for (at, invalid) in splice.unwrap_or_default() {
+                let at = at % (bytes.len() + 1);
+                bytes.splice(at..at, invalid.iter().copied());
+            }
+            bytes
+        })
+    }
+
     #[rustfmt::skip]
     const PATHS: &[&str] = &["inventory/a.toml", "inventory/b.toml", "é/c.toml"];
 
     /// Loads, then renders and serialises every diagnostic, checking what must always hold.
-    fn load_and_render(texts: &[String]) {
-        let sources = texts
+    fn load_and_render(files: &[Vec<u8>]) {
+        let named = files
             .iter()
             .zip(PATHS)
-            .map(|(t, p)| SourceFile::new(*p, t.as_str()))
+            .map(|(bytes, p)| (PathBuf::from(p), bytes.clone()))
             .collect();
-        let Err(problems) = Inventory::from_sources(sources) else {
+        let Err(problems) = Inventory::from_bytes(named) else {
+            assert!(
+                files.iter().all(|b| std::str::from_utf8(b).is_ok()),
+                "a file that is not UTF-8 was accepted"
+            );
             return;
         };
         assert!(!problems.is_empty(), "an error without a diagnostic");
-        check_diagnostics(texts, &problems);
+        check_not_utf8_located(files, &problems);
+        check_diagnostics(files, &problems);
     }
 
-    /// Line and column (1-based, in characters) of a byte offset, counted the slow way: line
-    /// breaks are `\n`, `\r\n` and a lone `\r`; a leading byte-order mark takes no column.
-    fn position(text: &str, offset: usize) -> (u64, u64) {
+    /// Every file that is not UTF-8 is reported at its first invalid byte.
+    fn check_not_utf8_located(files: &[Vec<u8>], problems: &Diagnostics) {
+        for (bytes, path) in files.iter().zip(PATHS) {
+            let Err(e) = std::str::from_utf8(bytes) else {
+                continue;
+            };
+            let at = e.valid_up_to();
+            let found = problems.0.iter().any(|d| {
+                d.file
+                    .as_ref()
+                    .is_some_and(|f| f.path.to_str() == Some(path))
+                    && d.labels.first().is_some_and(|(span, _)| span.start == at)
+                    && d.message.contains("not UTF-8")
+            });
+            assert!(
+                found,
+                "{path}: not UTF-8 from byte {at}, not reported there"
+            );
+        }
+    }
+
+    /// Line and column (1-based, in characters) of each of `offsets`, counted the slow way
+    /// in one pass: line breaks are `\n`, `\r\n` and a lone `\r`; a leading byte-order mark
+    /// takes no column.
+    fn positions(text: &str, offsets: &[usize]) -> HashMap<usize, (u64, u64)> {
+        let mut wanted: Vec<usize> = offsets.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut wanted = wanted.into_iter().peekable();
+        let mut found = HashMap::new();
         let (mut line, mut column) = (1, 1);
         let mut chars = text.char_indices().peekable();
-        while let Some((i, c)) = chars.next() {
-            if i >= offset {
-                break;
+        loop {
+            let here = chars.peek().map_or(text.len(), |&(i, _)| i);
+            while wanted.peek().is_some_and(|&w| w <= here) {
+                found.insert(wanted.next().expect("peeked"), (line, column));
             }
+            let Some((i, c)) = chars.next() else { break };
             match c {
                 '\n' => (line, column) = (line + 1, 1),
                 '\r' => {
-                    if chars
-                        .peek()
-                        .is_some_and(|&(j, next)| next == '\n' && j < offset)
-                    {
+                    // An offset between `\r` and `\n` is on the next line already.
+                    if chars.peek().is_some_and(|&(_, next)| next == '\n') {
+                        (line, column) = (line + 1, 1);
+                        let j = i + 1;
+                        while wanted.peek().is_some_and(|&w| w <= j) {
+                            found.insert(wanted.next().expect("peeked"), (line, column));
+                        }
                         chars.next();
+                    } else {
+                        (line, column) = (line + 1, 1);
                     }
-                    (line, column) = (line + 1, 1);
                 }
                 '\u{feff}' if i == 0 => {}
                 _ => column += 1,
             }
         }
-        (line, column)
+        found
     }
 
-    fn check_diagnostics(texts: &[String], problems: &Diagnostics) {
+    fn check_diagnostics(files: &[Vec<u8>], problems: &Diagnostics) {
         let plain = problems.render(false);
         let _ = problems.render(true);
-        let headers = plain.lines().filter(|l| l.starts_with("error: ")).count();
-        assert!(headers >= problems.len(), "{plain}");
-        let mut last = (String::new(), 0);
+        let headers: HashSet<&str> = plain
+            .lines()
+            .filter_map(|l| l.strip_prefix("error: "))
+            .filter_map(|l| l.split_once(": ").map(|(location, _)| location))
+            .collect();
+        let count = plain.lines().filter(|l| l.starts_with("error: ")).count();
+        assert!(count >= problems.len(), "{plain}");
+        // What is quoted is shortened: a window of a long line, the ends of a long value.
+        let longest = plain.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+        assert!(longest < 600, "a line of {longest} characters in\n{plain}");
+        // Each file's text once, and the reference positions of every label in one pass.
+        let mut known: HashMap<String, HashMap<usize, (u64, u64)>> = HashMap::new();
         for d in &problems.0 {
+            let Some(file) = &d.file else { continue };
+            let path = file.path.display().to_string();
+            if known.contains_key(&path) {
+                continue;
+            }
+            let input = &files[PATHS.iter().position(|p| *p == path).expect("path")];
+            // The text quoted is the file's, invalid UTF-8 replaced by U+FFFD.
+            assert_eq!(&*file.text, String::from_utf8_lossy(input), "{d}");
+            let offsets: Vec<usize> = problems
+                .0
+                .iter()
+                .filter(|o| o.file.as_ref().is_some_and(|f| f.path == file.path))
+                .filter_map(|o| o.labels.first())
+                .flat_map(|(s, _)| [s.start, s.end])
+                .collect();
+            known.insert(path, positions(&file.text, &offsets));
+        }
+        let mut last = (String::new(), 0);
+        for (i, d) in problems.0.iter().enumerate() {
             assert!(
                 !d.message.is_empty() && !d.message.contains('\n'),
                 "{:?}",
@@ -1206,10 +1359,7 @@ mod fuzz {
             let json = serde_json::to_string(&d.to_json()).expect("JSON");
             let back: serde_json::Value = serde_json::from_str(&json).expect("JSON back");
             if let Some(file) = &d.file {
-                let text = &texts[PATHS
-                    .iter()
-                    .position(|p| file.path.to_str() == Some(p))
-                    .expect("path")];
+                let text = &*file.text;
                 for (span, _) in &d.labels {
                     assert!(
                         span.start <= span.end
@@ -1220,25 +1370,23 @@ mod fuzz {
                     );
                 }
                 let span = d.labels[0].0.clone();
+                let position = &known[&file.path.display().to_string()];
                 let at = |key: &str| back[key].as_u64().expect("a number");
-                assert_eq!(
-                    (at("line"), at("column")),
-                    position(text, span.start),
-                    "{json}"
-                );
+                assert_eq!((at("line"), at("column")), position[&span.start], "{json}");
                 assert_eq!(
                     (at("end_line"), at("end_column")),
-                    position(text, span.end),
+                    position[&span.end],
                     "{json}"
                 );
                 let key = (file.path.display().to_string(), span.start);
                 assert!(key >= last, "not sorted: {key:?} after {last:?}");
                 last = key;
-                // The `path:line:col` line and the snippet box agree.
+                // The `path:line:col` line and the snippet box agree (the first problems
+                // have a snippet; the rest their `error:` line only).
                 let location = d.location().expect("location");
-                assert!(plain.contains(&format!("error: {location}: ")), "{plain}");
+                assert!(headers.contains(location.as_str()), "{location}\n{plain}");
                 assert!(
-                    plain.contains(&format!("╭─[{location}]")),
+                    i >= MAX_SNIPPETS || plain.contains(&format!("╭─[{location}]")),
                     "{location}\n{plain}"
                 );
             }
@@ -1249,15 +1397,16 @@ mod fuzz {
         #![proptest_config(config())]
 
         #[test]
-        fn no_single_inventory_file_makes_check_panic(text in any_inventory_text()) {
-            load_and_render(&[text]);
+        fn no_single_inventory_file_makes_check_panic(bytes in any_inventory_bytes()) {
+            load_and_render(&[bytes]);
         }
 
         #[test]
         fn no_set_of_inventory_files_makes_check_panic(
-            texts in prop::collection::vec(prop_oneof![3 => fleet(), 1 => mutated(), 1 => grammar()], 2..=3)
+            texts in prop::collection::vec(prop_oneof![3 => fleet(), 1 => mutated_by(false), 1 => grammar()], 2..=3)
         ) {
-            load_and_render(&texts);
+            let files: Vec<Vec<u8>> = texts.into_iter().map(String::into_bytes).collect();
+            load_and_render(&files);
         }
     }
 }

@@ -3,6 +3,7 @@
 mod support;
 
 mod check;
+mod check_limits;
 mod day2;
 mod deploy;
 mod fleet;

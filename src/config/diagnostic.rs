@@ -3,12 +3,10 @@
 use std::fmt;
 use std::ops::Range;
 
-use miette::{
-    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
-    SourceCode, SourceSpan, SpanContents,
-};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceCode, SourceSpan};
 use serde::Serialize;
 
+use super::snippet::Snippet;
 use super::source::SourceFile;
 
 /// One problem in a configuration file, with the spans it points at.
@@ -178,63 +176,40 @@ impl miette::Diagnostic for Diagnostic {
             .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
+    /// None: miette would quote the whole file, and a long line there makes it panic.
+    /// [`Diagnostics::render`] gives it a [`Snippet`] of the file instead.
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        // Without labels there is nothing to show, and an empty placeholder file (see
-        // `about_file`) must not be rendered as a snippet.
-        if self.labels.is_empty() {
-            return None;
-        }
-        self.file.as_ref().map(|f| f as &dyn SourceCode)
+        None
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        if self.labels.is_empty() {
-            return None;
-        }
-        Some(Box::new(self.labels.iter().enumerate().map(
-            |(i, (span, text))| {
-                let span = miette::SourceSpan::from(span.clone());
-                if i == 0 {
-                    LabeledSpan::new_primary_with_span(Some(text.clone()), span)
-                } else {
-                    LabeledSpan::new_with_span(Some(text.clone()), span)
-                }
-            },
-        )))
+        labeled(&self.labels)
     }
 }
 
-/// miette reads snippets straight from the file, but counts columns in bytes; the location
-/// it prints above a snippet uses [`SourceFile::line_col`] instead, so that it agrees with
-/// the `path:line:col` line and the JSON output (columns in characters).
-impl SourceCode for SourceFile {
-    fn read_span<'a>(
-        &'a self,
-        span: &SourceSpan,
-        context_lines_before: usize,
-        context_lines_after: usize,
-    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
-        let inner = self
-            .text
-            .read_span(span, context_lines_before, context_lines_after)?;
-        let (mut line, mut column) = (inner.line(), inner.column());
-        if context_lines_before == 0 && context_lines_after == 0 {
-            // The primary label's own line: this is what goes into `╭─[path:line:col]`.
-            let (l, c) = self.line_col(span.offset());
-            (line, column) = (l - 1, c - 1);
-        }
-        let contents = MietteSpanContents::new_named(
-            self.path.display().to_string(),
-            inner.data(),
-            *inner.span(),
-            line,
-            column,
-            inner.line_count(),
-        )
-        .with_language("toml");
-        Ok(Box::new(contents))
+/// Labels as miette takes them, the first one primary; `None` when there are none.
+fn labeled(
+    labels: &[(Range<usize>, String)],
+) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+    if labels.is_empty() {
+        return None;
     }
+    Some(Box::new(labels.iter().enumerate().map(
+        |(i, (span, text))| {
+            let span = SourceSpan::from(span.clone());
+            if i == 0 {
+                LabeledSpan::new_primary_with_span(Some(text.clone()), span)
+            } else {
+                LabeledSpan::new_with_span(Some(text.clone()), span)
+            }
+        },
+    )))
 }
+
+/// Problems rendered with their source; the rest get their `error:` line only. A file
+/// broken in the same way on each of its 100,000 lines reads no better with every snippet,
+/// and is rendered in a fraction of the time.
+pub const MAX_SNIPPETS: usize = 100;
 
 /// All problems found in one `check`, reported together.
 #[derive(Debug, Default)]
@@ -260,11 +235,13 @@ impl Diagnostics {
 
     /// Sorts by file and offset so the output reads like a compiler's.
     pub fn sort(&mut self) {
-        self.0.sort_by_key(Diagnostic::sort_key);
+        // Each key once, not once per comparison: a broken file can hold 100,000 problems.
+        self.0.sort_by_cached_key(Diagnostic::sort_key);
     }
 
     /// Renders every diagnostic for a terminal: an `error: path:line:col: message` line (one
     /// line, so editors and `grep` can jump to it), then the annotated source and the help.
+    /// Past [`MAX_SNIPPETS`] problems, only their `error:` lines.
     #[must_use]
     pub fn render(&self, color: bool) -> String {
         let theme = if color {
@@ -278,14 +255,22 @@ impl Diagnostics {
             .with_width(100)
             .with_wrap_lines(false);
         let mut out = String::new();
-        for diagnostic in &self.0 {
+        for (i, diagnostic) in self.0.iter().enumerate() {
             out.push_str("error: ");
             out.push_str(&diagnostic.to_string());
             out.push('\n');
+            if i == MAX_SNIPPETS {
+                out.push_str(&format!(
+                    "note: the problems after the first {MAX_SNIPPETS} are listed without their source\n"
+                ));
+            }
+            if i >= MAX_SNIPPETS {
+                continue;
+            }
             let mut body = String::new();
             // Writing into a String cannot fail; a span miette cannot read only leaves the
             // snippet out, and the line above still names the place.
-            let _ = handler.render_report(&mut body, &Body(diagnostic));
+            let _ = handler.render_report(&mut body, &Body::new(diagnostic));
             // miette starts with a `  ×` line for the message, which the line above already
             // gave in full; keep only the source snippet and the help after it, without the
             // trailing spaces miette leaves on empty source lines.
@@ -299,12 +284,33 @@ impl Diagnostics {
 }
 
 /// A diagnostic as miette renders it under drover's own `error:` line: no code header and an
-/// empty message, so only the snippet, its labels and the help remain.
-struct Body<'a>(&'a Diagnostic);
+/// empty message, so only the snippet, its labels and the help remain. It quotes a
+/// [`Snippet`] of the file (long lines cut to a window around the labels), not the file.
+struct Body<'a> {
+    diagnostic: &'a Diagnostic,
+    /// The excerpt with the labels moved into it; `None` without a file or labels (e.g. a
+    /// placeholder from `about_file`, which must not be rendered as a snippet).
+    snippet: Option<Snippet>,
+}
+
+impl<'a> Body<'a> {
+    fn new(diagnostic: &'a Diagnostic) -> Self {
+        let snippet = match &diagnostic.file {
+            Some(file) if !diagnostic.labels.is_empty() => {
+                Some(Snippet::new(file, &diagnostic.labels))
+            }
+            _ => None,
+        };
+        Self {
+            diagnostic,
+            snippet,
+        }
+    }
+}
 
 impl fmt::Debug for Body<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.0, f)
+        fmt::Debug::fmt(self.diagnostic, f)
     }
 }
 
@@ -318,22 +324,24 @@ impl std::error::Error for Body<'_> {}
 
 impl miette::Diagnostic for Body<'_> {
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        miette::Diagnostic::help(self.0)
+        miette::Diagnostic::help(self.diagnostic)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        miette::Diagnostic::source_code(self.0)
+        self.snippet.as_ref().map(|s| s as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        miette::Diagnostic::labels(self.0)
+        labeled(&self.snippet.as_ref()?.labels)
     }
 }
 
 /// A name or value from a user's file, made safe to print on one line: control characters
-/// (a newline in a quoted key, an escape sequence) are shown escaped.
+/// (a newline in a quoted key, an escape sequence) are shown escaped, and a long one is
+/// [`clipped`].
 #[must_use]
 pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    let text = clipped(text);
     if text.chars().any(char::is_control) {
         let mut out = String::with_capacity(text.len() + 8);
         for c in text.chars() {
@@ -345,8 +353,29 @@ pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
         }
         std::borrow::Cow::Owned(out)
     } else {
-        std::borrow::Cow::Borrowed(text)
+        text
     }
+}
+
+/// The longest name or value a message quotes whole.
+pub const MAX_QUOTED_CHARS: usize = 80;
+
+/// `text` when it is at most [`MAX_QUOTED_CHARS`] long; otherwise its start and its end
+/// around a `…`, [`MAX_QUOTED_CHARS`] characters in all: a message stays one readable line
+/// even for a value of 100,000 characters.
+#[must_use]
+pub fn clipped(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_QUOTED_CHARS {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let count = text.chars().count();
+    if count <= MAX_QUOTED_CHARS {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let tail = MAX_QUOTED_CHARS / 4;
+    let head: String = text.chars().take(MAX_QUOTED_CHARS - tail - 1).collect();
+    let end: String = text.chars().skip(count - tail).collect();
+    std::borrow::Cow::Owned(format!("{head}…{end}"))
 }
 
 impl From<Diagnostic> for Diagnostics {
@@ -371,5 +400,49 @@ mod tests {
         );
         assert!(text.contains("[inv/fleet.toml:2:1]"), "{text}");
         assert!(text.contains("did you mean `port`?"), "{text}");
+    }
+
+    #[test]
+    fn a_label_on_a_line_of_100000_characters_renders_a_window_of_it() {
+        let text = format!(
+            "[hosts.a]\naddress = \"{}\"\nprot = 22\n",
+            "x".repeat(100_000)
+        );
+        let file = SourceFile::new("a.toml", text.as_str());
+        let at = text.find("prot").unwrap();
+        let end = text.len() - 1;
+        let d = Diagnostic::at(
+            "x",
+            &file,
+            at..at + 4,
+            "unknown key `prot`",
+            "not a host key",
+        )
+        .with_label(20..end, "and this")
+        .with_label(100_005..100_006, "here");
+        let out = Diagnostics::from(d).render(false);
+        assert!(out.contains("[a.toml:3:1]"), "{out}");
+        assert!(out.len() < 2_000, "{} bytes:\n{out}", out.len());
+        assert!(out.contains('…'), "{out}");
+    }
+
+    #[test]
+    fn a_long_value_is_quoted_by_its_start_and_end() {
+        let long = format!("start{}end", "x".repeat(100_000));
+        let short = clipped(&long);
+        assert_eq!(short.chars().count(), MAX_QUOTED_CHARS);
+        assert!(
+            short.starts_with("startxx") && short.ends_with("xxend"),
+            "{short}"
+        );
+        assert!(short.contains('…'));
+        assert_eq!(clipped("é".repeat(80).as_str()), "é".repeat(80));
+        assert_eq!(
+            shown(&format!("a\n{}", "b".repeat(200)))
+                .chars()
+                .filter(|&c| c == '\\')
+                .count(),
+            1
+        );
     }
 }

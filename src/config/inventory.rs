@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::secrets::SecretsCommand;
-use super::source::SourceFile;
+use super::source::{ReadError, SourceFile};
 use super::{parse, validate};
 
 /// Default time allowed for TCP connect + SSH handshake + authentication.
@@ -196,12 +196,32 @@ impl Inventory {
     /// # Errors
     /// All diagnostics, sorted by file and position.
     pub fn load(paths: &[PathBuf]) -> Result<Self, Diagnostics> {
-        let mut sources = Vec::with_capacity(paths.len());
+        let mut files = Vec::with_capacity(paths.len());
         let mut problems = Diagnostics::default();
         for path in paths {
-            match SourceFile::read(path) {
+            match std::fs::read(path) {
+                Ok(bytes) => files.push((path.clone(), bytes)),
+                Err(e) => problems.push(unreadable(path, &ReadError::Io(e))),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Self::from_bytes(files)
+    }
+
+    /// Parses and validates files already read (path, contents), which may not be UTF-8:
+    /// a file that is not is reported at its first invalid byte.
+    ///
+    /// # Errors
+    /// All diagnostics, sorted by file and position.
+    pub fn from_bytes(files: Vec<(PathBuf, Vec<u8>)>) -> Result<Self, Diagnostics> {
+        let mut sources = Vec::with_capacity(files.len());
+        let mut problems = Diagnostics::default();
+        for (path, bytes) in files {
+            match SourceFile::from_bytes(&path, bytes) {
                 Ok(source) => sources.push(source),
-                Err(e) => problems.push(unreadable(path, &e)),
+                Err(e) => problems.push(unreadable(&path, &e)),
             }
         }
         if !problems.is_empty() {
@@ -263,18 +283,23 @@ impl Inventory {
     }
 }
 
-fn unreadable(path: &Path, error: &std::io::Error) -> Diagnostic {
-    let found = if error.kind() == std::io::ErrorKind::InvalidData {
-        "it is not UTF-8 text".to_string()
-    } else {
-        error.to_string()
-    };
-    Diagnostic::about_file(
-        "inventory::unreadable",
-        path,
-        format!("cannot read inventory file: {found}; expected a readable UTF-8 TOML file"),
-    )
-    .with_help("pass inventory files with -i FILE, or put them in inventory/*.toml")
+fn unreadable(path: &Path, error: &ReadError) -> Diagnostic {
+    match error {
+        ReadError::NotUtf8 { file, at, byte } => Diagnostic::at(
+            "inventory::unreadable",
+            file,
+            at.clone(),
+            "cannot read inventory file: it is not UTF-8 text; expected a readable UTF-8 TOML file",
+            format!("byte 0x{byte:02x} is not UTF-8"),
+        )
+        .with_help("save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"),
+        ReadError::Io(error) => Diagnostic::about_file(
+            "inventory::unreadable",
+            path,
+            format!("cannot read inventory file: {error}; expected a readable UTF-8 TOML file"),
+        )
+        .with_help("pass inventory files with -i FILE, or put them in inventory/*.toml"),
+    }
 }
 
 /// Defaults merged over all files, already parsed and with paths resolved.
@@ -317,59 +342,11 @@ fn build(files: &[ParsedFile], defaults: &Defaults) -> Inventory {
     let mut hosts = Vec::new();
     let mut tenants = Vec::new();
     for file in files {
-        let source = &file.source;
         for (name, raw) in &file.raw.hosts {
-            let duration = |field: &Option<Spanned<String>>| {
-                field
-                    .as_ref()
-                    .and_then(|d| super::duration::parse(d.get_ref()).ok())
-            };
-            hosts.push(Host {
-                name: name.get_ref().clone(),
-                address: raw
-                    .address
-                    .as_ref()
-                    .map(|a| a.get_ref().clone())
-                    .unwrap_or_default(),
-                port: raw.port.as_ref().map(|p| *p.get_ref()).or(defaults.port),
-                user: raw
-                    .user
-                    .as_ref()
-                    .map(|u| u.get_ref().clone())
-                    .or_else(|| defaults.user.clone()),
-                identity: raw
-                    .identity
-                    .as_ref()
-                    .map(|i| resolve_path(source, i.get_ref()))
-                    .or_else(|| defaults.identity.clone()),
-                groups: raw.groups.iter().map(|g| g.get_ref().clone()).collect(),
-                jump: raw.jump.as_ref().map(|j| j.get_ref().clone()),
-                r#become: raw
-                    .r#become
-                    .as_ref()
-                    .and_then(|b| parse_become(b.get_ref()))
-                    .or(defaults.r#become)
-                    .unwrap_or(Become::Sudo),
-                connect_timeout: duration(&raw.connect_timeout)
-                    .or(defaults.connect_timeout)
-                    .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-                command_timeout: duration(&raw.command_timeout)
-                    .or(defaults.command_timeout)
-                    .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
-                tenants: Vec::new(),
-            });
+            hosts.push(build_host(&file.source, name, raw, defaults));
         }
         for (name, raw) in &file.raw.tenants {
-            tenants.push(Tenant {
-                name: name.get_ref().clone(),
-                hosts: raw
-                    .host_list()
-                    .iter()
-                    .map(|h| h.get_ref().clone())
-                    .collect(),
-                port: raw.port.as_ref().map(|p| *p.get_ref()),
-                vars: raw.vars.clone(),
-            });
+            tenants.push(build_tenant(name, raw));
         }
     }
     hosts.sort_by(|a, b| natural_cmp(&a.name, &b.name));
@@ -398,6 +375,68 @@ fn build(files: &[ParsedFile], defaults: &Defaults) -> Inventory {
         secrets_command: defaults.secrets_command.clone(),
         host_index,
         tenant_index,
+    }
+}
+
+/// A validated host table, with the defaults filled in (its tenants are added later).
+fn build_host(
+    source: &SourceFile,
+    name: &Spanned<String>,
+    raw: &RawHost,
+    defaults: &Defaults,
+) -> Host {
+    let duration = |field: &Option<Spanned<String>>| {
+        field
+            .as_ref()
+            .and_then(|d| super::duration::parse(d.get_ref()).ok())
+    };
+    Host {
+        name: name.get_ref().clone(),
+        address: raw
+            .address
+            .as_ref()
+            .map(|a| a.get_ref().clone())
+            .unwrap_or_default(),
+        port: raw.port.as_ref().map(|p| *p.get_ref()).or(defaults.port),
+        user: raw
+            .user
+            .as_ref()
+            .map(|u| u.get_ref().clone())
+            .or_else(|| defaults.user.clone()),
+        identity: raw
+            .identity
+            .as_ref()
+            .map(|i| resolve_path(source, i.get_ref()))
+            .or_else(|| defaults.identity.clone()),
+        groups: raw.groups.iter().map(|g| g.get_ref().clone()).collect(),
+        jump: raw.jump.as_ref().map(|j| j.get_ref().clone()),
+        r#become: raw
+            .r#become
+            .as_ref()
+            .and_then(|b| parse_become(b.get_ref()))
+            .or(defaults.r#become)
+            .unwrap_or(Become::Sudo),
+        connect_timeout: duration(&raw.connect_timeout)
+            .or(defaults.connect_timeout)
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        command_timeout: duration(&raw.command_timeout)
+            .or(defaults.command_timeout)
+            .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
+        tenants: Vec::new(),
+    }
+}
+
+/// A validated tenant table.
+fn build_tenant(name: &Spanned<String>, raw: &RawTenant) -> Tenant {
+    Tenant {
+        name: name.get_ref().clone(),
+        hosts: raw
+            .host_list()
+            .iter()
+            .map(|h| h.get_ref().clone())
+            .collect(),
+        port: raw.port.as_ref().map(|p| *p.get_ref()),
+        vars: raw.vars.clone(),
     }
 }
 

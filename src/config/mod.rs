@@ -14,6 +14,7 @@ pub mod progressive;
 pub mod rollout;
 pub mod secrets;
 pub mod select;
+mod snippet;
 pub mod source;
 pub mod validate;
 

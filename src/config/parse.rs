@@ -206,6 +206,9 @@ fn unknown_key(
 pub(crate) fn syntax_error(source: &SourceFile, error: &toml::de::Error) -> Diagnostic {
     let span = error.span().unwrap_or(0..0);
     let message = one_line(error.message());
+    if let Some((span, message)) = too_many_key_parts(source, error) {
+        return Diagnostic::at("inventory::syntax", source, span, message, "this key");
+    }
     if message == "duplicate key" {
         let key = source.text.get(span.clone()).unwrap_or("");
         return Diagnostic::at(
@@ -227,6 +230,35 @@ pub(crate) fn syntax_error(source: &SourceFile, error: &toml::de::Error) -> Diag
         message,
     )
 }
+
+/// toml's parser gives up on a dotted key of [`MAX_KEY_PARTS`] parts or more with a bare
+/// "recursion limit" and no place: the key (the first line with that many dots before its
+/// `=`, or in its header) and a message saying what is expected.
+pub(crate) fn too_many_key_parts(
+    source: &SourceFile,
+    error: &toml::de::Error,
+) -> Option<(Range<usize>, String)> {
+    if error.message().trim() != "recursion limit" || error.span().is_some_and(|s| !s.is_empty()) {
+        return None;
+    }
+    let text = &*source.text;
+    let mut start = 0;
+    let span = text.split_inclusive('\n').find_map(|line| {
+        let here = start;
+        start += line.len();
+        let key = line.split('=').next().unwrap_or("");
+        (key.matches('.').count() + 1 >= MAX_KEY_PARTS).then(|| here..here + key.trim_end().len())
+    })?;
+    Some((
+        span,
+        format!(
+            "invalid TOML: a dotted key of {MAX_KEY_PARTS} parts or more: expected fewer parts (toml's nesting limit)"
+        ),
+    ))
+}
+
+/// The nesting toml's parser allows, a dotted key's parts included.
+const MAX_KEY_PARTS: usize = 80;
 
 /// Where a deserialization error points inside a table.
 struct Located<'t, 'i> {

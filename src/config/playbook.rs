@@ -15,7 +15,10 @@ use crate::config::hooks::{Hooks, RawHooks, validate_hooks};
 use crate::config::progressive::{self, Progressive, RawAnalysis};
 use crate::config::rollout::{RawRollout, RolloutSettings, validate_rollout};
 use crate::config::secrets::{SecretsCommand, validate_secrets_command};
-use crate::config::source::SourceFile;
+use crate::config::source::{ReadError, SourceFile};
+
+mod step;
+use step::validate_step;
 
 /// A templated string from the playbook, with its place in the file.
 pub type Text = Spanned<String>;
@@ -289,18 +292,30 @@ pub struct Playbook {
     pub progressive: Progressive,
 }
 
+/// A playbook that cannot be read: the I/O error, or the place where it stops being UTF-8.
+fn unreadable(path: &Path, error: ReadError) -> Diagnostic {
+    match error {
+        ReadError::NotUtf8 { file, at, byte } => Diagnostic::at(
+            "playbook::unreadable",
+            &file,
+            at,
+            "cannot read playbook: it is not UTF-8 text; expected a UTF-8 TOML file",
+            format!("byte 0x{byte:02x} is not UTF-8"),
+        ),
+        ReadError::Io(e) => Diagnostic::bare(
+            "playbook::unreadable",
+            format!("cannot read playbook {}: {e}", path.display()),
+        ),
+    }
+}
+
 impl Playbook {
     /// Reads and validates a playbook file.
     ///
     /// # Errors
     /// Every problem found, with file, line and column.
     pub fn load(path: &Path) -> Result<Self, Diagnostics> {
-        let source = SourceFile::read(path).map_err(|e| {
-            Diagnostics::from(Diagnostic::bare(
-                "playbook::unreadable",
-                format!("cannot read playbook {}: {e}", path.display()),
-            ))
-        })?;
+        let source = SourceFile::read(path).map_err(|e| Diagnostics::from(unreadable(path, e)))?;
         Self::from_source(source)
     }
 
@@ -402,6 +417,9 @@ fn keep_releases(
 
 /// A TOML or shape error as a diagnostic; unknown keys get a did-you-mean.
 fn toml_error(source: &SourceFile, error: &toml::de::Error) -> Diagnostic {
+    if let Some((span, message)) = crate::config::parse::too_many_key_parts(source, error) {
+        return Diagnostic::at("playbook::invalid", source, span, message, "this key");
+    }
     let span = error.span().unwrap_or(0..0);
     let message = error.message().trim().replace('\n', " ");
     if let Some(rest) = message.strip_prefix("unknown field `")
@@ -450,143 +468,6 @@ pub(crate) fn parse_duration_field(
             default
         }),
     }
-}
-
-fn validate_step(source: &SourceFile, raw: RawStep, problems: &mut Diagnostics) -> Option<Step> {
-    let mut actions = Vec::new();
-    let name_span = raw.name.span();
-    if let Some(a) = raw.user {
-        actions.push(Action::User(a));
-    }
-    if let Some(a) = raw.dir {
-        actions.push(Action::Dir(a));
-    }
-    if let Some(a) = raw.upload {
-        actions.push(Action::Upload(a));
-    }
-    if let Some(a) = raw.template {
-        actions.push(Action::Template(a));
-    }
-    if let Some(a) = raw.unit {
-        actions.push(Action::Unit(a));
-    }
-    if let Some(a) = raw.service {
-        let state = match a.state.as_ref().map(|s| s.get_ref().as_str()) {
-            None | Some("started") => ServiceState::Started,
-            Some("stopped") => ServiceState::Stopped,
-            Some("restarted") => ServiceState::Restarted,
-            Some("reloaded") => ServiceState::Reloaded,
-            Some(other) => {
-                let span = a.state.as_ref().map_or(name_span.clone(), Spanned::span);
-                problems.push(Diagnostic::at(
-                    "playbook::bad-state",
-                    source,
-                    span,
-                    format!("unknown service state `{other}`"),
-                    "expected \"started\", \"stopped\", \"restarted\" or \"reloaded\"",
-                ));
-                ServiceState::Started
-            }
-        };
-        actions.push(Action::Service(a, state));
-    }
-    if let Some(a) = raw.health {
-        let interval = parse_duration_field(
-            source,
-            a.interval.as_ref(),
-            "interval",
-            Duration::from_secs(1),
-            problems,
-        );
-        let probes = [a.url.is_some(), a.tcp.is_some(), a.command.is_some()];
-        if probes.iter().filter(|&&p| p).count() != 1 {
-            problems.push(Diagnostic::at(
-                "playbook::health-probe",
-                source,
-                name_span.clone(),
-                "a health step needs exactly one of `url`, `tcp` or `command`",
-                "expected `url = \"http://…\"`, `tcp = \"127.0.0.1:PORT\"` or `command = \"…\", user = \"…\"`",
-            ));
-        } else if let Some(c) = a.command.as_ref().filter(|_| a.user.is_none()) {
-            problems.push(Diagnostic::at(
-                "playbook::health-user",
-                source,
-                c.span(),
-                "a health command needs the `user` it runs as",
-                "expected `user = \"{{ user }}\"` beside this command (the tenant's user, not root)",
-            ));
-        }
-        actions.push(Action::Health(a, interval));
-    }
-    if let Some(a) = raw.env {
-        actions.push(Action::Env(a));
-    }
-    if let Some(a) = raw.logrotate {
-        if let Some(f) = &a.frequency
-            && !matches!(f.get_ref().as_str(), "daily" | "weekly" | "monthly")
-        {
-            problems.push(Diagnostic::at(
-                "playbook::bad-frequency",
-                source,
-                f.span(),
-                format!("unknown logrotate frequency `{}`", f.get_ref()),
-                "expected \"daily\", \"weekly\" or \"monthly\"",
-            ));
-        }
-        actions.push(Action::Logrotate(a));
-    }
-    if let Some(a) = raw.cron {
-        actions.push(Action::Cron(a));
-    }
-    if let Some(a) = raw.run {
-        actions.push(Action::Run(a));
-    }
-    let retries = raw.retries.unwrap_or(0);
-    let delay = parse_duration_field(
-        source,
-        raw.delay.as_ref(),
-        "delay",
-        Duration::from_secs(1),
-        problems,
-    );
-    let timeout = raw.timeout.as_ref().map(|t| {
-        parse_duration_field(
-            source,
-            Some(t),
-            "timeout",
-            Duration::from_secs(300),
-            problems,
-        )
-    });
-    if actions.len() != 1 {
-        let found = if actions.is_empty() {
-            "none".to_string()
-        } else {
-            actions
-                .iter()
-                .map(Action::kind)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        problems.push(Diagnostic::at(
-            "playbook::step-action",
-            source,
-            name_span,
-            format!("step `{}` must have exactly one action, found {found}", raw.name.get_ref()),
-            "expected one of user, dir, upload, template, unit, service, health, env, logrotate, cron, run",
-        ));
-        return None;
-    }
-    Some(Step {
-        span: raw.name.span(),
-        name: raw.name.into_inner(),
-        when: raw.when,
-        retries,
-        delay,
-        timeout,
-        r#become: raw.r#become.unwrap_or(true),
-        action: actions.remove(0),
-    })
 }
 
 #[cfg(test)]

@@ -69,3 +69,18 @@ pub fn run(cmd: &mut Command) -> Run {
 pub fn run_with_inventory(home: &Path, inventory: &Path, args: &[&str]) -> Run {
     run(drover(home).arg("-i").arg(inventory).args(args))
 }
+
+/// Runs the command for at most `limit`, then kills it: for inputs that could make drover
+/// hang. Returns its result (exit -1 when killed, with `elapsed` from its start) and whether
+/// it was killed.
+pub fn run_within(cmd: &mut Command, limit: Duration) -> (Run, bool) {
+    let started = Instant::now();
+    let (output, killed) = super::fleet::run_bounded(cmd, limit);
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    };
+    (run, killed)
+}
