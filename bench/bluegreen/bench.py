@@ -203,7 +203,7 @@ def bench_drover(args, fleet, out):
                                    work / "rollback.json"), fleet, previous, "drover rollback --all")
     res["status"] = []
     for i in range(args.runs):
-        r = timed([d, "-i", inv, "status", "--all", "--json"], env, work, work / f"status-{i + 1}.json")
+        r = timed([d, "-i", inv, "status", "--all", "--format", "json"], env, work, work / f"status-{i + 1}.json")
         r["success"] = r["exit"] in (0, 1) and status_complete(work / f"status-{i + 1}.json", fleet)
         log(f"drover status --all: {'ok' if r['success'] else 'FAILED'} in {r['wall_s']} s")
         res["status"].append(r)

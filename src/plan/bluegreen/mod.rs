@@ -420,10 +420,13 @@ fi
 /// version answers healthy: after a reload, old workers may still answer for a moment.
 #[must_use]
 pub fn verify_through_proxy(tenant: &str, version: &str, attempts: u32) -> String {
+    // `attempts` half-seconds of patience, looking every 100 ms: the reload's old
+    // workers answer for a moment, and a rollout waits on this once per target.
+    let polls = attempts.saturating_mul(5);
     format!(
-        "i=0\nwhile [ $i -lt {attempts} ]; do\n  \
+        "i=0\nwhile [ $i -lt {polls} ]; do\n  \
            body=$(curl -fsS -m 3 -H {host} http://127.0.0.1/health 2>&1) && case \"$body\" in *{v1}*|*{v2}*) echo \"$body\"; exit 0;; esac\n  \
-           i=$((i+1)); sleep 0.5\ndone\n\
+           i=$((i+1)); sleep 0.1\ndone\n\
          echo \"through nginx: expected version {vt} healthy, got: $body\" >&2\nexit 1\n",
         host = q(&format!("Host: {tenant}")),
         v1 = q(&format!("\"version\": \"{version}\"")),
