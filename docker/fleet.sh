@@ -218,12 +218,29 @@ cmd_down() {
   fi
 }
 
+# Every host's systemd takes inotify instances (its .path units, journald, logind) from
+# the one kernel they share; Debian's default of 128 per user runs out near 20 hosts and
+# their boot ends "degraded" (systemd-ask-password-*.path failed). Raise it, as root,
+# when it is lower than the fleet needs (about 40 per host, plus the machine's own).
+raise_inotify() {
+  local want=$((512 + 64 * $1)) have
+  have=$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 0)
+  ((have >= want)) && return 0
+  if [[ $(id -u) == 0 ]]; then
+    sysctl -q -w fs.inotify.max_user_instances="$want" >/dev/null ||
+      log "could not raise fs.inotify.max_user_instances to $want (it is $have)"
+  else
+    log "fs.inotify.max_user_instances is $have; $1 hosts want $want: sudo sysctl -w fs.inotify.max_user_instances=$want"
+  fi
+}
+
 cmd_up() {
   local n=${1:-}
   if ! [[ $n =~ ^[0-9]+$ ]] || ((n < 1 || n > max_hosts)); then die "up needs a host count 1..$max_hosts"; fi
   local t0 out
   t0=$(now_ms)
   docker image inspect "$image" >/dev/null 2>&1 || die "image $image not found: run docker/build.sh"
+  raise_inotify "$n"
   cmd_down
   mkdir -p "$state/.hostkeys"
   chmod 700 "$state"
