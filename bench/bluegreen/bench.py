@@ -334,15 +334,18 @@ def render(res, args):
                   f"median {statistics.median(m):.0f} MiB, max {max(m):.0f} MiB.", ""]
     lines += ["| job | drover | Ansible | drover / Ansible |", "|---|---|---|---|"]
 
-    def row(name, d, a):
+    def row(name, d, a, ran=True):
         ratio = f"1/{a / d:.1f}" if d and a else "—"
-        lines.append(f"| {name} | {fmt(d)} | {fmt(a) if an else 'not run'} | {ratio} |")
+        shown = fmt(a) if an and ran else "not run"
+        lines.append(f"| {name} | {fmt(d)} | {shown} | {ratio} |")
     row("first deploy from bare hosts (1 run)", med([dr["first"]]) if dr else None,
         med([an["first"]]) if an else None)
-    row(f"blue-green update, --batch 25% (median of {args.runs})", med(dr["update"]) if dr else None,
+    row(f"blue-green update, --batch 25% (median of {len(dr['update']) if dr else 0} / "
+        f"{len(an['update']) if an else 0})", med(dr["update"]) if dr else None,
         med(an["update"]) if an else None)
+    an_rb = an.get("rollback") if an else None
     row("rollback, every tenant (1 run)", med([dr["rollback"]]) if dr else None,
-        med([an["rollback"]]) if an else None)
+        med([an_rb]) if an_rb else None, ran=an_rb is not None)
     if dr:
         lines.append(f"| `drover status --all` (median of {args.runs}) | {fmt(med(dr['status']))} | "
                      f"(none) | |")
@@ -353,15 +356,17 @@ def render(res, args):
                   f"elsewhere): first deploy {dr['first']['cpu_s']:.1f} s, update "
                   f"{cpu(dr['update']):.1f} s, rollback {dr['rollback']['cpu_s']:.1f} s, "
                   f"status {cpu(dr['status']):.2f} s."]
-        if an:
+        if an and an["first"].get("cpu_s") is not None:
             acpu = lambda runs: statistics.median(r["cpu_s"] for r in runs)
             lines.append(f"ansible-playbook's CPU (its process tree; the ControlPersist "
                          f"masters excluded): first deploy {an['first']['cpu_s']:.1f} s, update "
                          f"{acpu(an['update']):.1f} s, rollback {an['rollback']['cpu_s']:.1f} s.")
         fl, rt = dr.get("floor"), dr.get("round_trip_ms")
         if dr["phases"]:
-            ph = dr["phases"][0]
-            lines += ["", "drover's update (run 1), per target, ms:", "",
+            walls = [u["wall_s"] for u in dr["update"] if u["success"]]
+            mid = walls.index(sorted(walls)[len(walls) // 2])
+            ph = dr["phases"][mid]
+            lines += ["", f"drover's update (run {mid + 1}, the median), per target, ms:", "",
                       "| phase | median | p95 | targets |", "|---|---|---|---|"]
             for k, v in ph.items():
                 lines.append(f"| {k} | {v['median']:.0f} | {v['p95']:.0f} | {v['n']} |")
@@ -372,18 +377,21 @@ def render(res, args):
                                   if k not in ("total", "runs", "tenant"))
                       + f". One SSH round trip: {rt} ms."]
             if dr["phases"]:
-                per = dr["phases"][0]["target total"]["median"]
+                per = ph["target total"]["median"]
                 bound = 1.5 * fl["total"] + rt
                 lines.append(f"drover's median per-target time {per:.0f} ms vs 1.5 × floor + one "
                              f"round trip = {bound:.0f} ms: {'met' if per <= bound else 'NOT met'}.")
     for tool, r in (("drover", dr), ("Ansible", an)):
         if not r:
             continue
-        for name, runs in (("first", [r["first"]]), ("update", r["update"]), ("rollback", [r["rollback"]])):
+        for name, runs in (("first", [r["first"]]), ("update", r["update"]),
+                           ("rollback", [r["rollback"]] if r.get("rollback") else [])):
             for x in runs:
                 if not x["success"]:
                     lines.append(f"\n{tool} {name} FAILED: exit {x['exit']}, {x['verified']}/"
                                  f"{x['targets']} verified; " + "; ".join(x["failures"][:3]))
+    if an and an.get("note"):
+        lines += ["", f"Ansible: {an['note']}."]
     lines += ["", END]
     return "\n".join(lines)
 
