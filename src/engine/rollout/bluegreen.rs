@@ -234,6 +234,9 @@ enum Prepared {
 
 /// Reads the tenant's state; a target already live on `version` (a resumed run, a
 /// repeated command) is left alone, its pending revert timer disarmed.
+/// Half-seconds a resumed target's live color gets to answer through nginx.
+const RESUME_PATIENCE: u32 = 24;
+
 async fn prepare<C: Connector>(
     task: &TargetTask<'_, C>,
     version: &str,
@@ -247,7 +250,9 @@ async fn prepare<C: Connector>(
         .map_err(PhaseError::ReadState)?;
     let live = before.as_ref().is_some_and(|s| s.version == version);
     let serving = match &before {
-        Some(state) if live => serves(task, state.active, version, 2).await,
+        // Patience past nginx's fail_timeout (10 s): a new color that answered 503 before
+        // the killed run died is skipped for the backup until then, and answers after.
+        Some(state) if live => serves(task, state.active, version, RESUME_PATIENCE).await,
         _ => false,
     };
     if !serving {
