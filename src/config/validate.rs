@@ -49,7 +49,7 @@ struct Context<'a> {
     /// host name → (file, name span, raw host), for hosts whose table could be read.
     hosts: BTreeMap<&'a str, (&'a SourceFile, Range<usize>, &'a RawHost)>,
     /// Every host name defined, readable table or not: a reference to any of them is fine.
-    defined: BTreeMap<&'a str, (&'a SourceFile, Range<usize>)>,
+    defined: Defined<'a>,
 }
 
 /// Runs every semantic check over the parsed files.
@@ -296,20 +296,38 @@ fn define_host<'a>(
     name: &'a Spanned<String>,
 ) -> bool {
     check_name(cx, source, name, "host");
-    if let Some((first, first_span)) = cx.defined.get(name.get_ref().as_str()) {
-        let d = defined_twice(
-            "inventory::duplicate-host",
-            "host",
-            source,
-            name,
-            first,
-            first_span,
-        );
-        cx.problems.push(d);
-        return false;
+    match first_definition(
+        &mut cx.defined,
+        source,
+        name,
+        "host",
+        "inventory::duplicate-host",
+    ) {
+        Some(d) => {
+            cx.problems.push(d);
+            false
+        }
+        None => true,
     }
-    cx.defined.insert(name.get_ref(), (source, name.span()));
-    true
+}
+
+/// Names seen so far, each with where it was first defined.
+pub(super) type Defined<'a> = BTreeMap<&'a str, (&'a SourceFile, Range<usize>)>;
+
+/// Records `name` as a `what` (host, tenant) defined at `source`; when it already was,
+/// the "defined twice" problem `code` instead.
+pub(super) fn first_definition<'a>(
+    seen: &mut Defined<'a>,
+    source: &'a SourceFile,
+    name: &'a Spanned<String>,
+    what: &str,
+    code: &'static str,
+) -> Option<Diagnostic> {
+    if let Some((first, first_span)) = seen.get(name.get_ref().as_str()) {
+        return Some(defined_twice(code, what, source, name, first, first_span));
+    }
+    seen.insert(name.get_ref(), (source, name.span()));
+    None
 }
 
 fn collect_hosts<'a>(cx: &mut Context<'a>, files: &'a [ParsedFile]) {

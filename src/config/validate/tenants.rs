@@ -1,12 +1,12 @@
 //! Tenants: names, placements on known hosts, ports with room for green, and ports that
 //! overlap on a shared host.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use toml::Spanned;
 
-use super::{Context, check_name, check_port, defined_twice, unknown_host};
+use super::{Context, Defined, check_name, check_port, first_definition, unknown_host};
 use crate::config::diagnostic::{Diagnostic, shown};
 use crate::config::inventory::{ParsedFile, RawTenant};
 use crate::config::source::SourceFile;
@@ -15,23 +15,17 @@ use crate::config::source::SourceFile;
 type Placement<'a> = (&'a str, u16, &'a SourceFile, Range<usize>);
 
 pub(super) fn check_tenants<'a>(cx: &mut Context<'a>, files: &'a [ParsedFile]) {
-    let mut seen: HashMap<&str, (&SourceFile, Range<usize>)> = HashMap::new();
+    let mut seen = Defined::new();
     let mut define = |cx: &mut Context<'_>, source: &'a SourceFile, name: &'a Spanned<String>| {
         check_name(cx, source, name, "tenant");
-        if let Some((first, first_span)) = seen.get(name.get_ref().as_str()) {
-            let d = defined_twice(
-                "inventory::duplicate-tenant",
-                "tenant",
-                source,
-                name,
-                first,
-                first_span,
-            );
-            cx.problems.push(d);
-            return false;
-        }
-        seen.insert(name.get_ref(), (source, name.span()));
-        true
+        let twice = first_definition(
+            &mut seen,
+            source,
+            name,
+            "tenant",
+            "inventory::duplicate-tenant",
+        );
+        twice.map(|d| cx.problems.push(d)).is_none()
     };
     // host → tenants with a port on it, for the overlap check
     let mut ports: BTreeMap<&str, Vec<Placement<'a>>> = BTreeMap::new();

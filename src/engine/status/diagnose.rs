@@ -37,9 +37,6 @@ pub fn diagnose_script(tenants: &[TenantQuery], lines: u32) -> String {
         "echo '{SECTION} status'\n(\n{}\n)\n",
         status_script(tenants)
     );
-    let section = |s: &mut String, name: &str, body: &str| {
-        let _ = write!(s, "echo '{SECTION} {name}'\n( {body} ) 2>&1\n");
-    };
     let names = || tenants.iter().map(|t| t.name.as_str());
     let units = unit_words(names(), "");
     let unit_args = unit_words(names(), "-u");
@@ -53,19 +50,7 @@ pub fn diagnose_script(tenants: &[TenantQuery], lines: u32) -> String {
         "journal.txt",
         &format!("journalctl --no-pager -o short-iso -n {lines}{unit_args}"),
     );
-    let mut agent_logs = String::new();
-    for t in tenants {
-        for c in Color::ALL {
-            let file = TenantLayout::of(&t.name).log_file(c);
-            let _ = write!(
-                agent_logs,
-                "[ -f {f} ] && {{ echo '==> {file} <=='; tail -n {lines} {f}; echo; }}; ",
-                f = q(&file)
-            );
-        }
-    }
-    agent_logs.push_str("true");
-    section(&mut s, "agent-logs.txt", &agent_logs);
+    section(&mut s, "agent-logs.txt", &agent_logs(tenants, lines));
     section(&mut s, "df.txt", "df -h; echo; df -i");
     section(&mut s, "free.txt", "free -h");
     section(
@@ -84,34 +69,61 @@ pub fn diagnose_script(tenants: &[TenantQuery], lines: u32) -> String {
         &format!("tail -n 100 {AUDIT_LOG} 2>/dev/null || echo 'no audit log'"),
     );
     for t in tenants {
-        let layout = TenantLayout::of(&t.name);
-        section(
-            &mut s,
-            &format!("state-{}.json", t.name),
-            &format!(
-                "cat {} 2>/dev/null || echo 'no state file'",
-                q(&layout.state)
-            ),
-        );
-        section(
-            &mut s,
-            &format!("lock-{}.txt", t.name),
-            &format!(
-                "if [ -d {l} ]; then cat {l}/owner 2>/dev/null; echo \"age=$(( $(date +%s) - $(stat -c %Y {l}) ))s\"; else echo 'not locked'; fi",
-                l = q(&layout.lock)
-            ),
-        );
-        section(
-            &mut s,
-            &format!("nginx-{}.conf", t.name),
-            &format!(
-                "cat {} 2>/dev/null || echo 'no nginx config'",
-                q(&layout.nginx)
-            ),
-        );
+        tenant_sections(&mut s, &t.name);
     }
     let _ = writeln!(s, "echo '{SECTION} end'");
     s
+}
+
+/// Appends a section: its marker line, then `body`'s output (stderr included).
+fn section(s: &mut String, name: &str, body: &str) {
+    let _ = write!(s, "echo '{SECTION} {name}'\n( {body} ) 2>&1\n");
+}
+
+/// The last `lines` lines of each color's agent log, for every tenant.
+fn agent_logs(tenants: &[TenantQuery], lines: u32) -> String {
+    let mut out = String::new();
+    for t in tenants {
+        for c in Color::ALL {
+            let file = TenantLayout::of(&t.name).log_file(c);
+            let _ = write!(
+                out,
+                "[ -f {f} ] && {{ echo '==> {file} <=='; tail -n {lines} {f}; echo; }}; ",
+                f = q(&file)
+            );
+        }
+    }
+    out.push_str("true");
+    out
+}
+
+/// A tenant's state file, lock and nginx config, one section each.
+fn tenant_sections(s: &mut String, tenant: &str) {
+    let layout = TenantLayout::of(tenant);
+    section(
+        s,
+        &format!("state-{tenant}.json"),
+        &format!(
+            "cat {} 2>/dev/null || echo 'no state file'",
+            q(&layout.state)
+        ),
+    );
+    section(
+        s,
+        &format!("lock-{tenant}.txt"),
+        &format!(
+            "if [ -d {l} ]; then cat {l}/owner 2>/dev/null; echo \"age=$(( $(date +%s) - $(stat -c %Y {l}) ))s\"; else echo 'not locked'; fi",
+            l = q(&layout.lock)
+        ),
+    );
+    section(
+        s,
+        &format!("nginx-{tenant}.conf"),
+        &format!(
+            "cat {} 2>/dev/null || echo 'no nginx config'",
+            q(&layout.nginx)
+        ),
+    );
 }
 
 /// Splits the diagnose script's output into its sections (name → text), in order.
