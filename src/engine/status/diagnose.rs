@@ -5,10 +5,11 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::collect::status_script;
 use super::fan_out::{HostRun, judge_status_run, run_on_host};
 use super::report::{HostReport, TargetReport};
 use super::script::unit_words;
-use super::script::{HostQuery, TenantQuery, q, status_script};
+use super::script::{HostQuery, TenantQuery, q};
 use super::verdict::{Verdict, verdict};
 use crate::engine::fan_out::fan_out;
 use crate::plan::layout::AUDIT_LOG;

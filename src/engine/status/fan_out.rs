@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::collect::status_script;
 use super::evaluate::{evaluate_host, failed_host};
 use super::locks::judge_lock_holders;
 use super::report::{FleetStatus, HostReport, HostState, TargetReport};
-use super::script::{HostQuery, parse_status, status_script};
+use super::script::{HostQuery, parse_status};
 use crate::config::Host;
 use crate::engine::fan_out::fan_out;
 use crate::engine::journal;

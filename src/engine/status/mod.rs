@@ -3,8 +3,10 @@
 //! thresholds turned into problems, and the fan-out over hosts (bounded like
 //! `drover run`). Also the scripts of `drover logs` and `drover diagnose`.
 //!
-//! The status script's line format is described in `script.rs`, beside its parser.
+//! The status script's line format is described in `script.rs`, beside its parser;
+//! the script itself is in `collect.rs`.
 
+mod collect;
 mod colors;
 mod diagnose;
 mod evaluate;
@@ -17,6 +19,7 @@ mod report;
 mod script;
 mod verdict;
 
+pub use collect::status_script;
 pub use diagnose::{
     DiagnoseOptions, HostDiagnosis, diagnose, diagnose_script, is_safe_file_name, split_sections,
 };
@@ -29,7 +32,5 @@ pub use report::{
     Load, Lock, MEMORY_AVAILABLE_THRESHOLD, Memory, Problem, ProblemKind, SCHEMA_VERSION,
     STALE_LOCK, Summary, TargetReport, TargetState, human_bytes, human_duration, rfc3339,
 };
-pub use script::{
-    HostQuery, RawHost, RawTenant, TenantQuery, parse_audit, parse_status, status_script,
-};
+pub use script::{HostQuery, RawHost, RawTenant, TenantQuery, parse_audit, parse_status};
 pub use verdict::{DISK_FULL, DISK_FULL_WHEN_DOWN, Verdict, VerdictKind, verdict};

@@ -34,7 +34,6 @@
 //! Lines that are not understood are ignored, so newer scripts stay readable.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::time::UNIX_EPOCH;
 
 use super::report::{Deploy, Disk, Load};
@@ -89,93 +88,6 @@ pub struct HostQuery {
     pub host: Host,
     /// its selected tenants
     pub tenants: Vec<TenantQuery>,
-}
-
-const STATUS_HEAD: &str = r#"LC_ALL=C; export LC_ALL
-PATH="$PATH:/usr/sbin:/sbin"; export PATH
-echo '@drover-status 1'
-echo "H now $(date +%s)"
-echo "H uptime $(cut -d' ' -f1 /proc/uptime 2>/dev/null)"
-echo "H cpus $(getconf _NPROCESSORS_ONLN 2>/dev/null)"
-echo "H load $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
-awk '/^MemTotal:/ {t=$2} /^MemAvailable:/ {a=$2} END {if (t) print "H mem", t, a}' /proc/meminfo 2>/dev/null
-for p in / /opt/drover /var/lib/drover; do
-  [ -e "$p" ] && df -P -k "$p" 2>/dev/null | awk -v p="$p" 'NR==2 {print "H df", p, $(NF-4), $(NF-3), $(NF-2), $NF}'
-done
-drover_tmp=$(mktemp -d /tmp/drover-status.XXXXXX 2>/dev/null) || drover_tmp=
-drover_prefix() { while IFS= read -r l || [ -n "$l" ]; do printf '%s %s\n' "$1" "$l"; done; }
-drover_tenant() {
-  n=$1; base=$2; w=${drover_tmp:-/tmp}/drover-status-$n.$$
-  for c in blue green; do
-    [ "$base" = - ] && continue
-    if [ "$c" = blue ]; then port=$base; else port=$((base + 1)); fi
-    echo "T $n port.$c $port"
-    hc=/var/lib/drover/.health/$n.$c.sh
-    if [ -f "$hc" ] && [ "$(stat -c %u "$hc" 2>/dev/null)" = 0 ]; then
-      t0=$(date +%s%N); out=$(timeout -k 1 5 sh "$hc" 2>&1); rc=$?; ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-      echo "T $n probe.$c command"
-      echo "T $n health.$c $rc 000 $((ms / 1000)).$(printf %03d $((ms % 1000)))"
-      printf 'T %s error.%s %s\n' "$n" "$c" "$(printf '%s' "$out" | head -c 512 | tr '\r\n' '  ')"
-    elif command -v curl >/dev/null 2>&1; then
-      r=$(curl -sS -m 2 -o "$w.$c.body" -w '%{http_code} %{time_total}' "http://127.0.0.1:$port/health" 2>"$w.$c.err"); rc=$?
-      echo "T $n health.$c $rc $r"
-      printf 'T %s body.%s %s\n' "$n" "$c" "$(head -c 2048 "$w.$c.body" 2>/dev/null | tr -d '\r\n')"
-      printf 'T %s error.%s %s\n' "$n" "$c" "$(head -c 512 "$w.$c.err" 2>/dev/null | tr '\r\n' '  ')"
-      rm -f "$w.$c.body" "$w.$c.err"
-    else
-      echo "T $n health.$c 127 000 0"
-      echo "T $n error.$c curl is not installed"
-    fi
-  done
-  d=/var/lib/drover/$n
-  [ -r "$d/state.json" ] && printf 'T %s state %s\n' "$n" "$(head -c 8192 "$d/state.json" | tr -d '\r\n')"
-  if [ -d "$d/lock.d" ]; then
-    echo "T $n lock.age $(( $(date +%s) - $(stat -c %Y "$d/lock.d" 2>/dev/null || date +%s) ))"
-    [ -r "$d/lock.d/owner" ] && drover_prefix "T $n lock" < "$d/lock.d/owner"
-  fi
-  a=$(tac /var/log/drover/audit.log 2>/dev/null | grep -m 1 -F " tenant=$n ")
-  [ -n "$a" ] && echo "T $n audit $a"
-  r=$(sed -n 's/^[[:space:]]*server 127\.0\.0\.1:\([0-9][0-9]*\)[ ;].*/\1/p' "/etc/nginx/conf.d/drover-$n.conf" 2>/dev/null | head -n 1)
-  [ -n "$r" ] && echo "T $n route $r"
-  w=$(sed -n 's/^# Managed by drover:.*, \([0-9][0-9]*\)% of traffic\.$/\1/p' "/etc/nginx/conf.d/drover-$n.conf" 2>/dev/null | head -n 1)
-  [ -n "$w" ] && echo "T $n weight $w"
-  echo "T $n done"
-}
-"#;
-
-/// The status script for a host's tenants. Tenants are looked at side by side (each
-/// health check waits at most 2 s), their sections printed in order.
-#[must_use]
-pub fn status_script(tenants: &[TenantQuery]) -> String {
-    let mut s = String::from(STATUS_HEAD);
-    // Every unit in one systemctl call: it is the costliest command here (D-Bus).
-    let units = unit_words(tenants.iter().map(|t| t.name.as_str()), "");
-    let units = if tenants.is_empty() {
-        "true".to_string()
-    } else {
-        format!(
-            "systemctl show -p Id -p LoadState -p ActiveState -p SubState -p Result -p NRestarts \
-             -p ActiveEnterTimestampMonotonic -p MainPID{units} 2>/dev/null | drover_prefix U"
-        )
-    };
-    s.push_str("if [ -n \"$drover_tmp\" ]; then\n");
-    let _ = writeln!(s, "  {units} > \"$drover_tmp/units.out\" &");
-    for (i, t) in tenants.iter().enumerate() {
-        let port = t.port.map_or_else(|| "-".to_string(), |p| p.to_string());
-        let _ = writeln!(
-            s,
-            "  drover_tenant {} {port} > \"$drover_tmp/{i:06}.out\" 2>/dev/null &",
-            q(&t.name)
-        );
-    }
-    s.push_str("  wait\n  cat \"$drover_tmp\"/*.out 2>/dev/null\n  rm -rf \"$drover_tmp\"\nelse\n");
-    let _ = writeln!(s, "  {units}");
-    for t in tenants {
-        let port = t.port.map_or_else(|| "-".to_string(), |p| p.to_string());
-        let _ = writeln!(s, "  drover_tenant {} {port} 2>/dev/null", q(&t.name));
-    }
-    s.push_str("fi\necho '@end'\n");
-    s
 }
 
 // ---------------------------------------------------------------------------------
@@ -408,7 +320,7 @@ mod tests {
     use std::time::Duration;
 
     use super::super::fixtures::{HEALTHY, tenants};
-    use super::super::{LogOptions, diagnose_script, logs_script};
+    use super::super::{LogOptions, diagnose_script, logs_script, status_script};
     use super::*;
 
     #[test]
