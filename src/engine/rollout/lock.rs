@@ -12,7 +12,7 @@ use super::lock_wait::{Waiting, wait_again};
 use crate::outcome::{TargetOutcome, TargetStatus};
 use crate::plan::bluegreen::{self, LOCK_HELD, LockOwner};
 use crate::plan::render::TargetPlan;
-use crate::transport::{Connection as _, Connector, RemoteCommand};
+use crate::transport::{Connection as _, Connector, ExecOutput, RemoteCommand};
 
 /// The tenant's lock for this run, as a guard around a target's work.
 fn guard<C: Connector>(task: &TargetTask<'_, C>) -> Guard {
@@ -60,11 +60,26 @@ pub(super) async fn with_steps<C: Connector>(
 /// Takes the lock in an exec of its own, or says who holds it. The guard it returns
 /// is given back to [`release`].
 pub(super) async fn take<C: Connector>(task: &TargetTask<'_, C>) -> Result<Guard, TargetOutcome> {
+    take_then(task, "").await.map(|(guard, _)| guard)
+}
+
+/// [`take`], and once the lock is held `then` runs in the same exec (one round trip
+/// instead of two): the guard and what `then` printed.
+pub(super) async fn take_then<C: Connector>(
+    task: &TargetTask<'_, C>,
+    then: &str,
+) -> Result<(Guard, ExecOutput), TargetOutcome> {
     let guard = guard(task);
+    // The lock script ends with `exit`: a subshell keeps `then` reachable, and its
+    // refusal (LOCK_HELD, owner on stdout) still ends the exec.
+    let enter = Guard {
+        enter: format!("( {} ) || exit $?\n{then}", guard.enter),
+        ..guard.clone()
+    };
     let mut waiting = Waiting::of(task.cx.actor.lock_wait);
     loop {
-        match enter_alone(&*task.conn, task.host, &guard).await {
-            Ok(()) => return Ok(guard),
+        match enter_alone(&*task.conn, task.host, &enter).await {
+            Ok(out) => return Ok((guard, out)),
             Err(refused) if wait_again(task, &refused, waiting.as_mut()).await => {}
             Err(refused) => return Err(refusal(task, refused, waiting.as_ref())),
         }

@@ -4,17 +4,19 @@
 //! it (started first if it was stopped).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::context::{Actor, Ctx, ScriptError, StateError, TargetTask};
+use super::context::{Actor, Ctx, ScriptError, StateError, TargetTask, checked};
 use super::lock;
 use crate::config::Host;
 use crate::engine::fan_out::fan_out;
 use crate::events::{Event, EventSender};
 use crate::outcome::millis;
-use crate::outcome::{StepOutcome, StepStatus, TargetOutcome, TargetStatus};
+use crate::outcome::{Phases, StepOutcome, StepStatus, TargetOutcome, TargetStatus};
+use crate::plan::bluegreen::{self, TenantState};
 use crate::plan::render::{Plan, TargetPlan};
 use crate::plan::{Color, TenantLayout, live};
 use crate::shell::quote;
@@ -61,6 +63,16 @@ pub(super) enum RollbackError {
 }
 
 impl RollbackError {
+    /// Whether the switch-back script ran (and so released the lock it carried).
+    fn ran_script(&self) -> bool {
+        matches!(
+            self,
+            RollbackError::PreviousUnhealthy(_)
+                | RollbackError::Switch(_)
+                | RollbackError::Verify(_)
+        )
+    }
+
     fn lost(&self) -> bool {
         match self {
             RollbackError::Unreachable(_) => true,
@@ -92,13 +104,27 @@ pub(super) async fn switch_back<C: Connector>(
     back(&task).await
 }
 
-/// The switch back on a connected target.
+/// The switch back on a connected target, its state read in an exec of its own.
 async fn back<C: Connector>(task: &TargetTask<'_, C>) -> Result<String, RollbackError> {
-    let state = task
-        .state()
-        .await
-        .map_err(RollbackError::State)?
-        .ok_or(RollbackError::NothingDeployed)?;
+    let state = task.state().await.map_err(RollbackError::State)?;
+    back_from(task, state, None).await
+}
+
+/// Exit statuses of the switch-back script, one per stage, so a single exec still
+/// says which stage failed.
+const WARM_FAILED: u32 = 81;
+const SWITCH_FAILED: u32 = 82;
+const VERIFY_FAILED: u32 = 83;
+
+/// The switch back from `state`, in one exec: warm up the previous color, switch
+/// nginx to it, verify through the proxy (each stage a subshell, as each ends with
+/// `exit`). `leave` (the lock's release) runs when the script ends, however it ends.
+async fn back_from<C: Connector>(
+    task: &TargetTask<'_, C>,
+    state: Option<TenantState>,
+    leave: Option<&str>,
+) -> Result<String, RollbackError> {
+    let state = state.ok_or(RollbackError::NothingDeployed)?;
     let (Some(previous), Some(version)) = (state.previous, state.previous_version.clone()) else {
         return Err(RollbackError::NoPrevious);
     };
@@ -106,19 +132,29 @@ async fn back<C: Connector>(task: &TargetTask<'_, C>) -> Result<String, Rollback
         .cx
         .base_port(task.tenant)
         .ok_or(RollbackError::NoPort)?;
-    let warm = warm_up(task.tenant, previous, base);
-    task.run(warm)
-        .await
-        .map_err(RollbackError::PreviousUnhealthy)?;
     let switch = task
         .switch(Some(state), (previous, &version), None, "rollback")
         .ok_or(RollbackError::NoPort)?;
-    task.run(switch.switch())
-        .await
-        .map_err(RollbackError::Switch)?;
-    let verify = live::verify_live(task.tenant, previous, &version, 20);
-    task.run(verify).await.map_err(RollbackError::Verify)?;
-    Ok(format!("{previous}@{version}"))
+    let mut script = leave.map_or_else(String::new, |l| format!("trap {} EXIT\n", quote(l)));
+    let _ = write!(
+        script,
+        "( {warm} ) || exit {WARM_FAILED}\n( {switch} ) || exit {SWITCH_FAILED}\n\
+         ( {verify} ) || exit {VERIFY_FAILED}\n",
+        warm = warm_up(task.tenant, previous, base),
+        switch = switch.switch(),
+        verify = live::verify_live(task.tenant, previous, &version, 20),
+    );
+    // Warm-up (15 s at most) and verification (20 tries) wait by design: the time
+    // limit covers them on top of the usual one.
+    let timeout = task.cx.script_timeout + Duration::from_secs(30);
+    match checked(task.root_for(script, timeout).await) {
+        Ok(_) => Ok(format!("{previous}@{version}")),
+        Err(e) => Err(match e.status() {
+            Some(WARM_FAILED) => RollbackError::PreviousUnhealthy(e),
+            Some(VERIFY_FAILED) => RollbackError::Verify(e),
+            _ => RollbackError::Switch(e),
+        }),
+    }
 }
 
 /// Starts the color's unit if it is not running and waits (15 s at most) until it
@@ -178,7 +214,7 @@ pub async fn rollback<C: Connector>(
             cx.started(&target).await;
             let mut outcome = match cx.task(&target).await {
                 Err(outcome) => outcome,
-                Ok(task) => locked_back(&task).await,
+                Ok(task) => locked_back(&task, millis(started.elapsed())).await,
             };
             outcome.duration_ms = millis(started.elapsed());
             cx.finished(&outcome).await;
@@ -191,16 +227,32 @@ pub async fn rollback<C: Connector>(
     outcomes
 }
 
-/// One target of `drover rollback`: lock, switch back, unlock.
-async fn locked_back<C: Connector>(task: &TargetTask<'_, C>) -> TargetOutcome {
-    let guard = match lock::take(task).await {
-        Ok(guard) => guard,
+/// One target of `drover rollback` in two execs: lock and read the state; switch
+/// back and unlock. Its phases: `connect` (`connected` ms), `lock`, `switch`.
+async fn locked_back<C: Connector>(task: &TargetTask<'_, C>, connected: u64) -> TargetOutcome {
+    let mut phases = Phases::default();
+    phases.add("connect", connected);
+    let at = Instant::now();
+    let (guard, out) = match lock::take_then(task, &bluegreen::read_state(task.tenant)).await {
+        Ok(taken) => taken,
         Err(refused) => return refused,
     };
-    let result = back(task).await;
-    lock::release(task, guard).await;
+    phases.since("lock", at);
+    let at = Instant::now();
+    let text = out.stdout.text();
+    let result = match serde_json::from_str(&text) {
+        _ if text.trim().is_empty() => back_from(task, None, Some(&guard.leave)).await,
+        Ok(state) => back_from(task, Some(state), Some(&guard.leave)).await,
+        Err(e) => Err(RollbackError::State(StateError::Unreadable(e))),
+    };
+    phases.since("switch", at);
+    // The switch-back script released the lock when it ran; when it did not run (or
+    // the state was unreadable), release it here.
+    if result.as_ref().err().is_some_and(|e| !e.ran_script()) {
+        lock::release(task, guard).await;
+    }
     let (tenant, host) = (task.tenant, task.host.name.as_str());
-    match result {
+    let mut outcome = match result {
         Ok(now) => {
             let mut o = TargetOutcome::new(tenant, host, TargetStatus::Changed, None);
             o.steps.push(StepOutcome {
@@ -208,7 +260,7 @@ async fn locked_back<C: Connector>(task: &TargetTask<'_, C>) -> TargetOutcome {
                 kind: "rollback",
                 status: StepStatus::Changed,
                 attempts: 1,
-                duration_ms: 0,
+                duration_ms: phases.get("switch"),
                 exit_code: Some(0),
                 stdout: String::new(),
                 stderr: String::new(),
@@ -220,5 +272,7 @@ async fn locked_back<C: Connector>(task: &TargetTask<'_, C>) -> TargetOutcome {
             TargetOutcome::new(tenant, host, TargetStatus::Unreachable, Some(e.to_string()))
         }
         Err(e) => TargetOutcome::failed_at(tenant, host, "rollback", e.to_string()),
-    }
+    };
+    outcome.phases = phases;
+    outcome
 }

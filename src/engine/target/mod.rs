@@ -21,7 +21,7 @@ use crate::config::{Become, Host};
 use crate::outcome::{StepOutcome, StepStatus, TargetOutcome, TargetStatus, millis};
 use crate::plan::render::TargetPlan;
 use crate::plan::steps::{self, StepScript};
-use crate::transport::{Connection, RemoteCommand, TransportError};
+use crate::transport::{Connection, ExecOutput, RemoteCommand, TransportError};
 
 /// How a target's steps run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -298,10 +298,10 @@ pub(crate) async fn enter_alone<C: Connection>(
     connection: &C,
     host: &Host,
     guard: &Guard,
-) -> Result<(), Refused> {
+) -> Result<ExecOutput, Refused> {
     let command = RemoteCommand::new(as_root(guard.enter.clone(), host), guard.timeout);
     match connection.exec(&command).await {
-        Ok(out) if out.exit_status == Some(0) && !out.timed_out => Ok(()),
+        Ok(out) if out.exit_status == Some(0) && !out.timed_out => Ok(out),
         Ok(out) => Err(Refused::Said {
             exit_status: out.exit_status,
             stdout: out.stdout.text(),
