@@ -218,6 +218,7 @@ mod tests {
             stdout: String::new(),
             stderr: stderr.into(),
             diff: diff.map(Into::into),
+            bytes_sent: None,
         }
     }
 

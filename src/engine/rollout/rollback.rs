@@ -213,6 +213,7 @@ async fn locked_back<C: Connector>(task: &TargetTask<'_, C>) -> TargetOutcome {
                 stdout: String::new(),
                 stderr: String::new(),
                 diff: None,
+                bytes_sent: None,
             });
             o
         }

@@ -69,6 +69,13 @@ pub(super) fn spec(spec: &StepSpec) -> Checked {
                 }
             }
         }
+        StepSpec::Image { source, name, .. } => {
+            super::image::check_reference("name", name)?;
+            match source {
+                super::ImageSource::Local(from) => super::image::check_reference("from", from),
+                super::ImageSource::Archive(path) => no_nul("archive", &path.to_string_lossy()),
+            }
+        }
         StepSpec::Run {
             script,
             creates,
