@@ -7,6 +7,7 @@ mod check_limits;
 mod day2;
 mod deploy;
 mod fleet;
+mod forward;
 mod ops;
 mod progressive;
 mod rollout;
