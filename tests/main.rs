@@ -8,6 +8,7 @@ mod day2;
 mod deploy;
 mod fleet;
 mod forward;
+mod image;
 mod ops;
 mod progressive;
 mod rollout;
