@@ -2,7 +2,7 @@
 //! Finds an image's ID, saves it as a docker-archive, loads an archive, pushes to the
 //! run's registry. Every value goes as its own argument (no shell).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use super::ImageError;
@@ -115,7 +115,7 @@ pub(super) async fn save(tool: &str, id: &str, dest: &Path) -> Result<(), ImageE
 }
 
 /// Loads a docker-archive into the local engine (to push it), checking it holds `id`.
-pub(super) async fn load(tool: &str, path: &PathBuf, id: &str) -> Result<(), ImageError> {
+pub(super) async fn load(tool: &str, path: &Path, id: &str) -> Result<(), ImageError> {
     run(
         tool,
         &["load", "-q", "-i", &path.to_string_lossy()],
@@ -127,7 +127,7 @@ pub(super) async fn load(tool: &str, path: &PathBuf, id: &str) -> Result<(), Ima
         Ok(())
     } else {
         Err(ImageError::Archive {
-            path: path.clone(),
+            path: path.to_path_buf(),
             reason: format!("loaded image {loaded}, expected {id}"),
         })
     }
