@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use drover::config::Inventory;
 use drover::transport::{
-    Connection as _, Connector as _, HostKeyPolicy, KnownHosts, RemoteCommand, SshConfig,
+    Connector as _, HostKeyPolicy, KnownHosts, RemoteCommand, RemoteForward, Session, SshConfig,
     SshConnector, TransportContext,
 };
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
@@ -48,29 +48,30 @@ fn client(port: u16) -> String {
     )
 }
 
-async fn connect(fleet: &SshdFleet) -> drover::transport::Session {
+/// Runs [`client`] on the host.
+async fn dial(session: &Session, port: u16) -> drover::transport::ExecOutput {
+    let command = RemoteCommand::new(client(port), Duration::from_secs(30));
+    session.exec(&command).await.unwrap()
+}
+
+/// A connection to the fleet's first host with a reverse forward to a fresh [`serve`].
+async fn forwarded(fleet: &SshdFleet) -> (Session, RemoteForward) {
     let inventory = Arc::new(Inventory::load(&[fleet.write_inventory("")]).unwrap());
     let known_hosts = KnownHosts::load(&[fleet.known_hosts_path()]).unwrap();
     let ctx = Arc::new(TransportContext::new(known_hosts, HostKeyPolicy::Strict, 4));
     let connector = SshConnector::new(ctx, Arc::clone(&inventory), SshConfig::default());
-    connector.connect(&inventory.hosts[0]).await.unwrap()
+    let session = connector.connect(&inventory.hosts[0]).await.unwrap();
+    let forward = session.forward_remote(serve().await).await.unwrap();
+    (session, forward)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reverse_forward_carries_data_both_ways_and_counts_it() {
     let fleet = SshdFleet::start(1);
     tokio::time::timeout(Duration::from_secs(60), async {
-        let session = connect(&fleet).await;
-        let local = serve().await;
-        let forward = session.forward_remote(local).await.unwrap();
+        let (session, forward) = forwarded(&fleet).await;
         assert_ne!(forward.port(), 0);
-        let out = session
-            .exec(&RemoteCommand::new(
-                client(forward.port()),
-                Duration::from_secs(30),
-            ))
-            .await
-            .unwrap();
+        let out = dial(&session, forward.port()).await;
         let answer = format!("got hello {}\n", "got hello\n".len() + PAYLOAD);
         assert_eq!(out.stdout.text(), answer, "stderr: {}", out.stderr.text());
         // counted as it passed: everything the local server sent reached the host
@@ -86,17 +87,9 @@ async fn a_reverse_forward_carries_data_both_ways_and_counts_it() {
 async fn a_cancelled_reverse_forward_no_longer_listens_on_the_host() {
     let fleet = SshdFleet::start(1);
     tokio::time::timeout(Duration::from_secs(60), async {
-        let session = connect(&fleet).await;
-        let local = serve().await;
-        let forward = session.forward_remote(local).await.unwrap();
+        let (session, forward) = forwarded(&fleet).await;
         session.cancel_forward(&forward).await;
-        let out = session
-            .exec(&RemoteCommand::new(
-                client(forward.port()),
-                Duration::from_secs(30),
-            ))
-            .await
-            .unwrap();
+        let out = dial(&session, forward.port()).await;
         assert_ne!(out.exit_status, Some(0), "{}", out.stdout.text());
         assert!(
             out.stderr.text().contains("Connection refused"),

@@ -43,11 +43,23 @@ pub(super) async fn run_image<C: Connection>(
         // present, tagged, a dry run, or a failed probe: all said by its output
         return Ok(Some(ship.finish(&probe, Some(0))));
     };
+    let wanted = Wanted {
+        source,
+        name,
+        id: &id,
+    };
     match via {
-        ImageVia::Load => ship.load(images, source, name, &id).await,
-        ImageVia::Registry => ship.pull(images, source, name, &id).await,
+        ImageVia::Load => ship.load(images, &wanted).await,
+        ImageVia::Registry => ship.pull(images, &wanted).await,
     }
     .map(Some)
+}
+
+/// The image a host lacks: where it is here, its name there, its ID.
+struct Wanted<'a> {
+    source: &'a ImageSource,
+    name: &'a str,
+    id: &'a str,
 }
 
 struct Ship<'a, C> {
@@ -73,31 +85,22 @@ impl<C: Connection> Ship<'_, C> {
         self.connection.exec(&command).await
     }
 
-    async fn load(
-        &self,
-        images: &Images,
-        source: &ImageSource,
-        name: &str,
-        id: &str,
-    ) -> Result<StepOutcome, TransportError> {
-        let archive = match images.archive(source, id).await {
+    /// The archive streamed into `podman load`; the bytes sent are the archive's.
+    async fn load(&self, images: &Images, w: &Wanted<'_>) -> Result<StepOutcome, TransportError> {
+        let archive = match images.archive(w.source, w.id).await {
             Ok(path) => path,
             Err(e) => return Ok(self.failed(&e.to_string())),
         };
         let size = std::fs::metadata(&archive).map_or(0, |m| m.len());
-        let out = self.exec(image::load(name, id), Some(archive)).await?;
+        let out = self.exec(image::load(w.name, w.id), Some(archive)).await?;
         let sent = if out.exit_status == Some(0) { size } else { 0 };
         Ok(self.finish(&out, Some(sent)))
     }
 
-    async fn pull(
-        &self,
-        images: &Images,
-        source: &ImageSource,
-        name: &str,
-        id: &str,
-    ) -> Result<StepOutcome, TransportError> {
-        let (addr, reference) = match images.pushed(source, id).await {
+    /// `podman pull` through a reverse tunnel to the run's registry; the bytes sent are
+    /// those the tunnel carried to the host.
+    async fn pull(&self, images: &Images, w: &Wanted<'_>) -> Result<StepOutcome, TransportError> {
+        let (addr, reference) = match images.pushed(w.source, w.id).await {
             Ok(pushed) => pushed,
             Err(e) => return Ok(self.failed(&e.to_string())),
         };
@@ -107,7 +110,7 @@ impl<C: Connection> Ship<'_, C> {
             Err(e) => return Err(e),
         };
         let remote = format!("127.0.0.1:{}/{reference}", forward.port());
-        let out = self.exec(image::pull(name, id, &remote), None).await;
+        let out = self.exec(image::pull(w.name, w.id, &remote), None).await;
         self.connection.cancel_forward(&forward).await;
         Ok(self.finish(&out?, Some(forward.traffic().to_host())))
     }
