@@ -8,8 +8,11 @@
 //! MB. What a run made (saved archives, the registry's config) is in a scratch dir
 //! removed when the run's [`Images`] goes; the registry's blobs stay in its cache dir.
 
+mod keepers;
 mod local;
 mod registry;
+
+pub use keepers::abort;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -225,6 +228,7 @@ mod tempfile_dir {
                 what: format!("create {}", path.display()),
                 reason: e.to_string(),
             })?;
+            super::keepers::made(&path);
             Ok(Self { path })
         }
     }
@@ -232,6 +236,7 @@ mod tempfile_dir {
     impl Drop for ScratchDir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.path);
+            super::keepers::removed(&self.path);
         }
     }
 }

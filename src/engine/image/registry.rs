@@ -70,6 +70,9 @@ impl Registry {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| fail(format!("cannot start {}: {e}", bin.display())))?;
+        if let Some(pid) = child.id() {
+            super::keepers::started(pid);
+        }
         let mut registry = Self { addr, child };
         for _ in 0..100 {
             if answers(addr).await {
@@ -89,6 +92,15 @@ impl Registry {
             "{} did not answer on {addr} within 10 s",
             bin.display()
         )))
+    }
+}
+
+impl Drop for Registry {
+    /// `kill_on_drop` stops the process; it no longer needs stopping at an abort.
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            super::keepers::stopped(pid);
+        }
     }
 }
 
@@ -149,8 +161,21 @@ mod tests {
         assert!(!text.contains("auth"), "{text}");
     }
 
+    /// Whether `addr` stops answering within 5 s.
+    async fn goes_quiet(addr: SocketAddr) -> bool {
+        for _ in 0..50 {
+            if !answers(addr).await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    // One test: an abort stops every registry of the process, so a second test
+    // running beside it could lose its own.
     #[tokio::test]
-    async fn a_registry_starts_answers_and_is_stopped_when_dropped() {
+    async fn a_registry_starts_answers_and_is_stopped_when_dropped_or_at_an_abort() {
         if !binary().is_file() {
             eprintln!("skipped: no {}", binary().display());
             return;
@@ -162,17 +187,23 @@ mod tests {
         let addr = registry.addr;
         assert!(answers(addr).await);
         drop(registry);
-        let mut gone = false;
-        for _ in 0..50 {
-            if !answers(addr).await {
-                gone = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
         assert!(
-            gone,
-            "the registry still answers on {addr} after the keeper went"
+            goes_quiet(addr).await,
+            "{addr} still answers after the keeper went"
         );
+
+        let registry = Registry::start(&dir.path().join("store"), dir.path())
+            .await
+            .unwrap();
+        let scratch = dir.path().join("scratch");
+        std::fs::create_dir_all(&scratch).unwrap();
+        super::super::keepers::made(&scratch);
+        super::super::abort();
+        let addr = registry.addr;
+        assert!(
+            goes_quiet(addr).await,
+            "{addr} still answers after an abort"
+        );
+        assert!(!scratch.exists(), "the scratch dir went at the abort");
     }
 }
