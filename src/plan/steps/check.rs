@@ -69,13 +69,7 @@ pub(super) fn spec(spec: &StepSpec) -> Checked {
                 }
             }
         }
-        StepSpec::Image { source, name, .. } => {
-            super::image::check_reference("name", name)?;
-            match source {
-                super::ImageSource::Local(from) => super::image::check_reference("from", from),
-                super::ImageSource::Archive(path) => no_nul("archive", &path.to_string_lossy()),
-            }
-        }
+        StepSpec::Image { source, name, .. } => super::image::check_spec(source, name),
         StepSpec::Run {
             script,
             creates,

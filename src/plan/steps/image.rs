@@ -18,7 +18,7 @@
 use std::fmt::Write as _;
 
 use super::shell::{prelude, q};
-use super::{CHANGED_MARKER, StepError};
+use super::{CHANGED_MARKER, ImageSource, StepError};
 
 /// The stdout line prefix of [`probe`]'s answer.
 pub const IMAGE_MARKER: &str = "__drover_image__";
@@ -143,6 +143,24 @@ pub(super) fn check_reference(field: &'static str, reference: &str) -> Result<()
         return bad(format!("{reference:?} is not an image reference"));
     }
     Ok(())
+}
+
+/// Checks an image step's values: references well formed, no NUL in an archive path.
+///
+/// # Errors
+/// The first problem found.
+pub(super) fn check_spec(source: &ImageSource, name: &str) -> Result<(), StepError> {
+    check_reference("name", name)?;
+    match source {
+        ImageSource::Local(from) => check_reference("from", from),
+        ImageSource::Archive(path) if path.as_os_str().as_encoded_bytes().contains(&0) => {
+            Err(StepError {
+                field: "archive",
+                problem: "contains a NUL byte".into(),
+            })
+        }
+        ImageSource::Archive(_) => Ok(()),
+    }
 }
 
 /// An image ID: 64 lowercase hex digits.
