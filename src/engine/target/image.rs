@@ -41,7 +41,7 @@ pub(super) async fn run_image<C: Connection>(
     let answer = image::probed(&probe.stdout.text());
     let (Some(Probed::Absent), false) = (answer, dry_run) else {
         // present, tagged, a dry run, or a failed probe: all said by its output
-        return Ok(Some(ship.finish(&probe, Some(0))));
+        return Ok(Some(ship.finish(&probe, &id, Some(0))));
     };
     let wanted = Wanted {
         source,
@@ -94,7 +94,7 @@ impl<C: Connection> Ship<'_, C> {
         let size = std::fs::metadata(&archive).map_or(0, |m| m.len());
         let out = self.exec(image::load(w.name, w.id), Some(archive)).await?;
         let sent = if out.exit_status == Some(0) { size } else { 0 };
-        Ok(self.finish(&out, Some(sent)))
+        Ok(self.finish(&out, w.id, Some(sent)))
     }
 
     /// `podman pull` through a reverse tunnel to the run's registry; the bytes sent are
@@ -112,10 +112,12 @@ impl<C: Connection> Ship<'_, C> {
         let remote = format!("127.0.0.1:{}/{reference}", forward.port());
         let out = self.exec(image::pull(w.name, w.id, &remote), None).await;
         self.connection.cancel_forward(&forward).await;
-        Ok(self.finish(&out?, Some(forward.traffic().to_host())))
+        Ok(self.finish(&out?, w.id, Some(forward.traffic().to_host())))
     }
 
-    fn finish(&self, out: &ExecOutput, bytes_sent: Option<u64>) -> StepOutcome {
+    /// The outcome of the step's last exec; its stdout names the image ID, and the
+    /// probe's answer line (a protocol line) becomes words.
+    fn finish(&self, out: &ExecOutput, id: &str, bytes_sent: Option<u64>) -> StepOutcome {
         let ran = Ran {
             exit_status: out.exit_status,
             timed_out: out.timed_out,
@@ -127,6 +129,15 @@ impl<C: Connection> Ship<'_, C> {
         };
         let mut outcome = finish(self.step, self.spec, self.host, ran, &[]);
         outcome.bytes_sent = bytes_sent;
+        let said: String = outcome
+            .stdout
+            .lines()
+            .map(|l| match l.strip_prefix(image::IMAGE_MARKER) {
+                Some(answer) => format!("on the host:{answer}\n"),
+                None => format!("{l}\n"),
+            })
+            .collect();
+        outcome.stdout = format!("image sha256:{id}\n{said}");
         outcome
     }
 

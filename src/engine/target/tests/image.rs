@@ -129,6 +129,10 @@ async fn an_image_the_host_lacks_is_loaded_once_then_left_alone_or_only_tagged()
         again.steps[0]
     );
     assert_eq!(again.steps[0].bytes_sent, Some(0));
+    assert_eq!(
+        again.steps[0].stdout,
+        format!("image sha256:{ID}\non the host: present\n")
+    );
     assert_eq!(host.calls().matches("load").count(), 1, "{}", host.calls());
 
     let renamed = image_step(&host.archive, "localhost/copy:1");
