@@ -62,6 +62,10 @@ pub struct StepOutcome {
     pub stderr: String,
     /// unified diff of a file step, with `--diff`
     pub diff: Option<String>,
+    /// bytes sent to the host for the step's content (image steps: 0 when the host had
+    /// the image); absent for steps that do not count
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_sent: Option<u64>,
 }
 
 /// One target's result.
@@ -362,6 +366,7 @@ mod tests {
             stdout: String::new(),
             stderr: String::new(),
             diff: None,
+            bytes_sent: None,
         }
     }
 

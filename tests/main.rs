@@ -7,6 +7,8 @@ mod check_limits;
 mod day2;
 mod deploy;
 mod fleet;
+mod forward;
+mod image;
 mod ops;
 mod progressive;
 mod rollout;

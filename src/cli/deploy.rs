@@ -338,6 +338,8 @@ fn rollout_options(
         steps: StepOptions {
             dry_run: opts.dry_run,
             diff: opts.diff,
+            // one per run: the registry it may start stops when the run's options go
+            images: crate::engine::image::Images::default(),
         },
         actor: Actor {
             run: run_id.to_string(),

@@ -98,6 +98,8 @@ async fn watch_interrupts(halt: Arc<AtomicBool>, events: EventSender) {
         let _ = events.send(Event::Halting).await;
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("aborted");
+            // No destructor runs past exit: the run's image registry goes by its PID.
+            crate::engine::image::abort();
             std::process::exit(ExitCode::Halted.code());
         }
     }

@@ -17,7 +17,9 @@ use crate::config::rollout::{RawRollout, RolloutSettings, validate_rollout};
 use crate::config::secrets::{SecretsCommand, validate_secrets_command};
 use crate::config::source::{ReadError, SourceFile};
 
+mod image;
 mod step;
+pub use image::{ImageSpec, ImageVia};
 use step::validate_step;
 
 /// A templated string from the playbook, with its place in the file.
@@ -167,6 +169,8 @@ pub struct RawStep {
     pub cron: Option<CronSpec>,
     /// action
     pub run: Option<RunSpec>,
+    /// action
+    pub image: Option<ImageSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,6 +227,8 @@ pub enum Action {
     Cron(CronSpec),
     /// see [`RunSpec`]
     Run(RunSpec),
+    /// see [`ImageSpec`]
+    Image(ImageSpec, ImageVia),
 }
 
 impl Action {
@@ -241,6 +247,7 @@ impl Action {
             Action::Logrotate(_) => "logrotate",
             Action::Cron(_) => "cron",
             Action::Run(_) => "run",
+            Action::Image(..) => "image",
         }
     }
 }

@@ -63,6 +63,17 @@ impl<K: Connection> Connection for WithPassword<K> {
         self.inner.exec(&rewritten).await
     }
 
+    async fn forward_remote(
+        &self,
+        to: std::net::SocketAddr,
+    ) -> Result<crate::transport::RemoteForward, TransportError> {
+        self.inner.forward_remote(to).await
+    }
+
+    async fn cancel_forward(&self, forward: &crate::transport::RemoteForward) {
+        self.inner.cancel_forward(forward).await;
+    }
+
     async fn close(self) {
         self.inner.close().await;
     }
@@ -91,6 +102,7 @@ fn with_password(command: &RemoteCommand, password: &str) -> Option<RemoteComman
         script,
         timeout: command.timeout,
         stdin: Some(stdin),
+        stdin_file: command.stdin_file.clone(),
     })
 }
 

@@ -10,6 +10,7 @@
 //! | one connection per host for a rollout | `pool` |
 //! | rollouts, blue-green phases, locks, rollback | [`rollout`] |
 //! | the run journal (resume, halt) | [`journal`] |
+//! | images shipped to hosts: the control node's side | [`image`] |
 //! | fleet status, diagnosis, log scripts | [`status`] |
 //! | streaming logs from many hosts | [`logs`] |
 
@@ -17,6 +18,7 @@ mod become_pass;
 pub(crate) mod chain;
 pub mod fan_out;
 pub mod hooks;
+pub mod image;
 pub mod journal;
 pub mod logs;
 mod pool;

@@ -413,6 +413,7 @@ impl Renderer<'_> {
             Action::Logrotate(l) => self.logrotate_step(l, ctx, target),
             Action::Cron(c) => self.cron_step(c, ctx, target),
             Action::Run(r) => self.run_step(r, ctx, target),
+            Action::Image(i, via) => self.image_step(i, *via, ctx, target),
         }
     }
 }

@@ -56,11 +56,12 @@
 
 use std::time::Duration;
 
-pub use crate::config::playbook::ServiceState;
+pub use crate::config::playbook::{ImageVia, ServiceState};
 
 mod check;
 mod command_probe;
 mod files;
+pub mod image;
 mod probe;
 mod shell;
 mod system;
@@ -127,6 +128,16 @@ pub enum HealthProbe {
     },
 }
 
+/// Where an image comes from on the control node.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ImageSource {
+    /// a reference (or ID) in the control node's Docker, or podman when there is no
+    /// docker
+    Local(String),
+    /// a docker-archive file (`docker save` output)
+    Archive(std::path::PathBuf),
+}
+
 /// A built-in step with every value already rendered for one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepSpec {
@@ -188,6 +199,17 @@ pub enum StepSpec {
         retries: u32,
         /// pause between attempts
         interval: Duration,
+    },
+    /// An OCI image on the host's podman under `name`, content-addressed: sent only
+    /// when the host lacks the image ID (see [`image`]). The engine runs it itself
+    /// (the ID is known at run time only), never in a chain.
+    Image {
+        /// where the image is on the control node
+        source: ImageSource,
+        /// the reference it gets on the host
+        name: String,
+        /// how its layers travel
+        via: ImageVia,
     },
     /// An arbitrary script, guarded for idempotence.
     Run {
@@ -280,5 +302,18 @@ pub fn script(spec: &StepSpec, dry_run: bool, diff: bool) -> StepScript {
             creates,
             unless,
         } => probe::run(script, creates.as_deref(), unless.as_deref(), dry_run),
+        // The ID to compare with is the control node's, known at run time only: the
+        // engine builds the image scripts itself (`engine::image`).
+        StepSpec::Image { .. } => StepScript {
+            script: shell::invalid(
+                dry_run,
+                &StepError {
+                    field: "image",
+                    problem: "an image step runs through drover's image shipping, not as a script"
+                        .into(),
+                },
+            ),
+            stdin: None,
+        },
     }
 }

@@ -82,8 +82,52 @@ pub fn render_text(
         diffs(outcomes, &mut out);
     }
     table(outcomes, &mut out);
+    sent(outcomes, &mut out);
     summary(outcomes, elapsed, dry_run, &mut out);
     out
+}
+
+/// Bytes the steps that count them (image steps) sent, per target and in total; past
+/// [`FULL_TABLE_UP_TO`] targets only the total.
+fn sent(outcomes: &[TargetOutcome], out: &mut String) {
+    let counted: Vec<(String, u64)> = outcomes
+        .iter()
+        .filter_map(|o| {
+            let bytes = o
+                .steps
+                .iter()
+                .filter_map(|s| s.bytes_sent)
+                .reduce(|a, b| a + b)?;
+            Some((format!("{}@{}", o.tenant, o.host), bytes))
+        })
+        .collect();
+    if counted.is_empty() {
+        return;
+    }
+    if counted.len() <= FULL_TABLE_UP_TO {
+        for (target, bytes) in &counted {
+            let _ = writeln!(out, "sent to {target}: {}", human_bytes(*bytes));
+        }
+    }
+    let total: u64 = counted.iter().map(|(_, b)| b).sum();
+    let _ = writeln!(
+        out,
+        "sent {} in all to {} targets",
+        human_bytes(total),
+        counted.len()
+    );
+}
+
+/// `512 B`, `12.3 kB`, `116.0 MB` (powers of 1000, as Docker prints sizes).
+fn human_bytes(bytes: u64) -> String {
+    #[allow(clippy::cast_precision_loss)] // a display figure
+    let n = bytes as f64;
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} kB", n / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", n / 1e6),
+        _ => format!("{:.2} GB", n / 1e9),
+    }
 }
 
 /// Why a target failed: its connection error, or each failed step with its stderr's
@@ -218,6 +262,7 @@ mod tests {
             stdout: String::new(),
             stderr: stderr.into(),
             diff: diff.map(Into::into),
+            bytes_sent: None,
         }
     }
 
@@ -312,6 +357,30 @@ ok 0, changed 1, failed 1, unreachable 1 — 1 step changed — 3 targets in 2.5
             .collect();
         let want: Vec<String> = (6..=25).map(|n| format!("line {n}")).collect();
         assert_eq!(shown, want);
+    }
+
+    #[test]
+    fn bytes_sent_by_image_steps_are_shown_per_target_and_in_total() {
+        let mut image = step("agent image", StepStatus::Changed, "", None);
+        image.bytes_sent = Some(41_234_567);
+        let mut unchanged = step("agent image", StepStatus::Ok, "", None);
+        unchanged.bytes_sent = Some(0);
+        let outcomes = vec![
+            target("acme", TargetStatus::Changed, vec![image]),
+            target("beta", TargetStatus::Ok, vec![unchanged]),
+        ];
+        let text = render_text(&outcomes, Duration::from_secs(1), false, false);
+        assert!(text.contains("sent to acme@web-1: 41.2 MB\n"), "{text}");
+        assert!(text.contains("sent to beta@web-1: 0 B\n"), "{text}");
+        assert!(
+            text.contains("sent 41.2 MB in all to 2 targets\n"),
+            "{text}"
+        );
+        let plain = render_text(&small_fleet(), Duration::from_secs(1), false, false);
+        assert!(
+            !plain.contains("sent "),
+            "no line without image steps: {plain}"
+        );
     }
 
     #[test]

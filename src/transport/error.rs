@@ -134,6 +134,21 @@ pub enum TransportError {
         /// what russh reported, when known
         reason: Option<String>,
     },
+    /// A local file meant for a command's standard input cannot be read.
+    #[error("failed to read {} for the command's input: {source}", path.display())]
+    LocalInput {
+        /// the file
+        path: std::path::PathBuf,
+        /// why
+        source: std::io::Error,
+    },
+    /// The host refused a reverse port forward (sshd's `AllowTcpForwarding no`), or
+    /// this kind of connection has none.
+    #[error("failed to open a reverse port forward on the host: {reason}")]
+    Forward {
+        /// what the server or russh said
+        reason: String,
+    },
     /// Any other SSH protocol failure.
     #[error("ssh: {0}")]
     Ssh(#[from] russh::Error),

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod endpoint;
 pub mod error;
+pub mod forward;
 pub mod known_hosts;
 pub mod session;
 pub mod stream;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 pub use endpoint::{Endpoint, SshConfig};
 pub use error::TransportError;
+pub use forward::{RemoteForward, Traffic};
 pub use known_hosts::{HostKeyPolicy, KnownHosts};
 pub use session::{Session, TransportContext};
 pub use stream::{CommandStream, LineSplitter, StreamEvent};
@@ -29,6 +31,9 @@ pub struct RemoteCommand {
     pub timeout: Duration,
     /// Bytes sent on its standard input, if any.
     pub stdin: Option<Vec<u8>>,
+    /// A local file streamed on its standard input after `stdin` (image archives:
+    /// hundreds of MB, never held in memory).
+    pub stdin_file: Option<std::path::PathBuf>,
 }
 
 impl RemoteCommand {
@@ -39,6 +44,7 @@ impl RemoteCommand {
             script: script.into(),
             timeout,
             stdin: None,
+            stdin_file: None,
         }
     }
 
@@ -142,6 +148,26 @@ pub trait Connection: Send + Sync + 'static {
             Ok(CommandStream::of(events))
         }
     }
+    /// Opens a reverse port forward: connections to `127.0.0.1:PORT` on the host
+    /// (the port picked by the host's sshd) reach `to` on the control node, over this
+    /// connection. A connection without forwarding says so.
+    fn forward_remote(
+        &self,
+        to: std::net::SocketAddr,
+    ) -> impl Future<Output = Result<RemoteForward, TransportError>> + Send {
+        let _ = to;
+        async {
+            Err(TransportError::Forward {
+                reason: "this connection cannot forward ports".into(),
+            })
+        }
+    }
+    /// Closes a forward opened by [`Connection::forward_remote`]; connections already
+    /// carried finish on their own.
+    fn cancel_forward(&self, forward: &RemoteForward) -> impl Future<Output = ()> + Send {
+        let _ = forward;
+        async {}
+    }
     /// Closes the connection.
     fn close(self) -> impl Future<Output = ()> + Send;
 }
@@ -190,6 +216,17 @@ impl Connection for Session {
         keep_stdin_open: bool,
     ) -> Result<CommandStream, TransportError> {
         Session::stream(self, command, keep_stdin_open).await
+    }
+
+    async fn forward_remote(
+        &self,
+        to: std::net::SocketAddr,
+    ) -> Result<RemoteForward, TransportError> {
+        Session::forward_remote(self, to).await
+    }
+
+    async fn cancel_forward(&self, forward: &RemoteForward) {
+        Session::cancel_forward(self, forward).await;
     }
 
     async fn close(self) {

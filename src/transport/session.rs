@@ -2,6 +2,7 @@
 //! host key, authenticate, and run commands as channels on it.
 
 mod connect;
+mod forward;
 mod handler;
 
 use std::collections::HashMap;
@@ -64,6 +65,8 @@ pub struct Session {
     pub(crate) channels: Semaphore,
     output_cap: usize,
     lost: Arc<Mutex<Option<String>>>,
+    /// Reverse forwards open on the host (shared with the handler, which carries them).
+    pub(crate) routes: Arc<super::forward::Routes>,
     /// Keeps the jump host's connection alive as long as this one.
     _via: Option<Arc<Session>>,
 }
@@ -96,12 +99,29 @@ impl Session {
             .await
             .map_err(|_| TransportError::ConnectionLost { reason: None })?;
         let started = Instant::now();
+        // The remote `timeout` fires first; this local deadline only matters when the host
+        // itself stops answering.
+        let deadline = tokio::time::Instant::now() + command.timeout + Duration::from_secs(5);
+        let input = match &command.stdin_file {
+            Some(path) => Some(tokio::fs::File::open(path).await.map_err(|source| {
+                TransportError::LocalInput {
+                    path: path.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
         let mut channel = self.open_channel().await?;
         channel.exec(true, command.wrapped()).await?;
         if let Some(stdin) = &command.stdin {
             channel.data(stdin.as_slice()).await?;
         }
-        channel.eof().await?;
+        if let Some(file) = input {
+            // A command that stops reading (it failed) ends and closes the channel: the
+            // rest is not sent, and its exit status and stderr say why.
+            let _ = tokio::time::timeout_at(deadline, channel.data(file)).await;
+        }
+        let _ = channel.eof().await;
         let mut out = ExecOutput {
             exit_status: None,
             signal: None,
@@ -110,9 +130,6 @@ impl Session {
             timed_out: false,
             duration: Duration::ZERO,
         };
-        // The remote `timeout` fires first; this local deadline only matters when the host
-        // itself stops answering.
-        let deadline = tokio::time::Instant::now() + command.timeout + Duration::from_secs(5);
         loop {
             match tokio::time::timeout_at(deadline, channel.wait()).await {
                 Ok(Some(ChannelMsg::Data { data })) => out.stdout.push(&data, self.output_cap),

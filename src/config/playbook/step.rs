@@ -56,6 +56,10 @@ pub(super) fn validate_step(
     if let Some(a) = raw.run {
         actions.push(Action::Run(a));
     }
+    if let Some(a) = raw.image {
+        let via = super::image::validate_image(source, &a, &name_span, problems);
+        actions.push(Action::Image(a, via));
+    }
     let retries = raw.retries.unwrap_or(0);
     let delay = parse_duration_field(
         source,
@@ -185,6 +189,6 @@ fn not_one_action(source: &SourceFile, name: &Spanned<String>, actions: &[Action
             "step `{}` must have exactly one action, found {found}",
             name.get_ref()
         ),
-        "expected one of user, dir, upload, template, unit, service, health, env, logrotate, cron, run",
+        "expected one of user, dir, upload, template, unit, service, health, env, logrotate, cron, run, image",
     )
 }

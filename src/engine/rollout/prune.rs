@@ -63,6 +63,7 @@ impl<C: Connector> Rollout<C> {
             stdout,
             stderr,
             diff: None,
+            bytes_sent: None,
         });
     }
 }

@@ -265,6 +265,7 @@ async fn locked_back<C: Connector>(task: &TargetTask<'_, C>, connected: u64) -> 
                 stdout: String::new(),
                 stderr: String::new(),
                 diff: None,
+                bytes_sent: None,
             });
             o
         }

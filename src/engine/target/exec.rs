@@ -28,6 +28,7 @@ pub(super) async fn run_alone<C: Connection>(
         script: with_become(script.script.clone(), step.r#become, host),
         timeout: step.timeout.unwrap_or(host.command_timeout),
         stdin: script.stdin.clone(),
+        stdin_file: None,
     };
     let mut attempts = 0;
     loop {
@@ -85,6 +86,7 @@ pub(super) async fn run_chain<C: Connection>(
         ),
         timeout: chain.timeout,
         stdin: chain.stdin.clone(),
+        stdin_file: None,
     };
     let out = connection
         .exec(&command)

@@ -1,6 +1,6 @@
 //! A target's steps cut into execs: runs of steps that can share one script (a
 //! [`super::super::chain::Chain`]), and steps that must go alone (retries, a large
-//! input).
+//! input, an image).
 
 use std::ops::Range;
 
@@ -26,6 +26,13 @@ const MAX_CHAINED_STDIN: usize = 4 << 20;
 /// Whether step `i` can run inside a chain: it runs (not skipped), has no retries and a
 /// small input.
 pub(super) fn chainable(steps: &[PlannedStep], scripts: &[Option<StepScript>], i: usize) -> bool {
+    // An image step talks with the host in several execs of its own (engine::image).
+    if matches!(
+        steps[i].spec,
+        Some(crate::plan::steps::StepSpec::Image { .. })
+    ) {
+        return false;
+    }
     scripts[i].as_ref().is_some_and(|s| {
         s.stdin
             .as_ref()

@@ -6,6 +6,7 @@
 
 mod exec;
 mod groups;
+mod image;
 mod result;
 #[cfg(test)]
 mod tests;
@@ -24,12 +25,14 @@ use crate::plan::steps::{self, StepScript};
 use crate::transport::{Connection, ExecOutput, RemoteCommand, TransportError};
 
 /// How a target's steps run.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct StepOptions {
     /// report what would change, change nothing
     pub dry_run: bool,
     /// show file diffs
     pub diff: bool,
+    /// the run's images (image steps): found, saved and pushed once for every host
+    pub images: crate::engine::image::Images,
 }
 
 /// Root scripts around a target's steps: the tenant's deploy lock.
@@ -102,6 +105,7 @@ pub(crate) async fn run_guarded<C: Connection>(
         target,
         scripts: &scripts,
         secrets,
+        options,
         outcome: TargetOutcome::new(&target.tenant, &target.host, TargetStatus::Ok, None),
         entered: false,
         left: false,
@@ -173,6 +177,7 @@ struct Steps<'a, C> {
     target: &'a TargetPlan,
     scripts: &'a [Option<StepScript>],
     secrets: &'a [String],
+    options: &'a StepOptions,
     outcome: TargetOutcome,
     /// the guard's `enter` ran (alone or carried)
     entered: bool,
@@ -218,6 +223,13 @@ impl<C: Connection> Steps<'_, C> {
         let ran = match members {
             _ if self.stopped => Ok(Vec::new()),
             [] => Ok(Vec::new()),
+            [one] if matches!(target.steps[*one].spec, Some(steps::StepSpec::Image { .. })) => {
+                let (step, options) = (&target.steps[*one], self.options);
+                image::run_image(connection, host, step, &options.images, options.dry_run)
+                    .await
+                    .map(|o| o.into_iter().collect())
+                    .map_err(|e| (*one, e))
+            }
             [one] if !carried => {
                 let (step, script) = (&target.steps[*one], &self.scripts[*one]);
                 run_alone(connection, host, step, script, self.secrets)

@@ -20,6 +20,7 @@ pub(super) fn skipped(step: &PlannedStep) -> StepOutcome {
         stdout: String::new(),
         stderr: String::new(),
         diff: None,
+        bytes_sent: None,
     }
 }
 
@@ -99,6 +100,7 @@ pub(super) fn finish(
         stdout: redact(&cleaned, secrets),
         stderr,
         diff: diff.map(|d| redact(&d, secrets)),
+        bytes_sent: None,
     }
 }
 

@@ -11,17 +11,25 @@ use crate::plan::render::PlannedStep;
 use crate::plan::steps::{Ownership, StepSpec};
 use crate::transport::{Captured, ExecOutput};
 
+mod image;
+
 /// Runs commands with the local `sh`, as a host's login shell would, and counts them.
 #[derive(Default)]
 struct LocalShell {
     execs: AtomicUsize,
+    /// `PATH` for the commands, when not this process's (fake tools first)
+    path: Option<std::ffi::OsString>,
 }
 
 impl Connection for LocalShell {
     async fn exec(&self, command: &RemoteCommand) -> Result<ExecOutput, TransportError> {
         self.execs.fetch_add(1, Ordering::SeqCst);
         let started = Instant::now();
-        let mut child = tokio::process::Command::new("/bin/sh")
+        let mut shell = tokio::process::Command::new("/bin/sh");
+        if let Some(path) = &self.path {
+            shell.env("PATH", path);
+        }
+        let mut child = shell
             .arg("-c")
             .arg(command.wrapped())
             .stdin(std::process::Stdio::piped())
@@ -32,6 +40,10 @@ impl Connection for LocalShell {
         let mut stdin = child.stdin.take().expect("stdin");
         if let Some(bytes) = &command.stdin {
             let _ = stdin.write_all(bytes).await;
+        }
+        if let Some(file) = &command.stdin_file {
+            let bytes = std::fs::read(file).expect("the input file");
+            let _ = stdin.write_all(&bytes).await;
         }
         drop(stdin);
         let out = child.wait_with_output().await.expect("wait");

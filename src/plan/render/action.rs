@@ -3,9 +3,10 @@
 use super::{Ctx, Renderer, describe, template_code};
 use crate::config::diagnostic::Diagnostic;
 use crate::config::playbook::{
-    DirSpec, OwnershipSpec, RunSpec, ServiceSpec, ServiceState, TemplateSpec, UploadSpec, UserSpec,
+    DirSpec, ImageSpec, ImageVia, OwnershipSpec, RunSpec, ServiceSpec, ServiceState, TemplateSpec,
+    UploadSpec, UserSpec,
 };
-use crate::plan::steps::StepSpec;
+use crate::plan::steps::{ImageSource, StepSpec};
 
 impl Renderer<'_> {
     /// A system user (`user = { name, home }`).
@@ -136,6 +137,40 @@ impl Renderer<'_> {
             script: self.render(&r.script, ctx, target)?,
             creates: self.render_opt(r.creates.as_ref(), ctx, target)?,
             unless: self.render_opt(r.unless.as_ref(), ctx, target)?,
+        })
+    }
+
+    /// An image shipped to the host (`image = { from | archive, name, via }`); an
+    /// archive must be a readable file, relative to the playbook.
+    pub(super) fn image_step(
+        &mut self,
+        i: &ImageSpec,
+        via: ImageVia,
+        ctx: &Ctx,
+        target: &str,
+    ) -> Result<StepSpec, Diagnostic> {
+        let source = match (&i.from, &i.archive) {
+            (Some(from), _) => ImageSource::Local(self.render(from, ctx, target)?),
+            (None, Some(archive)) => {
+                let rendered = self.render(archive, ctx, target)?;
+                let path = self.local_path(&rendered);
+                if !path.is_file() {
+                    return Err(self.diag(
+                        archive.span(),
+                        "playbook::missing-file",
+                        format!("cannot ship image archive {}: no such file", path.display()),
+                        "expected a `docker save` archive, relative to the playbook".into(),
+                    ));
+                }
+                ImageSource::Archive(path)
+            }
+            // validated at load: one of the two is there
+            (None, None) => ImageSource::Local(String::new()),
+        };
+        Ok(StepSpec::Image {
+            source,
+            name: self.render(&i.name, ctx, target)?,
+            via,
         })
     }
 }

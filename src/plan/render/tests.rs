@@ -263,3 +263,33 @@ fn env_lines_escape_everything_a_shell_or_systemd_would_interpret() {
         "A=\"x\\\"y\\\\z\\$w\nv\\`id\\`\"\n"
     );
 }
+
+#[test]
+fn an_image_step_renders_its_reference_and_a_missing_archive_is_reported_at_its_place() {
+    let p = playbook(
+        "name = \"x\"\n[vars]\nversion = \"1.0.0\"\n[[steps]]\nname = \"img\"\nimage = { from = \"drover-agent:{{ version }}\", name = \"localhost/drover-agent:{{ version }}\" }\n",
+    );
+    let plan = plan_for(&p, &blue()).unwrap();
+    assert_eq!(
+        plan.targets[0].steps[0].spec,
+        Some(StepSpec::Image {
+            source: crate::plan::steps::ImageSource::Local("drover-agent:1.0.0".into()),
+            name: "localhost/drover-agent:1.0.0".into(),
+            via: crate::config::playbook::ImageVia::Registry,
+        })
+    );
+    let p = playbook(
+        "name = \"x\"\n[[steps]]\nname = \"img\"\nimage = { archive = \"images/none.tar\", name = \"localhost/a:1\", via = \"load\" }\n",
+    );
+    let err = plan_for(&p, &blue()).unwrap_err().render(false);
+    assert!(
+        err.contains("/pb/agent.toml:4:21")
+            && err.contains("cannot ship image archive /pb/images/none.tar"),
+        "{err}"
+    );
+    let p = playbook(
+        "name = \"x\"\n[[steps]]\nname = \"img\"\nimage = { from = \"a:1\", name = \"{{ tenant }} $(id)\" }\n",
+    );
+    let err = plan_for(&p, &blue()).unwrap_err().render(false);
+    assert!(err.contains("is not an image reference"), "{err}");
+}

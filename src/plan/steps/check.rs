@@ -69,6 +69,7 @@ pub(super) fn spec(spec: &StepSpec) -> Checked {
                 }
             }
         }
+        StepSpec::Image { source, name, .. } => super::image::check_spec(source, name),
         StepSpec::Run {
             script,
             creates,

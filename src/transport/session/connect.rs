@@ -178,7 +178,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let lost = Arc::new(Mutex::new(None));
-    let handler = ClientHandler::new(ctx, endpoint, &lost);
+    let routes = Arc::new(crate::transport::forward::Routes::default());
+    let handler = ClientHandler::new(ctx, endpoint, &lost, &routes);
     let mut handle = client::connect_stream(client_config(ctx, endpoint), stream, handler).await?;
     phase.store(2, Ordering::Relaxed);
     auth::authenticate(&mut handle, endpoint, &ctx.keys).await?;
@@ -188,6 +189,7 @@ where
         channels: Semaphore::new(ctx.max_sessions.max(1)),
         output_cap: ctx.output_cap,
         lost,
+        routes,
         _via: via,
     })
 }

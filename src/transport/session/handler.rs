@@ -4,12 +4,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use russh::client::{self, DisconnectReason};
+use russh::client::{self, ChannelOpenHandle, DisconnectReason};
 use russh::keys::PublicKeyOrCertificate;
 
 use super::TransportContext;
 use crate::transport::endpoint::Endpoint;
 use crate::transport::error::TransportError;
+use crate::transport::forward::{Routes, carry};
 use crate::transport::known_hosts::{self, HostKeyPolicy, Verdict};
 
 #[derive(Debug)]
@@ -39,6 +40,7 @@ pub(crate) struct ClientHandler {
     address: String,
     port: u16,
     lost: Arc<Mutex<Option<String>>>,
+    routes: Arc<Routes>,
 }
 
 impl ClientHandler {
@@ -47,12 +49,14 @@ impl ClientHandler {
         ctx: &Arc<TransportContext>,
         endpoint: &Endpoint,
         lost: &Arc<Mutex<Option<String>>>,
+        routes: &Arc<Routes>,
     ) -> Self {
         Self {
             ctx: Arc::clone(ctx),
             address: endpoint.address.clone(),
             port: endpoint.port,
             lost: Arc::clone(lost),
+            routes: Arc::clone(routes),
         }
     }
 }
@@ -117,6 +121,35 @@ impl client::Handler for ClientHandler {
                 }
             },
         }
+    }
+
+    /// A connection to one of our reverse forwards: carried to its local address in a
+    /// task of its own (the handler must not block the session loop). A port we did not
+    /// ask for is refused: the server cannot open channels into drover at will.
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), HandlerError> {
+        let Some((to, traffic)) = self.routes.find(connected_port) else {
+            tracing::warn!(
+                connected_address,
+                connected_port,
+                "refused a forwarded channel for a port drover did not open"
+            );
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        reply.accept().await;
+        tokio::spawn(carry(channel.into_stream(), to, traffic));
+        Ok(())
     }
 
     async fn disconnected(
