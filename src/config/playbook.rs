@@ -17,7 +17,9 @@ use crate::config::rollout::{RawRollout, RolloutSettings, validate_rollout};
 use crate::config::secrets::{SecretsCommand, validate_secrets_command};
 use crate::config::source::{ReadError, SourceFile};
 
+mod container;
 mod step;
+pub use container::{Container, ContainerSpec};
 use step::validate_step;
 
 /// A templated string from the playbook, with its place in the file.
@@ -95,7 +97,8 @@ step_struct!(
     command: Option<Text>, /// the user `command` runs as (required with `command`)
     user: Option<Text>, /// expected HTTP status (default 200)
     status: Option<u16>, /// substring the body must contain
-    body: Option<Text>, /// attempts (default 10)
+    body: Option<Text>, /// run `command` inside the color's container (`podman exec`)
+    in_container: Option<bool>, /// attempts (default 10)
     retries: Option<u32>, /// pause between attempts (default 1s)
     interval: Option<Spanned<String>> });
 step_struct!(
@@ -167,6 +170,8 @@ pub struct RawStep {
     pub cron: Option<CronSpec>,
     /// action
     pub run: Option<RunSpec>,
+    /// action
+    pub container: Option<ContainerSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,6 +228,8 @@ pub enum Action {
     Cron(CronSpec),
     /// see [`RunSpec`]
     Run(RunSpec),
+    /// see [`ContainerSpec`]
+    Container(Box<Container>),
 }
 
 impl Action {
@@ -241,6 +248,7 @@ impl Action {
             Action::Logrotate(_) => "logrotate",
             Action::Cron(_) => "cron",
             Action::Run(_) => "run",
+            Action::Container(_) => "container",
         }
     }
 }
@@ -354,6 +362,7 @@ impl Playbook {
                 steps.push(step);
             }
         }
+        container::resolve_env_files(&source, &mut steps, &mut problems);
         if steps.is_empty() && problems.is_empty() {
             problems.push(Diagnostic::at(
                 "playbook::no-steps",

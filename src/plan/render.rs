@@ -12,6 +12,8 @@ use minijinja::Environment;
 use toml::Spanned;
 
 mod action;
+mod container;
+mod container_unit;
 mod context;
 mod cron;
 mod env;
@@ -413,6 +415,7 @@ impl Renderer<'_> {
             Action::Logrotate(l) => self.logrotate_step(l, ctx, target),
             Action::Cron(c) => self.cron_step(c, ctx, target),
             Action::Run(r) => self.run_step(r, ctx, target),
+            Action::Container(c) => self.container_step(c, ctx, target),
         }
     }
 }

@@ -26,15 +26,36 @@ pub(super) fn runner(user: &str, command: &str) -> String {
     )
 }
 
+/// The script that runs `command` inside `container` (`podman exec`, as the
+/// container's own user, from its working directory) with stdin closed.
+#[must_use]
+pub(super) fn container_runner(container: &str, command: &str) -> String {
+    format!(
+        "cd / || exit 1\n\
+         exec podman exec {n} sh -c {c} </dev/null\n",
+        n = q(container),
+        c = q(command),
+    )
+}
+
 /// The shown name of the check (`url` in the retry loop) and, on a real run, the
 /// recording of the runner at `record`. A failed recording is noted, not fatal: the
 /// check itself still gates the deploy.
-pub(super) fn setup(user: &str, command: &str, record: Option<&str>) -> String {
+pub(super) fn setup(
+    user: &str,
+    command: &str,
+    record: Option<&str>,
+    container: Option<&str>,
+) -> String {
     let shown: String = command.chars().take(80).collect();
+    let (who, runner) = match container {
+        Some(c) => (format!("in container {c}"), container_runner(c, command)),
+        None => (format!("as {user}"), runner(user, command)),
+    };
     let mut s = format!(
         "url={}\nrunner={}\n",
-        q(&format!("command `{shown}` as {user}")),
-        q(&runner(user, command)),
+        q(&format!("command `{shown}` {who}")),
+        q(&runner),
     );
     if let Some(path) = record {
         let dir = path.rsplit_once('/').map_or("/", |(d, _)| d);
@@ -84,6 +105,7 @@ mod tests {
                 command: command.into(),
                 user: me(),
                 record,
+                container: None,
             },
             retries,
             interval: Duration::from_millis(50),
@@ -158,6 +180,7 @@ mod tests {
                 command: format!("exit 1 # {}", hostile(&pwned)),
                 user: me(),
                 record: None,
+                container: None,
             },
             retries: 1,
             interval: Duration::from_millis(10),
@@ -169,6 +192,7 @@ mod tests {
                 command: "true".into(),
                 user: "x; touch /tmp/y".into(),
                 record: None,
+                container: None,
             },
             retries: 1,
             interval: Duration::from_millis(10),
