@@ -36,6 +36,8 @@ pub struct ContainerSpec {
     /// arguments after the image
     #[serde(default)]
     pub args: Vec<Text>,
+    /// an absolute path run instead of the image's entrypoint (`--entrypoint`)
+    pub entrypoint: Option<Text>,
     /// read-only root filesystem (default true)
     pub read_only: Option<bool>,
     /// tmpfs mounts (default ["/tmp"])

@@ -119,6 +119,10 @@ pub(super) fn color_report(
             .and_then(|v| v.parse().ok())
             .filter(|p| *p > 0),
         health: health_of(raw, color),
+        image: raw.images.get(color.as_str()).map(|(reference, id)| {
+            let id = id.strip_prefix("sha256:").unwrap_or(id);
+            format!("{reference} ({})", id.get(..12).unwrap_or(id))
+        }),
     }
 }
 

@@ -157,6 +157,16 @@ impl Renderer<'_> {
                 "expected one line",
             )?);
         }
+        let entrypoint = match &spec.entrypoint {
+            Some(e) => Some(self.checked_value(
+                Some(e),
+                "",
+                at,
+                is_clean_abs,
+                "expected the absolute path of a program in the image",
+            )?),
+            None => None,
+        };
         let memory_max = self.checked_value(
             spec.memory_max.as_ref(),
             "512M",
@@ -183,6 +193,7 @@ impl Renderer<'_> {
             env_names: &c.env_names,
             volumes: &volumes,
             args: &args,
+            entrypoint: entrypoint.as_deref(),
             read_only: spec.read_only.unwrap_or(true),
             tmpfs: &tmpfs,
             cap_add: &c.cap_add,

@@ -32,6 +32,8 @@ pub(crate) struct UnitValues<'a> {
     pub volumes: &'a [String],
     /// arguments after the image
     pub args: &'a [String],
+    /// `--entrypoint`, if any
+    pub entrypoint: Option<&'a str>,
     /// `--read-only`
     pub read_only: bool,
     /// `--tmpfs` mounts
@@ -110,6 +112,9 @@ pub(crate) fn unit_text(v: &UnitValues<'_>) -> String {
     }
     for t in v.tmpfs {
         opt("--tmpfs", t);
+    }
+    if let Some(e) = v.entrypoint {
+        opt("--entrypoint", e);
     }
     opt("--stop-signal", v.stop_signal);
     opt("--stop-timeout", &v.stop_timeout.to_string());
@@ -199,6 +204,7 @@ mod tests {
             env_names: env,
             volumes: vols,
             args,
+            entrypoint: None,
             read_only: true,
             tmpfs: &[],
             cap_add: &[],
@@ -272,6 +278,7 @@ mod tests {
         v.stop_signal = "SIGINT";
         v.stop_timeout = 30;
         v.env_file = None;
+        v.entrypoint = Some("/usr/bin/python3");
         let text = unit_text(&v);
         assert!(!text.contains("--read-only"), "{text}");
         assert!(!text.contains("no-new-privileges"), "{text}");
@@ -280,6 +287,7 @@ mod tests {
             "--cap-drop=ALL",
             "--cap-add=CAP_NET_BIND_SERVICE",
             "--tmpfs=/run --tmpfs=/tmp",
+            "--entrypoint=/usr/bin/python3",
             "--stop-signal=SIGINT --stop-timeout=30",
             "--greeting \"100%% $$USER; \\\"ok\\\"\"",
             "podman stop --ignore -t 30",
