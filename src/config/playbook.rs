@@ -19,7 +19,7 @@ use crate::config::source::{ReadError, SourceFile};
 
 mod container;
 mod step;
-pub use container::{Container, ContainerSpec};
+pub use container::{Container, ContainerSpec, KeepImages};
 use step::validate_step;
 
 /// A templated string from the playbook, with its place in the file.
@@ -187,6 +187,7 @@ struct RawPlaybook {
     secrets_command: Option<Spanned<String>>,
     hooks: Option<RawHooks>,
     keep_releases: Option<Spanned<i64>>,
+    keep_images: Option<Spanned<i64>>,
     analysis: Option<RawAnalysis>,
 }
 
@@ -296,6 +297,9 @@ pub struct Playbook {
     /// releases kept per tenant after a successful deploy (`keep_releases`, default 5;
     /// live ones are always kept)
     pub keep_releases: u32,
+    /// `keep_images = N`: images of the container step's repository kept per host
+    /// (those a color names always); `None` prunes no image
+    pub keep_images: Option<KeepImages>,
     /// weighted canary steps and traffic analysis (`[rollout]`, `[analysis]`)
     pub progressive: Progressive,
 }
@@ -363,6 +367,8 @@ impl Playbook {
             }
         }
         container::resolve_env_files(&source, &mut steps, &mut problems);
+        let keep_images =
+            container::keep_images(&source, raw.keep_images.as_ref(), &steps, &mut problems);
         if steps.is_empty() && problems.is_empty() {
             problems.push(Diagnostic::at(
                 "playbook::no-steps",
@@ -385,6 +391,7 @@ impl Playbook {
             secrets_command,
             hooks,
             keep_releases,
+            keep_images,
             progressive,
             source,
         })

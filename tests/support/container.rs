@@ -4,7 +4,7 @@
 //! [`load_agent_images`] stands in for the image step (issue 16, part 2) until it is
 //! merged: `docker save` on the control node, `podman load` in each host.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use super::fleet::{Fleet, run_bounded};
@@ -42,11 +42,12 @@ pub(crate) fn load_agent_images(fleet: &Fleet, releases: &[&str]) {
                 let container = format!("{}-{}", fleet.name(), h.name);
                 let archive = &archive;
                 scope.spawn(move || {
-                    let file = std::fs::File::open(archive).expect("open the archive");
+                    // run_bounded gives the child no stdin: the shell opens the archive.
                     let (out, timed_out) = run_bounded(
-                        Command::new("docker")
-                            .args(["exec", "-i", &container, "podman", "load", "-q"])
-                            .stdin(Stdio::from(file)),
+                        Command::new("sh")
+                            .args(["-c", "docker exec -i \"$1\" podman load -q < \"$2\"", "sh"])
+                            .arg(&container)
+                            .arg(archive),
                         LOAD_LIMIT,
                     );
                     (container, out, timed_out)

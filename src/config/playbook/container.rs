@@ -291,6 +291,64 @@ pub(super) fn resolve_env_files(source: &SourceFile, steps: &mut [Step], problem
     }
 }
 
+/// `keep_images = N`: how many images of which repository a host keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeepImages {
+    /// the container step's image without its tag, e.g. `localhost/drover-agent`
+    pub repository: String,
+    /// images kept besides the ones a color names (at least 1)
+    pub keep: u32,
+}
+
+/// `keep_images = N`: at least 1, in a playbook with a container step whose image
+/// repository is fixed text (only the tag may be templated): that repository is
+/// pruned, nothing else.
+pub(super) fn keep_images(
+    source: &SourceFile,
+    raw: Option<&Spanned<i64>>,
+    steps: &[Step],
+    problems: &mut Diagnostics,
+) -> Option<KeepImages> {
+    let n = raw?;
+    let Some(keep) = u32::try_from(*n.get_ref()).ok().filter(|k| *k >= 1) else {
+        problems.push(Diagnostic::at(
+            "playbook::keep-images",
+            source,
+            n.span(),
+            format!("keep_images = {} keeps nothing", n.get_ref()),
+            "expected a whole number of images, at least 1",
+        ));
+        return None;
+    };
+    let image = steps.iter().find_map(|s| match &s.action {
+        Action::Container(c) => Some(c.spec.image.get_ref().as_str()),
+        _ => None,
+    });
+    // `registry:port/path:tag`: the tag is after the last `:` that follows the last `/`.
+    let repository = image.map(|i| {
+        let slash = i.rfind('/').map_or(0, |p| p + 1);
+        i[slash..].find(':').map_or(i, |colon| &i[..slash + colon])
+    });
+    match repository {
+        Some(r) if !r.is_empty() && !r.contains("{{") && !r.contains("{%") && !r.contains('@') => {
+            Some(KeepImages {
+                repository: r.to_string(),
+                keep,
+            })
+        }
+        _ => {
+            problems.push(Diagnostic::at(
+                "playbook::keep-images",
+                source,
+                n.span(),
+                "keep_images needs a container step whose image repository is fixed",
+                "expected e.g. image = \"localhost/drover-agent:{{ version }}\" (only the tag templated)",
+            ));
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::Playbook;
@@ -342,6 +400,25 @@ mod tests {
             assert!(err.contains(at) && err.contains(what), "{at} {what}:\n{err}");
         }
         assert!(!err.contains("net_bind_service"), "a known capability in any case: {err}");
+    }
+
+    #[test]
+    fn keep_images_prunes_the_container_steps_repository_and_needs_one() {
+        let step = "[[steps]]\nname = \"c\"\ncontainer = { name = \"u.service\", image = \"localhost:5000/a/agent:{{ version }}\", user = \"u\" }\n";
+        let p = load(&format!("keep_images = 2\n{step}")).unwrap();
+        assert_eq!(
+            p.keep_images,
+            Some(KeepImages {
+                repository: "localhost:5000/a/agent".into(),
+                keep: 2
+            })
+        );
+        assert_eq!(load(step).unwrap().keep_images, None);
+        let err = load(&format!("keep_images = 0\n{step}")).unwrap_err();
+        assert!(err.contains("playbooks/c.toml:2:15") && err.contains("at least 1"), "{err}");
+        let err = load("keep_images = 3\n[[steps]]\nname = \"r\"\nrun = { script = \"true\" }\n")
+            .unwrap_err();
+        assert!(err.contains("playbooks/c.toml:2:15") && err.contains("container step"), "{err}");
     }
 
     #[test]
