@@ -10,12 +10,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::rollout::assert_fleet_serves;
 use crate::support::container::{
     agent_pid, container_playbook, container_variant, load_agent_images, running_containers,
 };
-use crate::support::drover::{
-    API_KEY, EXIT_HALTED, EXIT_OK, assert_exit, by_target, drover, text,
-};
+use crate::support::drover::{API_KEY, EXIT_HALTED, EXIT_OK, assert_exit, by_target, drover, text};
 use crate::support::fleet::{Finished, Fleet};
 use crate::support::host::{active, read_file, sh, sh_ok, sh_out};
 use crate::support::http::proxied_version;
@@ -28,9 +27,16 @@ const DEPLOY_LIMIT: Duration = Duration::from_secs(180);
 
 /// `deploy PLAYBOOK --all --strategy blue-green --json FLAGS... --set version=V`.
 fn blue_green(playbook: &str, version: &str, flags: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = ["deploy", playbook, "--all", "--strategy", "blue-green", "--json"]
-        .map(str::to_owned)
-        .into();
+    let mut args: Vec<String> = [
+        "deploy",
+        playbook,
+        "--all",
+        "--strategy",
+        "blue-green",
+        "--json",
+    ]
+    .map(str::to_owned)
+    .into();
     args.extend(flags.iter().map(|f| (*f).to_owned()));
     args.extend(["--set".to_owned(), format!("version={version}")]);
     args
@@ -48,24 +54,6 @@ fn deploy_all(fleet: &Fleet, version: &str) -> Finished {
     run
 }
 
-/// Every target answers `version` through nginx and its state file agrees.
-#[track_caller]
-fn assert_serves(fleet: &Fleet, tenants: &[Tenant], version: &str, when: &str) {
-    let mut wrong = Vec::new();
-    for (tenant, host) in targets(tenants) {
-        match proxied_version(fleet, &tenant, &host) {
-            Ok(v) if v == version => {}
-            Ok(v) => wrong.push(format!("{tenant}@{host}: serves {v}")),
-            Err(e) => wrong.push(format!("{tenant}@{host}: {e}")),
-        }
-        let (color, v) = active(fleet, &host, &tenant);
-        if v != version {
-            wrong.push(format!("{tenant}@{host}: state.json says {color}@{v}"));
-        }
-    }
-    assert!(wrong.is_empty(), "{when}: every target should serve {version}:\n{}", wrong.join("\n"));
-}
-
 /// The value of `key:` in a `/proc/PID/status` text (first field).
 fn proc_field<'a>(status: &'a str, key: &str) -> &'a str {
     status
@@ -81,24 +69,40 @@ fn every_tenant_deploys_from_bare_hosts_as_a_read_only_capability_less_non_root_
     let tenants = fleet_tenants(&fleet);
     load_agent_images(&fleet, &["1.0.0"]);
     let run = deploy_all(&fleet, "1.0.0");
-    assert_serves(&fleet, &tenants, "1.0.0", "after the first deploy");
+    assert_fleet_serves(&fleet, &tenants, "1.0.0", "after the first deploy");
     let mut printed = run.stdout() + &run.stderr();
 
     for (tenant, host) in targets(&tenants) {
         let (color, _) = active(&fleet, &host, &tenant);
         let name = format!("drover-{tenant}-{color}");
         let at = format!("{tenant}@{host} ({name})");
-        // Read-only root: the agent's own code cannot be changed from inside.
-        let touch = sh(&fleet, &host, &format!("podman exec {name} touch /opt/agent/x"));
-        assert!(!touch.status.success(), "{at}: touch /opt/agent/x worked");
-        assert!(
-            String::from_utf8_lossy(&touch.stderr).contains("Read-only file system"),
-            "{at}: {}",
-            String::from_utf8_lossy(&touch.stderr)
-        );
         // The agent: no capabilities, no new privileges, the tenant's non-root uid,
         // in the unit's memory cgroup.
         let pid = agent_pid(&fleet, &host, &name);
+        // Read-only root: the kernel has the container's `/` mounted `ro`, and a write
+        // through it fails (`podman exec` cannot join the container in these hosts:
+        // crun's setns is refused), while its tmpfs /tmp takes writes.
+        let root = sh_ok(
+            &fleet,
+            &host,
+            &format!("awk '$5 == \"/\" {{print $6}}' /proc/{pid}/mountinfo"),
+        );
+        assert!(
+            root.trim().split(',').any(|o| o == "ro"),
+            "{at}: / mounted {root}"
+        );
+        let touch = sh(
+            &fleet,
+            &host,
+            &format!("touch /proc/{pid}/root/opt/agent/x"),
+        );
+        assert!(!touch.status.success(), "{at}: touch /opt/agent/x worked");
+        eprintln!(
+            "READ-ONLY {at}: / mounted {}; touch /opt/agent/x: {}",
+            root.trim(),
+            String::from_utf8_lossy(&touch.stderr).trim()
+        );
+        sh_ok(&fleet, &host, &format!("touch /proc/{pid}/root/tmp/x"));
         let status = read_file(&fleet, &host, &format!("/proc/{pid}/status"));
         let uid = sh_ok(&fleet, &host, &format!("id -u agent-{tenant}"));
         assert_ne!(uid.trim(), "0", "{at}: the tenant user is root");
@@ -113,12 +117,29 @@ fn every_tenant_deploys_from_bare_hosts_as_a_read_only_capability_less_non_root_
         );
         // The secret reaches the agent through the env file only: not in the unit,
         // not on any command line on the host.
-        let unit = read_file(&fleet, &host, &format!("/etc/systemd/system/{name}.service"));
-        assert!(unit.contains("--env=API_KEY") && !unit.contains(API_KEY), "{at}: {unit}");
+        let unit = read_file(
+            &fleet,
+            &host,
+            &format!("/etc/systemd/system/{name}.service"),
+        );
+        assert!(
+            unit.contains("--env=API_KEY") && !unit.contains(API_KEY),
+            "{at}: {unit}"
+        );
         let cmdlines = sh_ok(&fleet, &host, "ps -eo args");
-        assert!(!cmdlines.contains(API_KEY), "{at}: a command line holds the secret");
-        let env = sh_ok(&fleet, &host, &format!("tr '\\0' '\\n' < /proc/{pid}/environ"));
-        assert!(env.contains(&format!("API_KEY={API_KEY}")), "{at}: the agent lacks API_KEY");
+        assert!(
+            !cmdlines.contains(API_KEY),
+            "{at}: a command line holds the secret"
+        );
+        let env = sh_ok(
+            &fleet,
+            &host,
+            &format!("tr '\\0' '\\n' < /proc/{pid}/environ"),
+        );
+        assert!(
+            env.contains(&format!("API_KEY={API_KEY}")),
+            "{at}: the agent lacks API_KEY"
+        );
     }
 
     // status: every container target healthy, with its image; no secret.
@@ -126,7 +147,10 @@ fn every_tenant_deploys_from_bare_hosts_as_a_read_only_capability_less_non_root_
         let status = drover(&fleet, &args, Duration::from_secs(60));
         assert_exit(&status, EXIT_OK, &format!("{args:?}"));
         let out = status.stdout();
-        assert!(out.contains("localhost/drover-agent:1.0.0"), "{args:?}:\n{out}");
+        assert!(
+            out.contains("localhost/drover-agent:1.0.0"),
+            "{args:?}:\n{out}"
+        );
         printed += &out;
         printed += &status.stderr();
     }
@@ -136,19 +160,27 @@ fn every_tenant_deploys_from_bare_hosts_as_a_read_only_capability_less_non_root_
     let (color, _) = active(&fleet, &host, &tenant);
     let logs = drover(
         &fleet,
-        &["logs", "--tenant", &tenant, "--host", &host, "--lines", "50"],
+        &[
+            "logs", "--tenant", &tenant, "--host", &host, "--lines", "50",
+        ],
         Duration::from_secs(60),
     );
     assert_exit(&logs, EXIT_OK, "logs");
     let wanted = format!("agent 1.0.0: listening on 127.0.0.1:");
     assert!(
-        logs.stdout().contains(&wanted) && logs.stdout().contains(&format!("tenant={tenant} color={color}")),
+        logs.stdout().contains(&wanted)
+            && logs
+                .stdout()
+                .contains(&format!("tenant={tenant} color={color}")),
         "logs lack the agent's start line:\n{}",
         logs.stdout()
     );
     printed += &logs.stdout();
     printed += &logs.stderr();
-    assert!(!printed.contains(API_KEY), "drover printed the secret:\n{printed}");
+    assert!(
+        !printed.contains(API_KEY),
+        "drover printed the secret:\n{printed}"
+    );
 }
 
 #[test]
@@ -163,26 +195,48 @@ fn a_container_over_its_memory_max_is_killed_by_its_units_limit() {
         "hog",
         Some("health"),
         &[
-            ("args = [\"--port\", \"{{ port }}\"]", &format!("entrypoint = \"/usr/bin/python3\", args = [{hog}]")),
+            (
+                "args = [\"--port\", \"{{ port }}\"]",
+                &format!("entrypoint = \"/usr/bin/python3\", args = [{hog}]"),
+            ),
             ("memory_max = \"256M\"", "memory_max = \"64M\""),
         ],
     );
-    let run = drover(&fleet, &["deploy", &playbook, "--all", "--json"], DEPLOY_LIMIT);
+    let run = drover(
+        &fleet,
+        &["deploy", &playbook, "--all", "--json"],
+        DEPLOY_LIMIT,
+    );
     assert_exit(&run, EXIT_OK, "deploy of the allocating container");
     let (tenant, host) = targets(&tenants).remove(0);
     let unit = format!("drover-{tenant}-blue.service");
     let cg = format!("/sys/fs/cgroup/memory/system.slice/{unit}");
     let killed = poll(Duration::from_secs(60), || {
-        let oom = sh_out(&fleet, &host, &format!("cat {cg}/memory.oom_control 2>/dev/null"));
+        let oom = sh_out(
+            &fleet,
+            &host,
+            &format!("cat {cg}/memory.oom_control 2>/dev/null"),
+        );
         oom.lines()
             .any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim() != "0"))
             .then_some(oom)
     });
-    let journal = sh_out(&fleet, &host, &format!("journalctl -u {unit} --no-pager -q"));
-    let show = sh_out(&fleet, &host, &format!("systemctl show -p NRestarts -p ExecMainStatus -p MemoryMax {unit}"));
+    let journal = sh_out(
+        &fleet,
+        &host,
+        &format!("journalctl -u {unit} --no-pager -q"),
+    );
+    let show = sh_out(
+        &fleet,
+        &host,
+        &format!("systemctl show -p NRestarts -p ExecMainStatus -p MemoryMax {unit}"),
+    );
     assert!(killed.is_some(), "no OOM kill in {cg}:\n{show}\n{journal}");
     assert!(journal.contains("allocating"), "{journal}");
-    assert!(!journal.contains("allocated"), "the allocation got through: {journal}");
+    assert!(
+        !journal.contains("allocated"),
+        "the allocation got through: {journal}"
+    );
     assert!(show.contains("MemoryMax=67108864"), "{show}");
     eprintln!("MEMORY {unit}: {}", show.replace('\n', " "));
 }
@@ -214,27 +268,41 @@ fn an_update_under_load_drops_no_request_and_a_rollback_starts_nothing_new() {
     seen.assert_every_target_answered(phase, &["1.0.0", "2.0.0"]);
     seen.assert_none_failed(phase, Requests::of(Method::Get));
     seen.assert_none_failed(phase, Requests::of(Method::Post));
-    assert_serves(&fleet, &tenants, "2.0.0", "after the update");
+    assert_fleet_serves(&fleet, &tenants, "2.0.0", "after the update");
 
     // Both colors run; the rollback only moves nginx back to the warm one.
     let hosts: Vec<String> = fleet.hosts().iter().map(|h| h.name.clone()).collect();
-    let before: Vec<Vec<String>> = hosts.iter().map(|h| running_containers(&fleet, h)).collect();
+    let before: Vec<Vec<String>> = hosts
+        .iter()
+        .map(|h| running_containers(&fleet, h))
+        .collect();
     for (h, running) in hosts.iter().zip(&before) {
-        assert_eq!(running.len(), 2 * tenants.len(), "{h}: two colors per tenant: {running:?}");
+        assert_eq!(
+            running.len(),
+            2 * tenants.len(),
+            "{h}: two colors per tenant: {running:?}"
+        );
     }
     let load = Load::start(&fleet, &tenants, &LoadPlan::steady(Duration::from_secs(60)));
     std::thread::sleep(Duration::from_secs(1));
-    let rollback = drover(&fleet, &["rollback", "--all", "--json"], Duration::from_secs(60));
+    let rollback = drover(
+        &fleet,
+        &["rollback", "--all", "--json"],
+        Duration::from_secs(60),
+    );
     std::thread::sleep(Duration::from_secs(1));
     let back = load.stop();
     assert_exit(&rollback, EXIT_OK, "rollback --all");
-    let after: Vec<Vec<String>> = hosts.iter().map(|h| running_containers(&fleet, h)).collect();
+    let after: Vec<Vec<String>> = hosts
+        .iter()
+        .map(|h| running_containers(&fleet, h))
+        .collect();
     assert_eq!(before, after, "the rollback started or stopped a container");
     let phase = "container rollback 2.0.0 -> 1.0.0";
     back.print(phase);
     back.assert_none_failed(phase, Requests::of(Method::Get));
     back.assert_none_failed(phase, Requests::of(Method::Post));
-    assert_serves(&fleet, &tenants, "1.0.0", "after the rollback");
+    assert_fleet_serves(&fleet, &tenants, "1.0.0", "after the rollback");
     eprintln!(
         "BENCH container update of {} targets under load: {:.1}s; rollback --all {:.1}s",
         targets(&tenants).len(),
@@ -256,7 +324,11 @@ fn a_crashing_image_is_switched_back_by_the_canary_soak() {
     deploy_all(&fleet, "1.0.0");
     let run = drover(
         &fleet,
-        &blue_green(&container_playbook(), "4.0.0-crash", &["--canary", "1", "--pause", "8s"]),
+        &blue_green(
+            &container_playbook(),
+            "4.0.0-crash",
+            &["--canary", "1", "--pause", "8s"],
+        ),
         DEPLOY_LIMIT,
     );
     assert_exit(&run, EXIT_HALTED, "4.0.0-crash with a canary soak of 8s");
@@ -282,5 +354,5 @@ fn a_crashing_image_is_switched_back_by_the_canary_soak() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    assert_serves(&fleet, &tenants, "1.0.0", "after the canary halted");
+    assert_fleet_serves(&fleet, &tenants, "1.0.0", "after the canary halted");
 }

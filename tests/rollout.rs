@@ -167,7 +167,7 @@ pub(crate) fn journal(path: &Path) -> Vec<Value> {
 
 /// Every target answers healthy through nginx with `version`, and its state file agrees.
 #[track_caller]
-fn assert_fleet_serves(fleet: &Fleet, tenants: &[Tenant], version: &str, when: &str) {
+pub(crate) fn assert_fleet_serves(fleet: &Fleet, tenants: &[Tenant], version: &str, when: &str) {
     let mut wrong = Vec::new();
     for (tenant, host) in targets(tenants) {
         match proxied_version(fleet, &tenant, &host) {

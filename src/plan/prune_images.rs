@@ -62,7 +62,10 @@ mod tests {
     fn run(store: &[(&str, &str)], running: &[&str], keep: u32, dry: bool) -> (String, String) {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
-        let images: String = store.iter().map(|(id, n)| format!("sha256:{id} {n}\n")).collect();
+        let images: String = store
+            .iter()
+            .map(|(id, n)| format!("sha256:{id} {n}\n"))
+            .collect();
         let inspect: String = store
             .iter()
             .map(|(id, n)| format!("  {n}) echo {id} ;;\n"))
@@ -102,17 +105,35 @@ mod tests {
     fn images_beyond_the_newest_n_go_but_a_running_one_and_the_deployed_one_stay() {
         let (out, rmi) = run(STORE, &["a1"], 1, false);
         assert_eq!(rmi, "localhost/drover-agent:2.0.0\n", "{out}");
-        assert!(out.contains("kept localhost/drover-agent:3.0.0 (live)"), "{out}");
-        assert!(out.contains("kept localhost/drover-agent:1.0.0 (live)"), "{out}");
-        assert!(!out.contains("other"), "another repository is never touched: {out}");
+        assert!(
+            out.contains("kept localhost/drover-agent:3.0.0 (live)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("kept localhost/drover-agent:1.0.0 (live)"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("other"),
+            "another repository is never touched: {out}"
+        );
     }
 
     #[test]
     fn a_dry_run_lists_what_it_would_remove_and_removes_nothing() {
         let (out, rmi) = run(STORE, &[], 2, true);
         assert_eq!(rmi, "");
-        assert!(out.contains("would remove localhost/drover-agent:2.0.0"), "{out}");
-        assert!(out.contains("would remove localhost/drover-agent:1.0.0"), "{out}");
-        assert!(!out.contains("would remove localhost/drover-agent:4.0.0"), "{out}");
+        assert!(
+            out.contains("would remove localhost/drover-agent:2.0.0"),
+            "{out}"
+        );
+        assert!(
+            out.contains("would remove localhost/drover-agent:1.0.0"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("would remove localhost/drover-agent:4.0.0"),
+            "{out}"
+        );
     }
 }

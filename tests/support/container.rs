@@ -20,7 +20,10 @@ const LOAD_LIMIT: Duration = Duration::from_secs(240);
 #[track_caller]
 pub(crate) fn load_agent_images(fleet: &Fleet, releases: &[&str]) {
     let archive = fleet.work_dir().join("agent-images.tar");
-    let refs: Vec<String> = releases.iter().map(|r| format!("drover-agent:{r}")).collect();
+    let refs: Vec<String> = releases
+        .iter()
+        .map(|r| format!("drover-agent:{r}"))
+        .collect();
     let (out, timed_out) = run_bounded(
         Command::new("docker")
             .arg("save")

@@ -172,9 +172,7 @@ fn one_of(
 fn capability(name: &str) -> Option<String> {
     let upper = name.to_ascii_uppercase();
     let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
-    CAPABILITIES
-        .contains(&bare)
-        .then(|| format!("CAP_{bare}"))
+    CAPABILITIES.contains(&bare).then(|| format!("CAP_{bare}"))
 }
 
 /// Checks a `container` step's fixed values; the env names are filled in later by
@@ -262,7 +260,11 @@ pub(super) fn validate_container(
 /// Every container's `env_file` must be the `dest` of an earlier `env` step (the same
 /// text): the container gets that step's variable and secret names, and their values
 /// only through the unit's EnvironmentFile, never on a command line.
-pub(super) fn resolve_env_files(source: &SourceFile, steps: &mut [Step], problems: &mut Diagnostics) {
+pub(super) fn resolve_env_files(
+    source: &SourceFile,
+    steps: &mut [Step],
+    problems: &mut Diagnostics,
+) {
     let mut envs: Vec<(String, Vec<String>)> = Vec::new();
     for step in steps.iter_mut() {
         match &mut step.action {
@@ -391,15 +393,33 @@ mod tests {
         for (at, what) in [
             ("playbooks/c.toml:4:91", "unknown capability `FLY`"),
             ("playbooks/c.toml:4:98", "CAP_SYS_ADMIN"),
-            ("playbooks/c.toml:4:126", "unknown container stop_signal `SIGSTOP`"),
+            (
+                "playbooks/c.toml:4:126",
+                "unknown container stop_signal `SIGSTOP`",
+            ),
             ("playbooks/c.toml:4:152", "whole seconds"),
-            ("playbooks/c.toml:4:172", "unknown container restart `sometimes`"),
-            ("playbooks/c.toml:4:198", "unknown container log_driver `k8s-file`"),
-            ("playbooks/c.toml:4:221", "not written by an earlier `env` step"),
+            (
+                "playbooks/c.toml:4:172",
+                "unknown container restart `sometimes`",
+            ),
+            (
+                "playbooks/c.toml:4:198",
+                "unknown container log_driver `k8s-file`",
+            ),
+            (
+                "playbooks/c.toml:4:221",
+                "not written by an earlier `env` step",
+            ),
         ] {
-            assert!(err.contains(at) && err.contains(what), "{at} {what}:\n{err}");
+            assert!(
+                err.contains(at) && err.contains(what),
+                "{at} {what}:\n{err}"
+            );
         }
-        assert!(!err.contains("net_bind_service"), "a known capability in any case: {err}");
+        assert!(
+            !err.contains("unknown capability `net_bind_service`"),
+            "a known capability in any case: {err}"
+        );
     }
 
     #[test]
@@ -415,10 +435,16 @@ mod tests {
         );
         assert_eq!(load(step).unwrap().keep_images, None);
         let err = load(&format!("keep_images = 0\n{step}")).unwrap_err();
-        assert!(err.contains("playbooks/c.toml:2:15") && err.contains("at least 1"), "{err}");
+        assert!(
+            err.contains("playbooks/c.toml:2:15") && err.contains("at least 1"),
+            "{err}"
+        );
         let err = load("keep_images = 3\n[[steps]]\nname = \"r\"\nrun = { script = \"true\" }\n")
             .unwrap_err();
-        assert!(err.contains("playbooks/c.toml:2:15") && err.contains("container step"), "{err}");
+        assert!(
+            err.contains("playbooks/c.toml:2:15") && err.contains("container step"),
+            "{err}"
+        );
     }
 
     #[test]

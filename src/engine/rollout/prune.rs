@@ -40,11 +40,7 @@ impl<C: Connector> Rollout<C> {
 
     /// Prunes the host's images of the container step's repository after a
     /// successful target; adds the step and its phase to `outcome`.
-    pub(super) async fn prune_images(
-        &self,
-        task: &TargetTask<'_, C>,
-        outcome: &mut TargetOutcome,
-    ) {
+    pub(super) async fn prune_images(&self, task: &TargetTask<'_, C>, outcome: &mut TargetOutcome) {
         let Some(k) = &self.options.keep_images else {
             return;
         };

@@ -476,7 +476,10 @@ mod tests {
                 "1a5ea43b9d7b00ff".to_string()
             ))
         );
-        assert!(!t.images.contains_key("green"), "a line without an ID is ignored");
+        assert!(
+            !t.images.contains_key("green"),
+            "a line without an ID is ignored"
+        );
     }
 
     #[test]

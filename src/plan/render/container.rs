@@ -211,7 +211,109 @@ impl Renderer<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{PlanOptions, plan};
     use super::*;
+    use crate::config::diagnostic::Diagnostics;
+    use crate::config::playbook::Playbook;
+    use crate::config::{Host, Inventory, SourceFile, Tenant};
+    use crate::plan::Color;
+
+    /// Plans `step` (a container table's body) for acme on h1 in `color`.
+    fn plan_container(step: &str, color: Color) -> Result<StepSpec, String> {
+        let inv = Inventory::from_sources(vec![SourceFile::new(
+            "inv.toml",
+            "[hosts.h1]\naddress = \"10.0.0.1\"\n[tenants.acme]\nhosts = [\"h1\"]\nport = 8100\n",
+        )])
+        .unwrap();
+        let text = format!(
+            "name = \"c\"\n[vars]\nversion = \"1.0.0\"\n[[steps]]\nname = \"env\"\nenv = {{ dest = \"/etc/drover/{{{{ tenant }}}}.env\", vars = {{ STATE_DIR = \"/state\" }}, secrets = [\"API_KEY\"] }}\n[[steps]]\nname = \"c\"\ncontainer = {{ {step} }}\n"
+        );
+        let p = Playbook::from_source(SourceFile::new("playbooks/c.toml", text))
+            .map_err(|e: Diagnostics| e.render(false))?;
+        let tenant = inv.tenant("acme").unwrap();
+        let targets: Vec<(&Tenant, &Host)> = vec![(tenant, inv.host("h1").unwrap())];
+        let options = PlanOptions {
+            color,
+            ..PlanOptions::default()
+        };
+        let planned = plan(&inv, &p, &targets, &options).map_err(|e| e.render(false))?;
+        Ok(planned.targets[0].steps[1].spec.clone().unwrap())
+    }
+
+    const BASE: &str = "name = \"drover-{{ tenant }}-{{ color }}.service\", image = \"localhost/drover-agent:{{ version }}\", user = \"agent-{{ tenant }}\", env_file = \"/etc/drover/{{ tenant }}.env\"";
+
+    #[test]
+    fn each_color_gets_its_own_container_port_and_the_env_steps_names() {
+        let spec = plan_container(
+            &format!("{BASE}, volumes = [\"/var/lib/drover/{{{{ tenant }}}}:/state\"]"),
+            Color::Green,
+        )
+        .unwrap();
+        let StepSpec::Container { name, unit, user } = spec else {
+            panic!("not a container spec: {spec:?}")
+        };
+        assert_eq!(name, "drover-acme-green.service");
+        assert_eq!(user, "agent-acme");
+        for part in [
+            "--name=drover-acme-green",
+            "Environment=TENANT=acme COLOR=green PORT=8101",
+            "--env=STATE_DIR --env=API_KEY",
+            "--volume=/var/lib/drover/acme:/state",
+            "--tmpfs=/tmp",
+            "MemoryMax=512M",
+            " localhost/drover-agent:1.0.0\n",
+        ] {
+            assert!(unit.contains(part), "{part} in:\n{unit}");
+        }
+    }
+
+    #[test]
+    fn bad_rendered_values_are_reported_at_their_field_with_line_and_column() {
+        for (extra, at, what) in [
+            (
+                ", volumes = [\"state:/state\"]",
+                "playbooks/c.toml:9:",
+                "`state:/state` is not allowed",
+            ),
+            (
+                ", memory_max = \"lots\"",
+                "playbooks/c.toml:9:",
+                "`lots` is not allowed",
+            ),
+            (
+                ", cpu_quota = \"0%\"",
+                "playbooks/c.toml:9:",
+                "`0%` is not allowed",
+            ),
+            (
+                ", port = \"99999\"",
+                "playbooks/c.toml:9:",
+                "`99999` is not a port",
+            ),
+            (
+                ", entrypoint = \"python3\"",
+                "playbooks/c.toml:9:",
+                "`python3` is not allowed",
+            ),
+            (
+                ", tmpfs = [\"tmp\"]",
+                "playbooks/c.toml:9:",
+                "`tmp` is not allowed",
+            ),
+        ] {
+            let err = plan_container(&format!("{BASE}{extra}"), Color::Blue).unwrap_err();
+            assert!(err.contains(at) && err.contains(what), "{extra}: {err}");
+        }
+        let err = plan_container(
+            "name = \"u.service\", image = \"-v/etc:/x\", user = \"agent\"",
+            Color::Blue,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("playbooks/c.toml:9:") && err.contains("not allowed"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn rendered_container_values_are_checked_before_they_reach_a_unit() {
@@ -221,7 +323,14 @@ mod tests {
         assert!(!is_image_ref("a b"));
         assert!(is_volume("/var/lib/drover/acme:/state"));
         assert!(is_volume("/etc/x:/etc/x:ro"));
-        for bad in ["state:/state", "/a:/b:rx", "/a/../b:/c", "/a", "/a:/b:ro:z", "/:/x"] {
+        for bad in [
+            "state:/state",
+            "/a:/b:rx",
+            "/a/../b:/c",
+            "/a",
+            "/a:/b:ro:z",
+            "/:/x",
+        ] {
             assert!(!is_volume(bad), "{bad}");
         }
         assert!(is_memory("256M") && is_memory("1073741824") && is_memory("infinity"));

@@ -12,19 +12,16 @@ use super::{CONTAINER_USER_MARK, Ownership, StepScript};
 /// only when it changed, then `daemon-reload` and `try-restart` (a running color picks
 /// up its new image; a stopped one is left to the `service` step). In dry-run a user
 /// that does not exist yet (a `user` step would create it) is not an error.
-pub(super) fn install(
-    name: &str,
-    unit: &str,
-    user: &str,
-    dry_run: bool,
-    diff: bool,
-) -> StepScript {
+pub(super) fn install(name: &str, unit: &str, user: &str, dry_run: bool, diff: bool) -> StepScript {
     let ownership = Ownership {
         owner: Some("root".into()),
         group: Some("root".into()),
         mode: Some("0644".into()),
     };
-    let on_change = format!("systemctl daemon-reload && systemctl try-restart {}", q(name));
+    let on_change = format!(
+        "systemctl daemon-reload && systemctl try-restart {}",
+        q(name)
+    );
     let inner = file(
         &FileArgs {
             dest: &format!("/etc/systemd/system/{name}"),
@@ -73,7 +70,10 @@ mod tests {
     fn the_container_step_fails_for_a_missing_user_and_for_root() {
         let out = run(&script(&spec("drover-no-such-user-x"), false, false));
         assert_ne!(out.code, 0, "{out:?}");
-        assert!(out.stderr.contains("no user drover-no-such-user-x"), "{out:?}");
+        assert!(
+            out.stderr.contains("no user drover-no-such-user-x"),
+            "{out:?}"
+        );
         let out = run(&script(&spec("root"), false, false));
         assert_ne!(out.code, 0, "{out:?}");
         assert!(out.stderr.contains("root is root"), "{out:?}");
