@@ -63,6 +63,48 @@ fn proc_field<'a>(status: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key} in {status}"))
 }
 
+/// `drover -i hostile-vars.toml check PLAYBOOK…` in tests/fixtures/deploy.
+fn check_fixtures(playbooks: &[&str]) -> crate::support::cli::Run {
+    let home = tempfile::tempdir().expect("temp HOME");
+    let mut cmd = crate::support::cli::drover(home.path());
+    cmd.current_dir(crate::support::repo::fixtures("deploy"))
+        .args(["--color", "never", "-i", "hostile-vars.toml", "check"])
+        .args(playbooks);
+    crate::support::cli::run(&mut cmd)
+}
+
+#[test]
+fn check_rejects_bad_container_fields_at_their_line_and_column() {
+    let r = check_fixtures(&["bad-container.toml", "hostile-container.toml"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    for (at, what) in [
+        (
+            "bad-container.toml:5:121",
+            "a container may not get back CAP_SYS_ADMIN",
+        ),
+        (
+            "bad-container.toml:5:149",
+            "unknown container stop_signal `SIGSTOP`",
+        ),
+        (
+            "bad-container.toml:5:171",
+            "`env_file` is not written by an earlier `env` step",
+        ),
+        (
+            "hostile-container.toml:5:121",
+            "`/var/lib/../../etc/cron.d:/state` is not allowed here (for acme@web-1)",
+        ),
+    ] {
+        assert!(
+            r.stderr
+                .lines()
+                .any(|l| l.starts_with(&format!("error: {at}: ")) && l.contains(what)),
+            "no `error: {at}: {what}`\n{}",
+            r.stderr
+        );
+    }
+}
+
 #[test]
 fn every_tenant_deploys_from_bare_hosts_as_a_read_only_capability_less_non_root_container() {
     let Some(fleet) = Fleet::up(2) else { return };
