@@ -180,7 +180,10 @@ fn every_tenant_deploys_from_bare_hosts_as_a_read_only_capability_less_non_root_
     }
 
     // status: every container target healthy, with its image; no secret.
-    for args in [vec!["status", "--all"], vec!["status", "--all", "--json"]] {
+    for args in [
+        vec!["status", "--all"],
+        vec!["status", "--all", "--format", "json"],
+    ] {
         let status = drover(&fleet, &args, Duration::from_secs(60));
         assert_exit(&status, EXIT_OK, &format!("{args:?}"));
         let out = status.stdout();
@@ -392,4 +395,54 @@ fn a_crashing_image_is_switched_back_by_the_canary_soak() {
         std::thread::sleep(Duration::from_millis(250));
     }
     assert_fleet_serves(&fleet, &tenants, "1.0.0", "after the canary halted");
+}
+
+#[test]
+fn keep_images_removes_old_images_but_never_one_a_color_names() {
+    let Some(fleet) = Fleet::up(1) else { return };
+    let tenants = fleet_tenants(&fleet);
+    // Built in this order: 5.0.0-flaky is the newest, 4.0.0-crash the next.
+    load_agent_images(&fleet, &["1.0.0", "2.0.0", "4.0.0-crash", "5.0.0-flaky"]);
+    deploy_all(&fleet, "1.0.0");
+    let playbook = container_variant(
+        &fleet,
+        "keep",
+        None,
+        &[(
+            "name = \"agent-container\"\n",
+            "name = \"agent-container\"\nkeep_images = 1\n",
+        )],
+    );
+    let run = drover(&fleet, &blue_green(&playbook, "2.0.0", &[]), DEPLOY_LIMIT);
+    assert_exit(&run, EXIT_OK, "deploy of 2.0.0 with keep_images = 1");
+    assert_fleet_serves(&fleet, &tenants, "2.0.0", "after the update");
+    let (tenant, host) = targets(&tenants).remove(0);
+    let line = &by_target(&run)[&format!("{tenant}@{host}")];
+    let prune = line["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "prune images"))
+        .unwrap_or_else(|| panic!("no prune images step: {line}"));
+    assert_eq!(prune["status"], "changed", "{prune}");
+    let images = sh_ok(
+        &fleet,
+        &host,
+        "podman images --format '{{.Repository}}:{{.Tag}}' | sort",
+    );
+    assert_eq!(
+        images.lines().collect::<Vec<_>>(),
+        [
+            "localhost/drover-agent:1.0.0",
+            "localhost/drover-agent:2.0.0",
+            "localhost/drover-agent:5.0.0-flaky"
+        ],
+        "the old color's 1.0.0, the live 2.0.0 and the newest stay: {prune}"
+    );
+    // The rollback finds its image: the old color is still running it.
+    let rollback = drover(
+        &fleet,
+        &["rollback", "--all", "--json"],
+        Duration::from_secs(60),
+    );
+    assert_exit(&rollback, EXIT_OK, "rollback after pruning");
+    assert_fleet_serves(&fleet, &tenants, "1.0.0", "after the rollback");
 }
