@@ -199,4 +199,56 @@ mod tests {
         };
         assert!(crate::plan::steps::validate(&bad_user).is_err());
     }
+
+    #[test]
+    fn an_in_container_check_hands_the_command_to_podman_exec_as_one_word() {
+        let t = tempfile::tempdir().unwrap();
+        // A stub podman: `exec NAME sh -c CMD` runs `sh -c CMD` here, logging NAME.
+        let stub = t.path().join("podman");
+        let log = t.path().join("names");
+        std::fs::write(
+            &stub,
+            format!(
+                "#!/bin/sh\n[ \"$1\" = exec ] || exit 9\nprintf '%s\\n' \"$2\" >> '{}'\nshift 2\nexec \"$@\"\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let pwned = pwned_path("in-container");
+        let spec = |command: String| StepSpec::Health {
+            probe: HealthProbe::Command {
+                command,
+                user: String::new(),
+                record: None,
+                container: Some("drover-acme-blue".into()),
+            },
+            retries: 1,
+            interval: Duration::from_millis(50),
+        };
+        let path = format!("{}:/usr/bin:/bin", t.path().display());
+        let ok = crate::plan::steps::testkit::run_with_path(
+            &script(&spec("test 1 = 1".into()), false, false),
+            Some(&path),
+        );
+        assert_eq!(ok.code, 0, "{ok:?}");
+        let bad = crate::plan::steps::testkit::run_with_path(
+            &script(&spec(format!("exit 3 # {}", hostile(&pwned))), false, false),
+            Some(&path),
+        );
+        assert_ne!(bad.code, 0, "{bad:?}");
+        assert!(
+            bad.stderr.contains("in container drover-acme-blue"),
+            "{bad:?}"
+        );
+        assert!(
+            !pwned.exists(),
+            "the command ran as shell text outside sh -c"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "drover-acme-blue\ndrover-acme-blue\n"
+        );
+    }
 }
