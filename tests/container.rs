@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::rollout::assert_fleet_serves;
+use crate::rollout::{assert_fleet_serves, blue_green_args};
 use crate::support::container::{
     agent_pid, container_playbook, container_variant, load_agent_images, running_containers,
 };
@@ -27,19 +27,7 @@ const DEPLOY_LIMIT: Duration = Duration::from_secs(180);
 
 /// `deploy PLAYBOOK --all --strategy blue-green --json FLAGS... --set version=V`.
 fn blue_green(playbook: &str, version: &str, flags: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "deploy",
-        playbook,
-        "--all",
-        "--strategy",
-        "blue-green",
-        "--json",
-    ]
-    .map(str::to_owned)
-    .into();
-    args.extend(flags.iter().map(|f| (*f).to_owned()));
-    args.extend(["--set".to_owned(), format!("version={version}")]);
-    args
+    blue_green_args(playbook, version, &[&["--json"], flags].concat())
 }
 
 /// Deploys `version` of the reference container playbook blue-green: all ok.
