@@ -4,6 +4,7 @@ mod support;
 
 mod check;
 mod check_limits;
+mod container;
 mod day2;
 mod deploy;
 mod fleet;

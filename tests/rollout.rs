@@ -69,20 +69,19 @@ pub(crate) fn variant(fleet: &Fleet, name: &str, extra_steps: &str) -> String {
     path_str(&path)
 }
 
-/// `deploy <reference playbook> --all --strategy blue-green FLAGS... --set version=V`.
-fn blue_green_to_all(version: &str, flags: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "deploy",
-        &agent_playbook(),
-        "--all",
-        "--strategy",
-        "blue-green",
-    ]
-    .map(str::to_owned)
-    .into();
+/// `deploy PLAYBOOK --all --strategy blue-green FLAGS... --set version=V`.
+pub(crate) fn blue_green_args(playbook: &str, version: &str, flags: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["deploy", playbook, "--all", "--strategy", "blue-green"]
+        .map(str::to_owned)
+        .into();
     args.extend(flags.iter().map(|f| (*f).to_owned()));
     args.extend(["--set".to_owned(), format!("version={version}")]);
     args
+}
+
+/// `deploy <reference playbook> --all --strategy blue-green FLAGS... --set version=V`.
+fn blue_green_to_all(version: &str, flags: &[&str]) -> Vec<String> {
+    blue_green_args(&agent_playbook(), version, flags)
 }
 
 /// The 6 tenants of a 4-host fleet, in drover's order.
@@ -167,7 +166,7 @@ pub(crate) fn journal(path: &Path) -> Vec<Value> {
 
 /// Every target answers healthy through nginx with `version`, and its state file agrees.
 #[track_caller]
-fn assert_fleet_serves(fleet: &Fleet, tenants: &[Tenant], version: &str, when: &str) {
+pub(crate) fn assert_fleet_serves(fleet: &Fleet, tenants: &[Tenant], version: &str, when: &str) {
     let mut wrong = Vec::new();
     for (tenant, host) in targets(tenants) {
         match proxied_version(fleet, &tenant, &host) {

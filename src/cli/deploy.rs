@@ -201,6 +201,7 @@ pub(crate) fn run(cx: &Context, opts: Opts) -> Result<ExitCode, CliError> {
     let mut options = rollout_options(&opts, &settings, version, &run_id);
     options.hooks = hooks.clone();
     options.keep_releases = Some(playbook.keep_releases);
+    options.keep_images.clone_from(&playbook.keep_images);
     options.progressive = progressive(&opts, &playbook)?;
     let started = Instant::now();
     let password = super::r#become::password(opts.ask_become_pass)?;
@@ -356,6 +357,7 @@ fn rollout_options(
         script_timeout: super::SCRIPT_TIMEOUT,
         hooks: None,
         keep_releases: None,
+        keep_images: None,
         progressive: Progressive::default(),
     }
 }

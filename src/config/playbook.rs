@@ -17,8 +17,10 @@ use crate::config::rollout::{RawRollout, RolloutSettings, validate_rollout};
 use crate::config::secrets::{SecretsCommand, validate_secrets_command};
 use crate::config::source::{ReadError, SourceFile};
 
+mod container;
 mod image;
 mod step;
+pub use container::{Container, ContainerSpec, KeepImages};
 pub use image::{ImageSpec, ImageVia};
 use step::validate_step;
 
@@ -97,7 +99,8 @@ step_struct!(
     command: Option<Text>, /// the user `command` runs as (required with `command`)
     user: Option<Text>, /// expected HTTP status (default 200)
     status: Option<u16>, /// substring the body must contain
-    body: Option<Text>, /// attempts (default 10)
+    body: Option<Text>, /// run `command` inside the color's container (`podman exec`)
+    in_container: Option<bool>, /// attempts (default 10)
     retries: Option<u32>, /// pause between attempts (default 1s)
     interval: Option<Spanned<String>> });
 step_struct!(
@@ -171,6 +174,7 @@ pub struct RawStep {
     pub run: Option<RunSpec>,
     /// action
     pub image: Option<ImageSpec>,
+    pub container: Option<ContainerSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +190,7 @@ struct RawPlaybook {
     secrets_command: Option<Spanned<String>>,
     hooks: Option<RawHooks>,
     keep_releases: Option<Spanned<i64>>,
+    keep_images: Option<Spanned<i64>>,
     analysis: Option<RawAnalysis>,
 }
 
@@ -229,6 +234,8 @@ pub enum Action {
     Run(RunSpec),
     /// see [`ImageSpec`]
     Image(ImageSpec, ImageVia),
+    /// see [`ContainerSpec`]
+    Container(Box<Container>),
 }
 
 impl Action {
@@ -248,6 +255,7 @@ impl Action {
             Action::Cron(_) => "cron",
             Action::Run(_) => "run",
             Action::Image(..) => "image",
+            Action::Container(_) => "container",
         }
     }
 }
@@ -295,6 +303,9 @@ pub struct Playbook {
     /// releases kept per tenant after a successful deploy (`keep_releases`, default 5;
     /// live ones are always kept)
     pub keep_releases: u32,
+    /// `keep_images = N`: images of the container step's repository kept per host
+    /// (those a color names always); `None` prunes no image
+    pub keep_images: Option<KeepImages>,
     /// weighted canary steps and traffic analysis (`[rollout]`, `[analysis]`)
     pub progressive: Progressive,
 }
@@ -361,6 +372,9 @@ impl Playbook {
                 steps.push(step);
             }
         }
+        container::resolve_env_files(&source, &mut steps, &mut problems);
+        let keep_images =
+            container::keep_images(&source, raw.keep_images.as_ref(), &steps, &mut problems);
         if steps.is_empty() && problems.is_empty() {
             problems.push(Diagnostic::at(
                 "playbook::no-steps",
@@ -383,6 +397,7 @@ impl Playbook {
             secrets_command,
             hooks,
             keep_releases,
+            keep_images,
             progressive,
             source,
         })

@@ -73,6 +73,12 @@ impl TenantLayout {
         unit_name(&self.tenant, color)
     }
 
+    /// `drover-<tenant>-<color>`: the podman container of a color (container step).
+    #[must_use]
+    pub fn container(&self, color: Color) -> String {
+        format!("drover-{}-{color}", self.tenant)
+    }
+
     /// `/var/log/drover/<tenant>/<color>.log`: the agent's own output.
     #[must_use]
     pub fn log_file(&self, color: Color) -> String {

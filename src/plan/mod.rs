@@ -9,6 +9,7 @@ pub mod group_limits;
 pub mod layout;
 pub mod live;
 pub mod prune;
+pub mod prune_images;
 pub mod render;
 pub mod steps;
 pub mod targets;

@@ -12,6 +12,8 @@ use minijinja::Environment;
 use toml::Spanned;
 
 mod action;
+mod container;
+mod container_unit;
 mod context;
 mod cron;
 mod env;
@@ -414,6 +416,7 @@ impl Renderer<'_> {
             Action::Cron(c) => self.cron_step(c, ctx, target),
             Action::Run(r) => self.run_step(r, ctx, target),
             Action::Image(i, via) => self.image_step(i, *via, ctx, target),
+            Action::Container(c) => self.container_step(c, ctx, target),
         }
     }
 }

@@ -60,6 +60,7 @@ pub use crate::config::playbook::{ImageVia, ServiceState};
 
 mod check;
 mod command_probe;
+mod container;
 mod files;
 pub mod image;
 mod probe;
@@ -71,6 +72,9 @@ mod upload;
 
 /// Marker line: the step changed (or would change) the host.
 pub const CHANGED_MARKER: &str = "__drover_changed__";
+/// Written in a container unit where the container's `--user` goes: the step
+/// script puts the uid:gid of the tenant's user there, as the host knows it.
+pub const CONTAINER_USER_MARK: &str = "@DROVER_UID_GID@";
 /// Marker line: what follows is the current content of the file, for `--diff`.
 pub const CURRENT_MARKER: &str = "__drover_current__";
 
@@ -125,6 +129,9 @@ pub enum HealthProbe {
         /// where a real run records the command for `drover status` and the
         /// blue-green verification (root-owned, see [`crate::plan::layout`])
         record: Option<String>,
+        /// run inside this container (`podman exec`, as the container's user)
+        /// instead of as `user` on the host
+        container: Option<String>,
     },
 }
 
@@ -210,6 +217,18 @@ pub enum StepSpec {
         name: String,
         /// how its layers travel
         via: ImageVia,
+    },
+    /// A systemd unit that runs a container ([`crate::config::playbook::Container`]):
+    /// installed like [`StepSpec::File`] (written only when it changed, then
+    /// `daemon-reload` and `try-restart`), after `CONTAINER_USER_MARK` in `unit` is
+    /// replaced by the uid:gid of `user` on the host.
+    Container {
+        /// unit name, e.g. `drover-acme-blue.service`
+        name: String,
+        /// the unit's text
+        unit: String,
+        /// the user (non-root) whose uid:gid the container runs as
+        user: String,
     },
     /// An arbitrary script, guarded for idempotence.
     Run {
@@ -315,5 +334,8 @@ pub fn script(spec: &StepSpec, dry_run: bool, diff: bool) -> StepScript {
             ),
             stdin: None,
         },
+        StepSpec::Container { name, unit, user } => {
+            container::install(name, unit, user, dry_run, diff)
+        }
     }
 }

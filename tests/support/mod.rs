@@ -3,6 +3,8 @@
 
 /// drover in an isolated HOME, for the loopback-sshd tests.
 pub mod cli;
+/// Container releases: agent images into the hosts, reads of containers.
+pub mod container;
 /// drover against a Docker test fleet: the builder, exit codes, reports by target.
 pub mod drover;
 /// Docker test fleets, and bounded child processes.

@@ -59,6 +59,9 @@ pub(super) fn validate_step(
     if let Some(a) = raw.image {
         let via = super::image::validate_image(source, &a, &name_span, problems);
         actions.push(Action::Image(a, via));
+    if let Some(a) = raw.container {
+        let c = super::container::validate_container(source, a, problems);
+        actions.push(Action::Container(Box::new(c)));
     }
     let retries = raw.retries.unwrap_or(0);
     let delay = parse_duration_field(
@@ -143,7 +146,19 @@ fn health_interval(
             "a health step needs exactly one of `url`, `tcp` or `command`",
             "expected `url = \"http://…\"`, `tcp = \"127.0.0.1:PORT\"` or `command = \"…\", user = \"…\"`",
         ));
-    } else if let Some(c) = a.command.as_ref().filter(|_| a.user.is_none()) {
+    } else if let Some(flag) = a.in_container.filter(|_| a.command.is_none()) {
+        problems.push(Diagnostic::at(
+            "playbook::health-in-container",
+            source,
+            name_span.clone(),
+            format!("`in_container = {flag}` needs a health `command`"),
+            "expected `command = \"…\", in_container = true`",
+        ));
+    } else if let Some(c) = a
+        .command
+        .as_ref()
+        .filter(|_| a.user.is_none() && a.in_container != Some(true))
+    {
         problems.push(Diagnostic::at(
             "playbook::health-user",
             source,
@@ -189,6 +204,6 @@ fn not_one_action(source: &SourceFile, name: &Spanned<String>, actions: &[Action
             "step `{}` must have exactly one action, found {found}",
             name.get_ref()
         ),
-        "expected one of user, dir, upload, template, unit, service, health, env, logrotate, cron, run, image",
+        "expected one of user, dir, upload, template, unit, service, health, env, logrotate, cron, run, image, container",
     )
 }

@@ -125,6 +125,9 @@ pub struct RolloutOptions {
     /// after a successful switch or deploy, keep this many releases of the tenant
     /// (live ones always); `None` prunes nothing
     pub keep_releases: Option<u32>,
+    /// after a successful switch or deploy, keep this many images of the container
+    /// step's repository on the host (those a color names always); `None` prunes none
+    pub keep_images: Option<crate::config::playbook::KeepImages>,
     /// weighted canary steps, fallback and traffic analysis
     pub progressive: Progressive,
 }
@@ -339,6 +342,7 @@ impl<C: Connector> Rollout<C> {
         };
         outcome.phases = Phases::of_steps_in(&outcome.steps, at.elapsed());
         self.prune(task, &mut outcome).await;
+        self.prune_images(task, &mut outcome).await;
         outcome
     }
 
@@ -353,6 +357,7 @@ impl<C: Connector> Rollout<C> {
         phases.since("lock", at);
         let mut outcome = bluegreen::deploy(self, task, index).await;
         self.prune(task, &mut outcome).await;
+        self.prune_images(task, &mut outcome).await;
         let at = Instant::now();
         lock::release(task, guard).await;
         phases.extend(&outcome.phases);

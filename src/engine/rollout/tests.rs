@@ -211,6 +211,7 @@ fn options(version: &str) -> RolloutOptions {
         script_timeout: Duration::from_secs(5),
         hooks: None,
         keep_releases: None,
+        keep_images: None,
         progressive: crate::config::progressive::Progressive::default(),
     }
 }

@@ -36,6 +36,12 @@ NR > 1 && NR - 1 <= np { print "H df " p[NR - 1], $(NF-4), $(NF-3), $(NF-2), $NF
 END {
   if (dir == "") exit
   nt = split(tenants, tv, "\n")
+  # container colors: "drover-TENANT-COLOR REFERENCE ID" from podman ps
+  while ((getline line < (dir "/images")) > 0) {
+    split(line, iw, " ")
+    if (iw[3] != "" && iw[3] !~ /[^A-Za-z0-9]/ && iw[2] !~ /[^A-Za-z0-9._:\/@-]/) image[iw[1]] = iw[2] " " iw[3]
+  }
+  close(dir "/images")
   # the tenant's last audit line, in one pass over the log
   while ((getline line < "/var/log/drover/audit.log") > 0)
     for (i = 1; i <= nt; i += 2) if (index(line, " tenant=" tv[i] " ")) audit[tv[i]] = line
@@ -45,6 +51,7 @@ END {
     if (base != "-") for (k = 0; k < 2; k++) {
       c = k ? "green" : "blue"; w = dir "/" n "." c
       print "T " n " port." c " " (base + k)
+      if (("drover-" n "-" c) in image) print "T " n " image." c " " image["drover-" n "-" c]
       if (exists(w ".probe")) {
         print "T " n " probe." c " command"
         print "T " n " health." c " " slurp(w ".h", "")

@@ -119,6 +119,10 @@ pub(super) fn color_report(
             .and_then(|v| v.parse().ok())
             .filter(|p| *p > 0),
         health: health_of(raw, color),
+        image: raw.images.get(color.as_str()).map(|(reference, id)| {
+            let id = id.strip_prefix("sha256:").unwrap_or(id);
+            format!("{reference} ({})", id.get(..12).unwrap_or(id))
+        }),
     }
 }
 
@@ -126,6 +130,24 @@ pub(super) fn color_report(
 mod tests {
     use super::super::script::parse_status;
     use super::*;
+
+    #[test]
+    fn a_container_color_names_its_image_with_a_short_id_and_a_unit_color_none() {
+        let raw = parse_status(
+            "@drover-status 1\nT a port.blue 8100\nT a image.blue localhost/drover-agent:2.0.0 sha256:1a5ea43b9d7b0123456789\nT a port.green 8101\nT a done\n@end\n",
+        );
+        let a = &raw.tenants["a"];
+        let blue = color_report(a, "a", Color::Blue, None, None);
+        assert_eq!(
+            blue.image.as_deref(),
+            Some("localhost/drover-agent:2.0.0 (1a5ea43b9d7b)")
+        );
+        let json = serde_json::to_value(&blue).unwrap();
+        assert_eq!(json["image"], "localhost/drover-agent:2.0.0 (1a5ea43b9d7b)");
+        let green = color_report(a, "a", Color::Green, None, None);
+        assert_eq!(green.image, None);
+        assert!(serde_json::to_value(&green).unwrap().get("image").is_none());
+    }
 
     #[test]
     fn a_workers_health_is_its_recorded_commands_exit_status() {

@@ -238,6 +238,10 @@ pub struct ColorReport {
     pub main_pid: Option<u32>,
     /// GET /health
     pub health: Health,
+    /// a container target's image: reference and short ID, e.g.
+    /// `localhost/drover-agent:1.0.0 (1a5ea43b9d7b)`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// The result of `GET http://127.0.0.1:PORT/health` on the host.

@@ -19,6 +19,7 @@
 //! T TENANT port.COLOR PORT
 //! T TENANT health.COLOR CURL_EXIT HTTP_CODE SECONDS
 //! T TENANT body.COLOR BODY                  /health body, newlines removed
+//! T TENANT image.COLOR REF ID               a container target: its image reference and ID
 //! T TENANT error.COLOR TEXT                 curl's error text (a command: its output)
 //! T TENANT probe.COLOR command              health is the recorded health command
 //!                                           (its exit status in health.COLOR)
@@ -131,6 +132,8 @@ pub struct RawTenant {
     pub errors: BTreeMap<String, String>,
     /// how health was checked per color, when not over HTTP (`command`)
     pub probes: BTreeMap<String, String>,
+    /// a container color's image: (reference, image ID)
+    pub images: BTreeMap<String, (String, String)>,
     /// state.json text
     pub state: Option<String>,
     /// lock age, when the lock is held
@@ -277,6 +280,13 @@ fn parse_tenant_line(t: &mut RawTenant, key: &str, value: &str) {
         "probe" => {
             t.probes.insert(color.to_string(), value.trim().to_string());
         }
+        "image" => {
+            let mut w = value.split_whitespace();
+            if let (Some(reference), Some(id)) = (w.next(), w.next()) {
+                t.images
+                    .insert(color.to_string(), (reference.to_string(), id.to_string()));
+            }
+        }
         "state" if !value.trim().is_empty() => t.state = Some(value.to_string()),
         "lock" if color == "age" => t.lock_age = value.trim().parse().ok(),
         "lock" => {
@@ -360,6 +370,25 @@ mod tests {
         assert_eq!(acme.route, Some(8101));
         assert!(acme.audit.as_deref().unwrap().contains("action=deploy"));
         assert!(acme.lock_age.is_none());
+    }
+
+    #[test]
+    fn a_container_colors_image_line_parses_into_reference_and_id() {
+        let raw = parse_status(
+            "@drover-status 1\nT acme port.blue 8100\nT acme image.blue localhost/drover-agent:1.0.0 1a5ea43b9d7b00ff\nT acme image.green broken\nT acme done\n@end\n",
+        );
+        let t = &raw.tenants["acme"];
+        assert_eq!(
+            t.images.get("blue"),
+            Some(&(
+                "localhost/drover-agent:1.0.0".to_string(),
+                "1a5ea43b9d7b00ff".to_string()
+            ))
+        );
+        assert!(
+            !t.images.contains_key("green"),
+            "a line without an ID is ignored"
+        );
     }
 
     #[test]

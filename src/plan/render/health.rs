@@ -35,13 +35,18 @@ impl Renderer<'_> {
             }
         } else if let Some(command) = &h.command {
             let tenant = target.split('@').next().unwrap_or(target);
-            let user = self.checked_name(h.user.as_ref(), ctx, target)?;
+            let layout = crate::plan::TenantLayout::of(tenant);
+            // Inside the container the command runs as the container's own user.
+            let (user, container) = if h.in_container == Some(true) {
+                (None, Some(layout.container(self.options.color)))
+            } else {
+                (self.checked_name(h.user.as_ref(), ctx, target)?, None)
+            };
             HealthProbe::Command {
                 command: self.render(command, ctx, target)?,
                 user: user.unwrap_or_default(),
-                record: Some(
-                    crate::plan::TenantLayout::of(tenant).health_command(self.options.color),
-                ),
+                record: Some(layout.health_command(self.options.color)),
+                container,
             }
         } else {
             let field = h.tcp.as_ref().expect("validated: url, tcp or command");

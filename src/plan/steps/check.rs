@@ -59,17 +59,26 @@ pub(super) fn spec(spec: &StepSpec) -> Checked {
                     command,
                     user,
                     record,
+                    container,
                 } => {
                     if command.trim().is_empty() {
                         return err("command", "is empty".into());
                     }
                     no_nul("command", command)?;
-                    user_name("user", user)?;
+                    match container {
+                        Some(c) => container_name("container", c)?,
+                        None => user_name("user", user)?,
+                    }
                     record.as_deref().map_or(Ok(()), |r| abs_path("record", r))
                 }
             }
         }
         StepSpec::Image { source, name, .. } => super::image::check_spec(source, name),
+        StepSpec::Container { name, unit, user } => {
+            unit_name("name", name)?;
+            no_nul("unit", unit)?;
+            user_name("user", user)
+        }
         StepSpec::Run {
             script,
             creates,
@@ -217,6 +226,19 @@ fn unit_name(field: &'static str, n: &str) -> Checked {
         Ok(())
     } else {
         err(field, format!("{n:?} is not a valid systemd unit name"))
+    }
+}
+
+/// podman container names: `[A-Za-z0-9][A-Za-z0-9_.-]*`.
+fn container_name(field: &'static str, n: &str) -> Checked {
+    let ok = n.len() <= 253
+        && n.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        err(field, format!("{n:?} is not a valid container name"))
     }
 }
 

@@ -26,15 +26,36 @@ pub(super) fn runner(user: &str, command: &str) -> String {
     )
 }
 
+/// The script that runs `command` inside `container` (`podman exec`, as the
+/// container's own user, from its working directory) with stdin closed.
+#[must_use]
+pub(super) fn container_runner(container: &str, command: &str) -> String {
+    format!(
+        "cd / || exit 1\n\
+         exec podman exec {n} sh -c {c} </dev/null\n",
+        n = q(container),
+        c = q(command),
+    )
+}
+
 /// The shown name of the check (`url` in the retry loop) and, on a real run, the
 /// recording of the runner at `record`. A failed recording is noted, not fatal: the
 /// check itself still gates the deploy.
-pub(super) fn setup(user: &str, command: &str, record: Option<&str>) -> String {
+pub(super) fn setup(
+    user: &str,
+    command: &str,
+    record: Option<&str>,
+    container: Option<&str>,
+) -> String {
     let shown: String = command.chars().take(80).collect();
+    let (who, runner) = match container {
+        Some(c) => (format!("in container {c}"), container_runner(c, command)),
+        None => (format!("as {user}"), runner(user, command)),
+    };
     let mut s = format!(
         "url={}\nrunner={}\n",
-        q(&format!("command `{shown}` as {user}")),
-        q(&runner(user, command)),
+        q(&format!("command `{shown}` {who}")),
+        q(&runner),
     );
     if let Some(path) = record {
         let dir = path.rsplit_once('/').map_or("/", |(d, _)| d);
@@ -84,6 +105,7 @@ mod tests {
                 command: command.into(),
                 user: me(),
                 record,
+                container: None,
             },
             retries,
             interval: Duration::from_millis(50),
@@ -158,6 +180,7 @@ mod tests {
                 command: format!("exit 1 # {}", hostile(&pwned)),
                 user: me(),
                 record: None,
+                container: None,
             },
             retries: 1,
             interval: Duration::from_millis(10),
@@ -169,10 +192,63 @@ mod tests {
                 command: "true".into(),
                 user: "x; touch /tmp/y".into(),
                 record: None,
+                container: None,
             },
             retries: 1,
             interval: Duration::from_millis(10),
         };
         assert!(crate::plan::steps::validate(&bad_user).is_err());
+    }
+
+    #[test]
+    fn an_in_container_check_hands_the_command_to_podman_exec_as_one_word() {
+        let t = tempfile::tempdir().unwrap();
+        // A stub podman: `exec NAME sh -c CMD` runs `sh -c CMD` here, logging NAME.
+        let stub = t.path().join("podman");
+        let log = t.path().join("names");
+        std::fs::write(
+            &stub,
+            format!(
+                "#!/bin/sh\n[ \"$1\" = exec ] || exit 9\nprintf '%s\\n' \"$2\" >> '{}'\nshift 2\nexec \"$@\"\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let pwned = pwned_path("in-container");
+        let spec = |command: String| StepSpec::Health {
+            probe: HealthProbe::Command {
+                command,
+                user: String::new(),
+                record: None,
+                container: Some("drover-acme-blue".into()),
+            },
+            retries: 1,
+            interval: Duration::from_millis(50),
+        };
+        let path = format!("{}:/usr/bin:/bin", t.path().display());
+        let ok = crate::plan::steps::testkit::run_with_path(
+            &script(&spec("test 1 = 1".into()), false, false),
+            Some(&path),
+        );
+        assert_eq!(ok.code, 0, "{ok:?}");
+        let bad = crate::plan::steps::testkit::run_with_path(
+            &script(&spec(format!("exit 3 # {}", hostile(&pwned))), false, false),
+            Some(&path),
+        );
+        assert_ne!(bad.code, 0, "{bad:?}");
+        assert!(
+            bad.stderr.contains("in container drover-acme-blue"),
+            "{bad:?}"
+        );
+        assert!(
+            !pwned.exists(),
+            "the command ran as shell text outside sh -c"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "drover-acme-blue\ndrover-acme-blue\n"
+        );
     }
 }

@@ -76,8 +76,9 @@ pub(super) fn health(
             command,
             user,
             record,
+            container,
         } => (
-            super::command_probe::setup(user, command, record.as_deref()),
+            super::command_probe::setup(user, command, record.as_deref(), container.as_deref()),
             super::command_probe::attempt(&t),
         ),
     };

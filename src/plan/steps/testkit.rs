@@ -187,6 +187,7 @@ fn health_checks(evil: &str) -> Vec<StepSpec> {
                 command: evil.to_owned(),
                 user: "agent-acme".into(),
                 record: Some("/var/lib/drover/.health/acme.blue.sh".into()),
+                container: None,
             },
             retries: 3,
             interval,

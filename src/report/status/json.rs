@@ -32,7 +32,7 @@
 //!                      "result" } | null,
 //!     "lock": { "run", "operator", "since", "age_seconds", "stale", "holder" } | null,
 //!     "colors": [ { "color", "port", "unit", "load_state", "active_state", "sub_state",
-//!                   "result", "restarts", "uptime_seconds", "started_at", "main_pid",
+//!                   "result", "restarts", "uptime_seconds", "started_at", "main_pid", "image" (containers),
 //!                   "health": { "healthy", "http_status", "latency_ms", "status",
 //!                               "version", "error" } } ],
 //!     "problems": [ { "kind", "message" } ],

@@ -311,6 +311,7 @@ pub(crate) mod sample {
             uptime_seconds: up.then_some(3700),
             started_at: up.then(|| "2026-11-22T00:00:00Z".into()),
             main_pid: up.then_some(42),
+            image: None,
             health: Health {
                 healthy: up,
                 http_status: up.then_some(200),

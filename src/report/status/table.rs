@@ -109,10 +109,13 @@ fn targets_table(status: &FleetStatus, color: bool, width: bool) -> Table {
         let colors: Vec<String> = Color::ALL
             .iter()
             .map(|c| {
-                t.colors
-                    .iter()
-                    .find(|r| r.color == *c)
-                    .map_or_else(|| "?".to_string(), color_text)
+                t.colors.iter().find(|r| r.color == *c).map_or_else(
+                    || "?".to_string(),
+                    |r| match &r.image {
+                        Some(image) => format!("{} {image}", color_text(r)),
+                        None => color_text(r),
+                    },
+                )
             })
             .collect();
         let live = super::live_text(t);
