@@ -140,7 +140,7 @@ start_container() {
   docker run -d --name "$(container "$host")" --hostname "$host" \
     --network "$name" --ip "$(address "$host")" \
     --label "$label" --label "drover.fleet.host=$host" \
-    --cap-add SYS_ADMIN --cgroupns private \
+    --cap-add SYS_ADMIN --cap-add SYS_PTRACE --cgroupns private \
     --security-opt seccomp=unconfined \
     --tmpfs /run:rw,nosuid,nodev,exec,mode=755,size=64m \
     --tmpfs /run/lock:rw,nosuid,nodev,noexec,size=8m \

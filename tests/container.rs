@@ -4,15 +4,16 @@
 //! nothing; a crashing image switched back; status and logs of container targets with
 //! the secret never printed.
 //!
-//! Fleets are small (1-2 hosts, 1-2 tenants each on both hosts). The agent images are
-//! put into the hosts' podman stores by [`load_agent_images`] (a stand-in for the
-//! image step) before drover runs.
+//! Fleets are small (1-2 hosts, 1-2 tenants each on both hosts). The reference
+//! playbook's image step ships each release's image from the control node's Docker
+//! (built by examples/agent/container/build.sh) through drover's registry tunnel.
 
 use std::time::{Duration, Instant};
 
 use crate::rollout::{assert_fleet_serves, blue_green_args};
 use crate::support::container::{
     agent_pid, container_playbook, container_variant, load_agent_images, running_containers,
+    sent_per_host,
 };
 use crate::support::drover::{API_KEY, EXIT_HALTED, EXIT_OK, assert_exit, by_target, drover, text};
 use crate::support::fleet::{Finished, Fleet};
@@ -97,7 +98,6 @@ fn check_rejects_bad_container_fields_at_their_line_and_column() {
 fn every_tenant_deploys_from_bare_hosts_as_a_read_only_capability_less_non_root_container() {
     let Some(fleet) = Fleet::up(2) else { return };
     let tenants = fleet_tenants(&fleet);
-    load_agent_images(&fleet, &["1.0.0"]);
     let run = deploy_all(&fleet, "1.0.0");
     assert_fleet_serves(&fleet, &tenants, "1.0.0", "after the first deploy");
     let mut printed = run.stdout() + &run.stderr();
@@ -167,6 +167,21 @@ fn every_tenant_deploys_from_bare_hosts_as_a_read_only_capability_less_non_root_
         );
     }
 
+    // Inside the container (podman exec): the root is read-only, /tmp a writable tmpfs.
+    let (tenant, host) = targets(&tenants).remove(0);
+    let (color, _) = active(&fleet, &host, &tenant);
+    let touch = sh_out(
+        &fleet,
+        &host,
+        &format!(
+            "podman exec drover-{tenant}-{color} sh -c 'touch /opt/agent/x 2>&1; touch /tmp/x && echo tmp-ok'"
+        ),
+    );
+    assert!(
+        touch.contains("Read-only file system") && touch.contains("tmp-ok"),
+        "{touch}"
+    );
+
     // status: every container target healthy, with its image; no secret.
     for args in [
         vec!["status", "--all"],
@@ -209,13 +224,70 @@ fn every_tenant_deploys_from_bare_hosts_as_a_read_only_capability_less_non_root_
         !printed.contains(API_KEY),
         "drover printed the secret:\n{printed}"
     );
+    in_container_health_gates_a_color(&fleet, &tenant, &host);
+}
+
+/// A health command run inside the container (`in_container = true`, podman exec)
+/// lets a good color go live and stops a color whose check fails, the live one kept.
+#[track_caller]
+fn in_container_health_gates_a_color(fleet: &Fleet, tenant: &str, host: &str) {
+    let http = "url = \"http://127.0.0.1:{{ port }}/health\", body = '\"healthy\"'";
+    let passing = container_variant(
+        fleet,
+        "in-container",
+        None,
+        &[(
+            http,
+            r#"command = "python3 -c \"import urllib.request as u; u.urlopen('http://127.0.0.1:{{ port }}/health', timeout=2)\"", in_container = true"#,
+        )],
+    );
+    let one = ["--tenant", tenant, "--host", host];
+    let run = drover(fleet, &blue_green(&passing, "2.0.0", &one), DEPLOY_LIMIT);
+    assert_exit(
+        &run,
+        EXIT_OK,
+        "2.0.0 gated by a health command in the container",
+    );
+    let (color, _) = active(fleet, host, tenant);
+    let recorded = read_file(
+        fleet,
+        host,
+        &format!("/var/lib/drover/.health/{tenant}.{color}.sh"),
+    );
+    assert!(
+        recorded.contains("podman") && recorded.contains(&format!("drover-{tenant}-{color}")),
+        "the color's recorded check does not enter its container: {recorded}"
+    );
+    assert_eq!(proxied_version(fleet, tenant, host).as_deref(), Ok("2.0.0"));
+    let failing = container_variant(
+        fleet,
+        "in-container-failing",
+        None,
+        &[
+            (http, r#"command = "exit 3", in_container = true"#),
+            (
+                "retries = 30, interval = \"500ms\"",
+                "retries = 2, interval = \"200ms\"",
+            ),
+        ],
+    );
+    let run = drover(fleet, &blue_green(&failing, "1.0.0", &one), DEPLOY_LIMIT);
+    let line = &by_target(&run)[&format!("{tenant}@{host}")];
+    assert_eq!(
+        line["status"], "failed",
+        "a failing check inside the container: {line}"
+    );
+    assert_eq!(
+        proxied_version(fleet, tenant, host).as_deref(),
+        Ok("2.0.0"),
+        "the live color stays after a failed check of the idle one"
+    );
 }
 
 #[test]
 fn a_container_over_its_memory_max_is_killed_by_its_units_limit() {
     let Some(fleet) = Fleet::up(1) else { return };
     let tenants = fleet_tenants(&fleet);
-    load_agent_images(&fleet, &["1.0.0"]);
     // The image's python3 allocating 200 MiB in a unit limited to 64M.
     let hog = "\"-c\", \"import time; print('allocating', flush=True); b = bytearray(200 << 20); print('allocated', flush=True); time.sleep(600)\"";
     let playbook = container_variant(
@@ -273,8 +345,7 @@ fn a_container_over_its_memory_max_is_killed_by_its_units_limit() {
 fn an_update_under_load_drops_no_request_and_a_rollback_starts_nothing_new() {
     let Some(fleet) = Fleet::up(2) else { return };
     let tenants = fleet_tenants(&fleet);
-    load_agent_images(&fleet, &["1.0.0", "2.0.0"]);
-    deploy_all(&fleet, "1.0.0");
+    let first = deploy_all(&fleet, "1.0.0");
 
     let load = Load::start(&fleet, &tenants, &LoadPlan::steady(DEPLOY_LIMIT));
     std::thread::sleep(Duration::from_secs(1));
@@ -297,6 +368,21 @@ fn an_update_under_load_drops_no_request_and_a_rollback_starts_nothing_new() {
     seen.assert_none_failed(phase, Requests::of(Method::Get));
     seen.assert_none_failed(phase, Requests::of(Method::Post));
     assert_fleet_serves(&fleet, &tenants, "2.0.0", "after the update");
+    // The first release brought the whole image to each host (its layers, compressed);
+    // the second only its own small layer.
+    let (first, second) = (sent_per_host(&first), sent_per_host(&update));
+    eprintln!("BYTES container image sent per host: 1.0.0 {first:?}, then 2.0.0 {second:?}");
+    for (host, bytes) in &second {
+        assert!(
+            first[host] > 20 << 20,
+            "{host}: 1.0.0 sent {} B",
+            first[host]
+        );
+        assert!(
+            *bytes < 1 << 20,
+            "{host}: 2.0.0 sent {bytes} B, more than its layer"
+        );
+    }
 
     // Both colors run; the rollback only moves nginx back to the warm one.
     let hosts: Vec<String> = fleet.hosts().iter().map(|h| h.name.clone()).collect();
@@ -348,7 +434,6 @@ fn an_update_under_load_drops_no_request_and_a_rollback_starts_nothing_new() {
 fn a_crashing_image_is_switched_back_by_the_canary_soak() {
     let Some(fleet) = Fleet::up(2) else { return };
     let tenants = fleet_tenants(&fleet);
-    load_agent_images(&fleet, &["1.0.0", "4.0.0-crash"]);
     deploy_all(&fleet, "1.0.0");
     let run = drover(
         &fleet,
@@ -389,8 +474,9 @@ fn a_crashing_image_is_switched_back_by_the_canary_soak() {
 fn keep_images_removes_old_images_but_never_one_a_color_names() {
     let Some(fleet) = Fleet::up(1) else { return };
     let tenants = fleet_tenants(&fleet);
-    // Built in this order: 5.0.0-flaky is the newest, 4.0.0-crash the next.
-    load_agent_images(&fleet, &["1.0.0", "2.0.0", "4.0.0-crash", "5.0.0-flaky"]);
+    // Images the deploys below do not ship, to be pruned or kept. Built in this order:
+    // 5.0.0-flaky is the newest, 4.0.0-crash the next.
+    load_agent_images(&fleet, &["4.0.0-crash", "5.0.0-flaky"]);
     deploy_all(&fleet, "1.0.0");
     let playbook = container_variant(
         &fleet,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::support::container::shipped;
 use crate::support::drover::{Drover, EXIT_OK, assert_exit, by_target, text};
 use crate::support::fleet::{Finished, Fleet};
 use crate::support::host::sh_out;
@@ -50,24 +51,6 @@ fn deploy(fleet: &Fleet, playbook: &str, version: &str) -> Finished {
             ],
             LIMIT,
         )
-}
-
-/// The image step of each target: (status, bytes sent).
-fn shipped(run: &Finished) -> Vec<(String, String, u64)> {
-    by_target(run)
-        .into_iter()
-        .map(|(target, line)| {
-            let step = line["steps"]
-                .as_array()
-                .and_then(|s| s.iter().find(|s| s["kind"] == "image"))
-                .cloned()
-                .unwrap_or_else(|| panic!("no image step for {target}: {line}"));
-            let bytes = step["bytes_sent"]
-                .as_u64()
-                .unwrap_or_else(|| panic!("{step}"));
-            (target, text(&step["status"]).to_owned(), bytes)
-        })
-        .collect()
 }
 
 /// The local Docker's ID of `reference` (64 hex digits).

@@ -1,13 +1,15 @@
 //! Container releases on a fleet: the agent's images put into the hosts' podman
 //! stores, and reads of a color's container behind drover's back.
 //!
-//! [`load_agent_images`] stands in for the image step (issue 16, part 2) until it is
-//! merged: `docker save` on the control node, `podman load` in each host.
+//! [`load_agent_images`] puts images into the hosts behind drover's back (`docker
+//! save` on the control node, `podman load` in each host), for tests that want images
+//! on a host that no deploy shipped (pruning).
 
 use std::process::Command;
 use std::time::Duration;
 
-use super::fleet::{Fleet, run_bounded};
+use super::drover::{by_target, text};
+use super::fleet::{Finished, Fleet, run_bounded};
 use super::host::sh;
 use super::repo;
 
@@ -129,4 +131,35 @@ pub(crate) fn running_containers(fleet: &Fleet, host: &str) -> Vec<String> {
         .collect();
     lines.sort();
     lines
+}
+
+/// The image step of each target: (target, status, bytes sent).
+pub(crate) fn shipped(run: &Finished) -> Vec<(String, String, u64)> {
+    by_target(run)
+        .into_iter()
+        .map(|(target, line)| {
+            let step = line["steps"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["kind"] == "image"))
+                .cloned()
+                .unwrap_or_else(|| panic!("no image step for {target}: {line}"));
+            let bytes = step["bytes_sent"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{step}"));
+            (target, text(&step["status"]).to_owned(), bytes)
+        })
+        .collect()
+}
+
+/// Bytes the image steps of a run sent, per host.
+pub(crate) fn sent_per_host(run: &Finished) -> std::collections::BTreeMap<String, u64> {
+    let mut per = std::collections::BTreeMap::new();
+    for (target, _, bytes) in shipped(run) {
+        let host = target
+            .split_once('@')
+            .map_or(target.as_str(), |(_, h)| h)
+            .to_owned();
+        *per.entry(host).or_insert(0) += bytes;
+    }
+    per
 }

@@ -59,6 +59,7 @@ pub(super) fn validate_step(
     if let Some(a) = raw.image {
         let via = super::image::validate_image(source, &a, &name_span, problems);
         actions.push(Action::Image(a, via));
+    }
     if let Some(a) = raw.container {
         let c = super::container::validate_container(source, a, problems);
         actions.push(Action::Container(Box::new(c)));
