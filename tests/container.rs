@@ -368,6 +368,7 @@ fn an_update_under_load_drops_no_request_and_a_rollback_starts_nothing_new() {
     seen.assert_none_failed(phase, Requests::of(Method::Get));
     seen.assert_none_failed(phase, Requests::of(Method::Post));
     assert_fleet_serves(&fleet, &tenants, "2.0.0", "after the update");
+    assert_state_names_image(&fleet, &tenants, "2.0.0");
     // The first release brought the whole image to each host (its layers, compressed);
     // the second only its own small layer.
     let (first, second) = (sent_per_host(&first), sent_per_host(&update));
@@ -417,6 +418,7 @@ fn an_update_under_load_drops_no_request_and_a_rollback_starts_nothing_new() {
     back.assert_none_failed(phase, Requests::of(Method::Get));
     back.assert_none_failed(phase, Requests::of(Method::Post));
     assert_fleet_serves(&fleet, &tenants, "1.0.0", "after the rollback");
+    assert_state_names_image(&fleet, &tenants, "1.0.0");
     eprintln!(
         "BENCH container update of {} targets under load: {:.1}s; rollback --all {:.1}s",
         targets(&tenants).len(),
@@ -428,6 +430,41 @@ fn an_update_under_load_drops_no_request_and_a_rollback_starts_nothing_new() {
         "rollback took {:.1}s",
         rollback.elapsed.as_secs_f64()
     );
+}
+
+/// Every target's state file and last audit line name the image its live color runs,
+/// `localhost/drover-agent:VERSION@ID`, the ID being the one podman has for it.
+#[track_caller]
+fn assert_state_names_image(
+    fleet: &Fleet,
+    tenants: &[crate::support::tenants::Tenant],
+    version: &str,
+) {
+    for (tenant, host) in targets(tenants) {
+        let reference = format!("localhost/drover-agent:{version}");
+        let id = sh_ok(
+            fleet,
+            &host,
+            &format!("podman image inspect --format '{{{{.Id}}}}' {reference}"),
+        );
+        let image = format!("{reference}@{}", id.trim());
+        let state = read_file(
+            fleet,
+            &host,
+            &format!("/var/lib/drover/{tenant}/state.json"),
+        );
+        let state: serde_json::Value = serde_json::from_str(&state).expect("state.json");
+        assert_eq!(state["image"], image.as_str(), "{tenant}@{host}: {state}");
+        let audit = sh_ok(
+            fleet,
+            &host,
+            &format!("grep -F ' tenant={tenant} ' /var/log/drover/audit.log | tail -n 1"),
+        );
+        assert!(
+            audit.trim_end().ends_with(&format!(" image={image}")),
+            "{tenant}@{host}: {audit}"
+        );
+    }
 }
 
 #[test]

@@ -245,6 +245,7 @@ impl<C: Connector> TargetTask<'_, C> {
             previous_version: before.as_ref().map(|s| s.version.clone()),
             run: actor.run.clone(),
             updated: super::now_rfc3339(),
+            image: None,
         };
         Some(Switch {
             tenant: self.tenant.to_owned(),

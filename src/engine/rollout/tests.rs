@@ -166,6 +166,7 @@ fn state(active: Color, version: &str) -> TenantState {
         previous_version: None,
         run: "r0".into(),
         updated: String::new(),
+        image: None,
     }
 }
 

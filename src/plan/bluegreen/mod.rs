@@ -58,6 +58,10 @@ pub struct TenantState {
     /// when (RFC 3339, UTC)
     #[serde(default)]
     pub updated: String,
+    /// a container color's image as the host runs it, `REFERENCE@ID`: the host adds
+    /// it when it writes the file (see `write_state`), so it is read, never written
+    #[serde(default, skip_serializing)]
+    pub image: Option<String>,
 }
 
 /// Reads the state file (prints nothing when there is none yet).
@@ -107,7 +111,7 @@ fn audit(
     result: &str,
 ) -> String {
     format!(
-        "mkdir -p /var/log/drover && printf '%s run=%s operator=%s tenant=%s action=%s from=%s to=%s result=%s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" {} {} {} {} {} {} {} >> {AUDIT_LOG}\n",
+        "mkdir -p /var/log/drover && printf '%s run=%s operator=%s tenant=%s action=%s from=%s to=%s result=%s%s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" {} {} {} {} {} {} {} \"${{drover_img:+ image=$drover_img}}\" >> {AUDIT_LOG}\n",
         q(run),
         q(operator),
         q(tenant),
@@ -122,12 +126,37 @@ fn state_json(state: &TenantState) -> String {
     serde_json::to_string_pretty(state).unwrap_or_default() + "\n"
 }
 
-/// Writes the state file aside and renames it into place: never half written.
+/// Writes the state file aside and renames it into place: never half written. When
+/// the active color runs a container, the host adds its image (`REFERENCE@ID`, from
+/// podman) to the file, and to the audit line that follows (`$drover_img`).
 fn write_state(p: &TenantLayout, state: &TenantState) -> String {
+    let json = state_json(state);
+    let head = json
+        .trim_end()
+        .strip_suffix('}')
+        .unwrap_or(&json)
+        .trim_end();
     format!(
-        "printf '%s' {json} > {file}.new && mv -f {file}.new {file}\n",
-        json = q(&state_json(state)),
+        "{probe}if [ -n \"$drover_img\" ]; then printf '%s,\\n  \"image\": \"%s\"\\n}}\\n' {head} \"$drover_img\"; \
+         else printf '%s' {json}; fi > {file}.new && mv -f {file}.new {file}\n",
+        probe = image_probe(p, state.active),
+        head = q(head),
+        json = q(&json),
         file = q(&p.state),
+    )
+}
+
+/// Sets `drover_img` to the image of the color's container (`REFERENCE@ID`), or to
+/// nothing when the color's unit runs none; once per script (a script switches one
+/// tenant to one color). Only a unit that mentions podman costs a podman call.
+fn image_probe(p: &TenantLayout, color: Color) -> String {
+    format!(
+        "if [ -z \"${{drover_img+set}}\" ]; then\n  drover_img=\n  \
+         if grep -qs podman {unit}; then\n    \
+         drover_img=$(podman container inspect --format '{{{{.ImageName}}}}@{{{{.Image}}}}' {name} 2>/dev/null | head -n 1 | tr -cd 'A-Za-z0-9._:/@-') || drover_img=\n  \
+         fi\nfi\n",
+        unit = q(&format!("/etc/systemd/system/{}", p.unit(color))),
+        name = q(&p.container(color)),
     )
 }
 
@@ -301,15 +330,17 @@ impl Switch {
     }
 
     fn audit_line(&self, action: &str, result: &str) -> String {
-        audit(
-            &self.run,
-            &self.operator,
-            &self.tenant,
-            action,
-            &self.before_label(),
-            &self.after_label(),
-            result,
-        )
+        let p = TenantLayout::of(&self.tenant);
+        image_probe(&p, self.after.active)
+            + &audit(
+                &self.run,
+                &self.operator,
+                &self.tenant,
+                action,
+                &self.before_label(),
+                &self.after_label(),
+                result,
+            )
     }
 
     /// Makes the switch final: the new color alone in the upstream, the old one no
@@ -454,6 +485,7 @@ mod tests {
             previous_version: None,
             run: String::new(),
             updated: String::new(),
+            image: None,
         }
     }
 
