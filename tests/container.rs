@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::rollout::{assert_fleet_serves, blue_green_args};
 use crate::support::container::{
     agent_pid, container_playbook, container_variant, load_agent_images, running_containers,
-    sent_per_host,
+    sent_per_host, shipped,
 };
 use crate::support::drover::{API_KEY, EXIT_HALTED, EXIT_OK, assert_exit, by_target, drover, text};
 use crate::support::fleet::{Finished, Fleet};
@@ -371,6 +371,20 @@ fn an_update_under_load_drops_no_request_and_a_rollback_starts_nothing_new() {
     assert_state_names_image(&fleet, &tenants, "2.0.0");
     // The first release brought the whole image to each host (its layers, compressed);
     // the second only its own small layer.
+    // A host's tenants deploy at once, but the image crosses once: one image step per
+    // host sends it, the others find it there.
+    let mut senders = std::collections::BTreeMap::<String, usize>::new();
+    for (target, _, bytes) in shipped(&first) {
+        let host = target
+            .split_once('@')
+            .map(|(_, h)| h.to_owned())
+            .unwrap_or_default();
+        *senders.entry(host).or_default() += usize::from(bytes > 0);
+    }
+    assert!(
+        senders.values().all(|&n| n == 1),
+        "image steps that sent, per host: {senders:?}"
+    );
     let (first, second) = (sent_per_host(&first), sent_per_host(&update));
     eprintln!("BYTES container image sent per host: 1.0.0 {first:?}, then 2.0.0 {second:?}");
     for (host, bytes) in &second {

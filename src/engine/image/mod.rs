@@ -83,6 +83,8 @@ struct Inner {
     ids: Mutex<HashMap<ImageSource, Cell<String>>>,
     archives: Mutex<HashMap<String, Cell<PathBuf>>>,
     pushed: Mutex<HashMap<String, Cell<String>>>,
+    /// (host, image ID) → held while one target ships the image to that host
+    shipping: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
     registry: OnceCell<Result<registry::Registry, ImageError>>,
     scratch: OnceCell<Result<tempfile_dir::ScratchDir, ImageError>>,
     work: Semaphore,
@@ -94,6 +96,7 @@ impl Default for Inner {
             ids: Mutex::default(),
             archives: Mutex::default(),
             pushed: Mutex::default(),
+            shipping: Mutex::default(),
             registry: OnceCell::new(),
             scratch: OnceCell::new(),
             work: Semaphore::new(LOCAL_WORK),
@@ -110,6 +113,21 @@ fn cell<K: std::hash::Hash + Eq + Clone, T>(map: &Mutex<HashMap<K, Cell<T>>>, ke
 }
 
 impl Images {
+    /// Held while one target probes and ships image `id` to `host`: the host's other
+    /// tenants wait, then find it there, so a host is sent an image once however many
+    /// of its tenants deploy it at the same moment.
+    pub async fn shipping(&self, host: &str, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self
+                .inner
+                .shipping
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(map.entry((host.to_owned(), id.to_owned())).or_default())
+        };
+        lock.lock_owned().await
+    }
+
     /// The image's ID (64 hex digits): from the local engine, or an archive's manifest.
     ///
     /// # Errors

@@ -37,6 +37,7 @@ pub(super) async fn run_image<C: Connection>(
         Ok(id) => id,
         Err(e) => return Ok(Some(ship.failed(&e.to_string()))),
     };
+    let _alone = images.shipping(&host.name, &id).await;
     let probe = ship.exec(image::probe(name, &id, dry_run), None).await?;
     let answer = image::probed(&probe.stdout.text());
     let (Some(Probed::Absent), false) = (answer, dry_run) else {

@@ -6,7 +6,7 @@ use toml::Spanned;
 use super::container_unit::{UnitValues, unit_text};
 use super::{Ctx, Renderer};
 use crate::config::diagnostic::Diagnostic;
-use crate::config::playbook::{Container, Text};
+use crate::config::playbook::{Container, ContainerSpec, Text};
 use crate::plan::TenantLayout;
 use crate::plan::steps::StepSpec;
 
@@ -90,6 +90,46 @@ impl Renderer<'_> {
             .collect()
     }
 
+    /// [`Self::checked_value`] of a field that may be absent (then `None`).
+    fn checked_opt(
+        &mut self,
+        field: Option<&Text>,
+        at: (&Ctx, &str),
+        ok: fn(&str) -> bool,
+        expected: &str,
+    ) -> Result<Option<String>, Diagnostic> {
+        field
+            .map(|f| self.checked_value(Some(f), "", at, ok, expected))
+            .transpose()
+    }
+
+    /// The container's port: the step's `port`, else the color's.
+    fn container_port(
+        &mut self,
+        spec: &ContainerSpec,
+        ctx: &Ctx,
+        target: &str,
+    ) -> Result<u16, Diagnostic> {
+        let port_text = match &spec.port {
+            Some(p) => self.render(p, ctx, target)?,
+            None => ctx
+                .get_attr("port")
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+        };
+        let port = port_text.parse::<u16>().ok().filter(|p| *p != 0);
+        let Some(port) = port else {
+            let span = spec.port.as_ref().map_or(spec.name.span(), Spanned::span);
+            return Err(self.diag(
+                span,
+                "playbook::container-value",
+                format!("`{port_text}` is not a port (for {target})"),
+                "expected 1-65535 (default: the color's port)".into(),
+            ));
+        };
+        Ok(port)
+    }
+
     /// The unit of a `container = { … }` step for this target's color.
     pub(super) fn container_step(
         &mut self,
@@ -110,33 +150,13 @@ impl Renderer<'_> {
         let user = self
             .checked_name(Some(&spec.user), ctx, target)?
             .unwrap_or_default();
-        let port_text = match &spec.port {
-            Some(p) => self.render(p, ctx, target)?,
-            None => ctx
-                .get_attr("port")
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
-        };
-        let port = port_text.parse::<u16>().ok().filter(|p| *p != 0);
-        let Some(port) = port else {
-            let span = spec.port.as_ref().map_or(spec.name.span(), Spanned::span);
-            return Err(self.diag(
-                span,
-                "playbook::container-value",
-                format!("`{port_text}` is not a port (for {target})"),
-                "expected 1-65535 (default: the color's port)".into(),
-            ));
-        };
-        let env_file = match &spec.env_file {
-            Some(f) => Some(self.checked_value(
-                Some(f),
-                "",
-                at,
-                is_clean_abs,
-                "expected an absolute path",
-            )?),
-            None => None,
-        };
+        let port = self.container_port(spec, ctx, target)?;
+        let env_file = self.checked_opt(
+            spec.env_file.as_ref(),
+            at,
+            is_clean_abs,
+            "expected an absolute path",
+        )?;
         let volumes = self.checked_list(
             &spec.volumes,
             at,
@@ -147,26 +167,18 @@ impl Renderer<'_> {
             Some(t) => self.checked_list(t, at, is_clean_abs, "expected an absolute path")?,
             None => vec!["/tmp".to_string()],
         };
-        let mut args = Vec::with_capacity(spec.args.len());
-        for a in &spec.args {
-            args.push(self.checked_value(
-                Some(a),
-                "",
-                at,
-                |a| !a.contains(['\n', '\r', '\0']),
-                "expected one line",
-            )?);
-        }
-        let entrypoint = match &spec.entrypoint {
-            Some(e) => Some(self.checked_value(
-                Some(e),
-                "",
-                at,
-                is_clean_abs,
-                "expected the absolute path of a program in the image",
-            )?),
-            None => None,
-        };
+        let args = self.checked_list(
+            &spec.args,
+            at,
+            |a| !a.contains(['\n', '\r', '\0']),
+            "expected one line",
+        )?;
+        let entrypoint = self.checked_opt(
+            spec.entrypoint.as_ref(),
+            at,
+            is_clean_abs,
+            "expected the absolute path of a program in the image",
+        )?;
         let memory_max = self.checked_value(
             spec.memory_max.as_ref(),
             "512M",
