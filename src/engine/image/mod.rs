@@ -71,6 +71,9 @@ pub enum ImageError {
 /// A once-per-run answer, shared by every host asking for it.
 type Cell<T> = Arc<OnceCell<Result<T, ImageError>>>;
 
+/// Held by the one target shipping an image to a host.
+type Shipping = Arc<tokio::sync::Mutex<()>>;
+
 /// The images of one run. Cheap to clone (all clones share the work); when the last
 /// clone goes, the registry is stopped and the scratch dir removed.
 #[derive(Debug, Clone, Default)]
@@ -84,7 +87,7 @@ struct Inner {
     archives: Mutex<HashMap<String, Cell<PathBuf>>>,
     pushed: Mutex<HashMap<String, Cell<String>>>,
     /// (host, image ID) → held while one target ships the image to that host
-    shipping: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    shipping: Mutex<HashMap<(String, String), Shipping>>,
     registry: OnceCell<Result<registry::Registry, ImageError>>,
     scratch: OnceCell<Result<tempfile_dir::ScratchDir, ImageError>>,
     work: Semaphore,
