@@ -311,15 +311,24 @@ fn a_container_over_its_memory_max_is_killed_by_its_units_limit() {
     let (tenant, host) = targets(&tenants).remove(0);
     let unit = format!("drover-{tenant}-blue.service");
     let cg = format!("/sys/fs/cgroup/memory/system.slice/{unit}");
+    // Killed by the OOM killer of its unit's cgroup: SIGKILL (podman exits 137) right
+    // after "allocating", counted in the cgroup's oom_control while that cgroup lives
+    // (systemd makes a fresh one for each restart, so either sign is enough).
     let killed = poll(Duration::from_secs(60), || {
         let oom = sh_out(
             &fleet,
             &host,
             &format!("cat {cg}/memory.oom_control 2>/dev/null"),
         );
-        oom.lines()
+        let journal = sh_out(
+            &fleet,
+            &host,
+            &format!("journalctl -u {unit} --no-pager -q"),
+        );
+        (oom.lines()
             .any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim() != "0"))
-            .then_some(oom)
+            || journal.contains("status=137"))
+        .then_some(oom)
     });
     let journal = sh_out(
         &fleet,
@@ -329,7 +338,9 @@ fn a_container_over_its_memory_max_is_killed_by_its_units_limit() {
     let show = sh_out(
         &fleet,
         &host,
-        &format!("systemctl show -p NRestarts -p ExecMainStatus -p MemoryMax {unit}"),
+        &format!(
+            "systemctl show -p NRestarts -p ExecMainStatus -p MemoryMax -p CPUQuotaPerSecUSec {unit}"
+        ),
     );
     assert!(killed.is_some(), "no OOM kill in {cg}:\n{show}\n{journal}");
     assert!(journal.contains("allocating"), "{journal}");
@@ -338,6 +349,32 @@ fn a_container_over_its_memory_max_is_killed_by_its_units_limit() {
         "the allocation got through: {journal}"
     );
     assert!(show.contains("MemoryMax=67108864"), "{show}");
+    // The unit's CPU limit holds too (50%: half a second of CPU per second).
+    assert!(show.contains("CPUQuotaPerSecUSec=500ms"), "{show}");
+    assert!(
+        !journal.contains("Invalid"),
+        "systemd refused a line of the unit: {journal}"
+    );
+    // After the kill the unit starts the container again (Restart=on-failure), each
+    // time killed again: podman never refuses to start over a stale ID file.
+    let restarted = poll(Duration::from_secs(60), || {
+        let j = sh_out(
+            &fleet,
+            &host,
+            &format!("journalctl -u {unit} --no-pager -q"),
+        );
+        (j.matches("allocating").count() >= 2).then_some(())
+    });
+    let journal = sh_out(
+        &fleet,
+        &host,
+        &format!("journalctl -u {unit} --no-pager -q"),
+    );
+    assert!(
+        restarted.is_some(),
+        "not restarted after the kill: {journal}"
+    );
+    assert!(!journal.contains("container id file exists"), "{journal}");
     eprintln!("MEMORY {unit}: {}", show.replace('\n', " "));
 }
 

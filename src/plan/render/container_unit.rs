@@ -163,6 +163,9 @@ pub(crate) fn unit_text(v: &UnitValues<'_>) -> String {
     let _ = write!(
         s,
         "Environment={tenant} {color} {port}\n\
+         # A container killed with its conmon (the OOM killer, a crash) leaves its ID\n\
+         # file behind, and `podman run --cidfile` refuses to start over it.\n\
+         ExecStartPre=/bin/rm -f %t/%n.ctr-id\n\
          ExecStart={run}\n\
          ExecStop=/usr/bin/podman stop --ignore -t {stop} --cidfile=%t/%n.ctr-id\n\
          ExecStopPost=/usr/bin/podman rm -f --ignore --cidfile=%t/%n.ctr-id\n\
@@ -184,7 +187,8 @@ pub(crate) fn unit_text(v: &UnitValues<'_>) -> String {
         stop_unit = v.stop_timeout + 10,
         restart = v.restart,
         memory = v.memory_max,
-        cpu = v.cpu_quota.replace('%', "%%"),
+        // CPUQuota= takes no specifiers: `50%` as it is (validated as a percentage).
+        cpu = v.cpu_quota,
     );
     s
 }
@@ -254,12 +258,13 @@ mod tests {
             "NotifyAccess=all",
             "EnvironmentFile=-/etc/drover/acme.env",
             "Environment=TENANT=acme COLOR=blue PORT=8100",
+            "ExecStartPre=/bin/rm -f %t/%n.ctr-id",
             "ExecStop=/usr/bin/podman stop --ignore -t 10 --cidfile=%t/%n.ctr-id",
             "ExecStopPost=/usr/bin/podman rm -f --ignore --cidfile=%t/%n.ctr-id",
             "Restart=on-failure",
             "TimeoutStopSec=20",
             "MemoryMax=256M",
-            "CPUQuota=50%%",
+            "CPUQuota=50%",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
         }
