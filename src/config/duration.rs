@@ -8,19 +8,21 @@ use std::time::Duration;
 /// A message saying what was found and what was expected.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
+    // A message quotes a long value by its ends: it stays one readable line.
+    let shown = crate::config::diagnostic::clipped(trimmed);
     if trimmed.is_empty() {
         return Err("found an empty string, expected a duration such as \"10s\"".into());
     }
     if trimmed.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!(
-            "found the bare number \"{trimmed}\", expected a duration with a unit such as \"{trimmed}s\""
+            "found the bare number \"{shown}\", expected a duration with a unit such as \"{shown}s\""
         ));
     }
     let value = humantime::parse_duration(trimmed).map_err(|_| {
-        format!("found {trimmed:?}, expected a duration such as \"10s\", \"1m30s\" or \"500ms\"")
+        format!("found {shown:?}, expected a duration such as \"10s\", \"1m30s\" or \"500ms\"")
     })?;
     if value.is_zero() {
-        return Err(format!("found {trimmed:?}, expected a duration above zero"));
+        return Err(format!("found {shown:?}, expected a duration above zero"));
     }
     Ok(value)
 }
@@ -28,6 +30,15 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_bad_value_is_quoted_by_its_ends() {
+        let long = format!("5m{}", "[".repeat(2000));
+        let e = parse(&long).unwrap_err();
+        assert!(e.len() < 200 && e.contains('…'), "{e}");
+        let digits = "9".repeat(500);
+        assert!(parse(&digits).unwrap_err().len() < 300);
+    }
 
     #[test]
     fn durations_with_units_parse() {
