@@ -25,8 +25,11 @@ const LIMIT: Duration = Duration::from_secs(180);
 
 /// `[analysis]` of the test playbook: judged every second, 1 % errors at most, p95 at
 /// most twice the old color's.
+// p95 ratio 4: the slow release (+300 ms a request) shows 18x, while a good release's
+// first seconds on a fleet sharing 2 cores with the suite showed up to 2.2x (a CI run
+// aborted a good canary at 2x).
 const ANALYSIS: &str = "[analysis]\ninterval = \"1s\"\nmin_requests = 10\n\
-                        max_error_rate = \"1%\"\nmax_p95_ratio = 2.0\ninconclusive = \"fail\"\n";
+                        max_error_rate = \"1%\"\nmax_p95_ratio = 4.0\ninconclusive = \"fail\"\n";
 
 fn deploy(fleet: &Fleet, playbook: &str, version: &str, flags: &[&str]) -> Finished {
     drover(fleet, &deploy_args(playbook, version, flags), LIMIT)
